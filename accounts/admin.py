@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts.models import ApiKey, Membership, Organization, User
+from accounts.services import api_key_create, api_key_revoke
+from contracts.models import BuyerContract, Campaign
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "name", "is_staff", "is_active", "date_joined"]
+    list_filter = ["is_staff", "is_active"]
+    search_fields = ["email", "name"]
+    fieldsets = (
+        (None, {"fields": ("email", "password", "name")}),
+        ("Access", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+class ContractInline(admin.TabularInline):
+    model = BuyerContract
+    fk_name = "organization"
+    extra = 0
+    fields = ["name", "offer", "status", "price", "rtb_url", "cap_day", "priority"]
+    show_change_link = True
+
+
+class CampaignInline(admin.TabularInline):
+    model = Campaign
+    fk_name = "organization"
+    extra = 0
+    fields = ["name", "offer", "status", "margin_percent", "floor"]
+    show_change_link = True
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ["name", "prefix", "scopes", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "is_buyer", "is_seller", "timezone", "status", "created_at"]
+    list_filter = ["status", "is_buyer", "is_seller", "timezone"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [MembershipInline, ContractInline, CampaignInline, ApiKeyInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__email", "organization__name"]
+    autocomplete_fields = ["user", "organization"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["organization", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "organization__name"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = ["organization", "name", "scopes", "prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw = api_key_create(organization=obj.organization, name=obj.name, scopes=obj.scopes or [])
+        obj.pk = key.pk
+        messages.warning(request, f"The new key is {raw} — copy it now: it is never shown again.")
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for key in queryset:
+            api_key_revoke(api_key=key)
+        messages.success(request, f"Revoked {queryset.count()} key(s).")

@@ -1,0 +1,66 @@
+"""DRF base classes that authenticate an API key and scope the request to its organization."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Any, ClassVar
+
+from django.http import HttpRequest
+from rest_framework import permissions
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey, Organization
+from accounts.tenancy import tenant_scope
+
+
+class HasKeyScope(permissions.BasePermission):
+    """The API key carries the view's ``required_scope`` and its organization has the role."""
+
+    message = "This API key does not have the scope this endpoint needs."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return False
+        required = getattr(view, "required_scope", None)
+        if required is not None and required not in key.scopes:
+            return False
+        role = getattr(view, "required_role", None)
+        organization: Organization = key.organization
+        return role is None or role in organization.roles
+
+
+class TenantViewMixin:
+    """Every tenant endpoint: API-key auth, a key scope, and the key's tenant scope around the handler."""
+
+    permission_classes: ClassVar[list[Any]] = [HasKeyScope]
+    required_scope: ClassVar[str | None] = None
+    required_role: ClassVar[str | None] = None
+    _scope_stack: ExitStack
+
+    request: Request
+
+    @property
+    def organization(self) -> Organization:
+        return self.request.auth.organization  # type: ignore[union-attr,no-any-return]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
+        with ExitStack() as stack:
+            self._scope_stack = stack
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        # Authentication and permissions have run: from here on, only this tenant's rows exist.
+        self._scope_stack.enter_context(tenant_scope(self.organization))
+
+
+class TenantAPIView(TenantViewMixin, APIView):
+    pass
+
+
+class TenantGenericAPIView(TenantViewMixin, GenericAPIView):  # type: ignore[type-arg]
+    pass

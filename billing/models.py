@@ -1,0 +1,95 @@
+"""The double-entry ledger: accounts, transactions and their append-only entries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+from django_scopes import ScopedManager
+
+from accounts.models import Organization
+from exchange.models import MONEY
+
+
+class LedgerAccount(models.Model):
+    """One account of the ledger. ``balance`` caches the sum of its entries (same transaction)."""
+
+    class Kind(models.TextChoices):
+        BUYER_BALANCE = "buyer_balance", "Buyer balance"
+        SELLER_PAYABLE = "seller_payable", "Seller payable"
+        PLATFORM_REVENUE = "platform_revenue", "Platform revenue"
+        CASH = "cash", "Cash"
+
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_accounts",
+        help_text="Empty for the exchange's own accounts (platform revenue, cash).",
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    currency = models.CharField(max_length=3, default="USD")
+    balance = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    credit_limit = models.DecimalField(
+        **MONEY, default=Decimal("0.00"), help_text="Buyers: how far below zero the balance may go."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["organization__name", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "kind"], name="ledgeraccount_unique"),
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(organization__isnull=True), name="ledgeraccount_platform_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.organization.name if self.organization_id else "Exchange"
+        return f"{owner} · {self.get_kind_display()}"
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance + self.credit_limit
+
+
+class LedgerTransaction(models.Model):
+    """A balanced set of entries (they sum to zero), booked once per idempotency key."""
+
+    class Kind(models.TextChoices):
+        TOPUP = "topup", "Top-up"
+        SALE = "sale", "Sale"
+        RETURN = "return", "Return"
+        PAYOUT = "payout", "Seller payout"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    memo = models.CharField(max_length=300, blank=True)
+    reference = models.CharField(max_length=200, blank=True, help_text="An outside reference: wire id, invoice…")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.idempotency_key}"
+
+
+class LedgerEntry(models.Model):
+    """One line of a transaction. Never updated nor deleted."""
+
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.amount}"

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from contracts.models import BuyerContract, Campaign, CapCounter
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "public_id", "organization", "offer", "status", "margin_percent", "floor", "created_at"]
+    list_filter = ["status", "offer", "organization"]
+    search_fields = ["name", "slug", "public_id", "organization__name"]
+    readonly_fields = ["public_id", "source_token", "created_at", "updated_at"]
+    autocomplete_fields = ["organization", "direct_contract"]
+    filter_horizontal = ["blocked_buyers"]
+    fieldsets = (
+        (None, {"fields": ("public_id", "name", "slug", "organization", "offer", "status")}),
+        ("Payout", {"fields": ("margin_percent", "floor")}),
+        ("Routing", {"fields": ("blocked_buyers", "direct_contract", "direct_price", "direct_share_percent")}),
+        ("Integration", {"fields": ("webhook_url", "source_token", "created_at", "updated_at")}),
+    )
+
+
+@admin.register(BuyerContract)
+class BuyerContractAdmin(admin.ModelAdmin):
+    list_display = ["name", "public_id", "organization", "offer", "status", "price", "rtb_url", "cap_day", "priority"]
+    list_filter = ["status", "offer", "organization"]
+    search_fields = ["name", "slug", "public_id", "organization__name"]
+    readonly_fields = ["public_id", "created_at", "updated_at"]
+    autocomplete_fields = ["organization"]
+    filter_horizontal = ["blocked_sellers"]
+    fieldsets = (
+        (None, {"fields": ("public_id", "name", "slug", "organization", "offer", "status", "paused_reason")}),
+        ("Price", {"fields": ("price", "modifiers", "rtb_url", "rtb_timeout_ms", "max_price")}),
+        ("Targeting", {"fields": ("filters", "schedule", "min_score", "dedup_days", "blocked_sellers")}),
+        ("Caps (leads)", {"fields": ("cap_day", "cap_week", "cap_month", "cap_total")}),
+        ("Budget (money)", {"fields": ("budget_day", "budget_week", "budget_month", "budget_total")}),
+        ("Ranking", {"fields": ("priority", "weight")}),
+        ("Delivery and returns", {"fields": ("delivery", "return_window_hours", "created_at", "updated_at")}),
+    )
+
+
+@admin.register(CapCounter)
+class CapCounterAdmin(admin.ModelAdmin):
+    list_display = ["contract", "organization", "period", "period_key", "count", "spend"]
+    list_filter = ["period", "organization"]
+    search_fields = ["contract__name", "period_key"]
+    readonly_fields = ["organization", "contract", "period", "period_key", "count", "spend"]
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False

@@ -1,0 +1,57 @@
+"""Buyers read their contracts; sellers read their campaigns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.base import TenantGenericAPIView
+from contracts.api.serializers import CampaignOutput, ContractOutput
+from contracts.selectors import campaign_get, campaigns_of, contract_get, contracts_of
+
+
+class ContractListView(TenantGenericAPIView):
+    required_scope = "contracts"
+    required_role = "buyer"
+    serializer_class = ContractOutput
+
+    @extend_schema(summary="List your buyer contracts", tags=["buyers"])
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(contracts_of(organization=self.organization))
+        return self.get_paginated_response(ContractOutput(page, many=True).data)
+
+
+class ContractDetailView(TenantGenericAPIView):
+    required_scope = "contracts"
+    required_role = "buyer"
+    serializer_class = ContractOutput
+
+    @extend_schema(summary="Get one of your buyer contracts", tags=["buyers"])
+    def get(self, request: Request, contract_id: str) -> Response:
+        contract = contract_get(organization=self.organization, public_id=contract_id)
+        return Response(ContractOutput(contract).data)
+
+
+class CampaignListView(TenantGenericAPIView):
+    required_scope = "leads"
+    required_role = "seller"
+    serializer_class = CampaignOutput
+
+    @extend_schema(summary="List your seller campaigns", tags=["sellers"])
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(campaigns_of(organization=self.organization))
+        return self.get_paginated_response(CampaignOutput(page, many=True).data)
+
+
+class CampaignDetailView(TenantGenericAPIView):
+    required_scope = "leads"
+    required_role = "seller"
+    serializer_class = CampaignOutput
+
+    @extend_schema(summary="Get one of your seller campaigns", tags=["sellers"])
+    def get(self, request: Request, campaign_id: str, **kwargs: Any) -> Response:
+        campaign = campaign_get(organization=self.organization, public_id=campaign_id)
+        return Response(CampaignOutput(campaign).data)

@@ -1,0 +1,235 @@
+"""The terms of trade: seller campaigns, buyer contracts and the counters behind their caps."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django_scopes import ScopedManager
+
+from accounts.models import Organization
+from contracts.rules import RuleError, modifiers_validate, rule_validate
+from contracts.schedules import ScheduleError, schedule_validate
+from exchange.ids import PublicIdField, public_id_new
+from exchange.models import MONEY, Offer
+
+PERIODS = ("day", "week", "month", "total")
+
+
+def campaign_source_token() -> str:
+    return public_id_new("src_", length=16)
+
+
+class Campaign(models.Model):
+    """A seller's source of leads for one offer: its margin, floor, blocks and direct route."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+
+    public_id = PublicIdField(prefix="cmp_", verbose_name="id")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="campaigns")
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="campaigns")
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    margin_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+        help_text="Overrides the offer's margin for this campaign.",
+    )
+    floor = models.DecimalField(**MONEY, default=Decimal("0.00"), help_text="Minimum payout this seller accepts.")
+    blocked_buyers = models.ManyToManyField(Organization, blank=True, related_name="blocked_by_campaigns")
+    direct_contract = models.ForeignKey(
+        "BuyerContract", null=True, blank=True, on_delete=models.SET_NULL, related_name="direct_campaigns",
+        help_text="Direct route: a share of this campaign's leads goes to this contract at a fixed price.",
+    )
+    direct_price = models.DecimalField(**MONEY, null=True, blank=True)
+    direct_share_percent = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    webhook_url = models.URLField(max_length=500, blank=True)
+    source_token = models.CharField(
+        max_length=40, unique=True, default=campaign_source_token, editable=False,
+        help_text="The opaque token buyers see as the lead's source.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.organization_id and not self.organization.is_seller:
+            errors["organization"] = "Only a seller organization can own a campaign."
+        if self.direct_contract_id:
+            if self.direct_price is None:
+                errors["direct_price"] = "A direct route needs a price."
+            if self.direct_contract.offer_id != self.offer_id:
+                errors["direct_contract"] = "The direct route's contract must be on the campaign's offer."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def effective_margin(self) -> Decimal:
+        return self.margin_percent if self.margin_percent is not None else self.offer.margin_percent
+
+
+DELIVERY_METHODS = ("none", "webhook")
+
+
+def delivery_validate(raw: Any, *, path: str = "delivery") -> None:
+    """Check a contract's delivery config; raises ValueError naming the bad key."""
+    if raw in (None, {}):
+        return
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: must be a mapping")
+    allowed = {"method", "url", "timeout_ms", "accept", "reason_path", "headers"}
+    for key in raw:
+        if key not in allowed:
+            raise ValueError(f"{path}.{key}: unknown key")
+    method = raw.get("method", "none")
+    if method not in DELIVERY_METHODS:
+        raise ValueError(f"{path}.method: must be one of {', '.join(DELIVERY_METHODS)}")
+    if method == "webhook":
+        url = raw.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"{path}.url: a webhook delivery needs an http(s) URL")
+    timeout = raw.get("timeout_ms", 5000)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 10 <= timeout <= 60000:
+        raise ValueError(f"{path}.timeout_ms: must be an integer between 10 and 60000")
+    accept = raw.get("accept")
+    if accept is not None:
+        if not isinstance(accept, dict) or not accept:
+            raise ValueError(f"{path}.accept: must be a mapping such as {{path: status, equals: accepted}}")
+        for key in accept:
+            if key not in {"path", "equals", "regex", "status"}:
+                raise ValueError(f"{path}.accept.{key}: unknown key")
+        if ("path" in accept) != ("equals" in accept):
+            raise ValueError(f"{path}.accept: 'path' and 'equals' go together")
+    reason_path = raw.get("reason_path")
+    if reason_path is not None and not isinstance(reason_path, str):
+        raise ValueError(f"{path}.reason_path: must be a string")
+
+
+class BuyerContract(models.Model):
+    """A buyer's standing order on an offer: what it buys, at what price, how many, when."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+
+    public_id = PublicIdField(prefix="ctr_", verbose_name="id")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="contracts")
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="contracts")
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    paused_reason = models.CharField(max_length=200, blank=True)
+
+    price = models.DecimalField(**MONEY, null=True, blank=True, help_text="Fixed bid; leave empty for RTB.")
+    modifiers = models.JSONField(default=list, blank=True)
+    rtb_url = models.URLField(max_length=500, blank=True)
+    rtb_timeout_ms = models.PositiveIntegerField(default=300, validators=[MinValueValidator(10)])
+    max_price = models.DecimalField(**MONEY, null=True, blank=True)
+
+    filters = models.JSONField(default=dict, blank=True)
+    cap_day = models.PositiveIntegerField(null=True, blank=True)
+    cap_week = models.PositiveIntegerField(null=True, blank=True)
+    cap_month = models.PositiveIntegerField(null=True, blank=True)
+    cap_total = models.PositiveIntegerField(null=True, blank=True)
+    budget_day = models.DecimalField(**MONEY, null=True, blank=True)
+    budget_week = models.DecimalField(**MONEY, null=True, blank=True)
+    budget_month = models.DecimalField(**MONEY, null=True, blank=True)
+    budget_total = models.DecimalField(**MONEY, null=True, blank=True)
+    schedule = models.JSONField(default=dict, blank=True)
+    dedup_days = models.PositiveIntegerField(default=30)
+    min_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    priority = models.IntegerField(default=0, help_text="Higher wins ties and leads the ping tree.")
+    weight = models.PositiveIntegerField(default=1)
+    return_window_hours = models.PositiveIntegerField(default=72)
+    blocked_sellers = models.ManyToManyField(Organization, blank=True, related_name="blocked_by_contracts")
+    delivery = models.JSONField(default=dict, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "buyer contract"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def cap(self, period: str) -> int | None:
+        return getattr(self, f"cap_{period}")  # type: ignore[no-any-return]
+
+    def budget(self, period: str) -> Decimal | None:
+        return getattr(self, f"budget_{period}")  # type: ignore[no-any-return]
+
+    @property
+    def delivery_method(self) -> str:
+        return str((self.delivery or {}).get("method", "none"))
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.organization_id and not self.organization.is_buyer:
+            errors["organization"] = "Only a buyer organization can own a contract."
+        if self.price is None and not self.rtb_url:
+            errors["price"] = "Give a fixed price or an RTB URL."
+        if self.price is not None and self.price < 0:
+            errors["price"] = "A price cannot be negative."
+        if self.max_price is not None and self.price is not None and self.price > self.max_price:
+            errors["max_price"] = "The max price is below the fixed price."
+        if self.offer_id:
+            fields = self.offer.field_specs
+            try:
+                rule_validate(self.filters or None, fields=fields, path="filters")
+            except RuleError as exc:
+                errors["filters"] = str(exc)
+            try:
+                modifiers_validate(self.modifiers or [], fields=fields, path="modifiers")
+            except RuleError as exc:
+                errors["modifiers"] = str(exc)
+        try:
+            schedule_validate(self.schedule or None, path="schedule")
+        except ScheduleError as exc:
+            errors["schedule"] = str(exc)
+        try:
+            delivery_validate(self.delivery, path="delivery")
+        except ValueError as exc:
+            errors["delivery"] = str(exc)
+        if errors:
+            raise ValidationError(errors)
+
+
+class CapCounter(models.Model):
+    """Leads bought and money spent by one contract in one period (``d2026-11-22``, ``total``…).
+
+    Reserved by one conditional UPDATE at post time, so a cap is never oversold.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    contract = models.ForeignKey(BuyerContract, on_delete=models.CASCADE, related_name="cap_counters")
+    period = models.CharField(max_length=8, choices=[(p, p) for p in PERIODS])
+    period_key = models.CharField(max_length=16)
+    count = models.PositiveIntegerField(default=0)
+    spend = models.DecimalField(**MONEY, default=Decimal("0.00"))
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contract", "period_key"], name="capcounter_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.contract} {self.period_key}: {self.count}"

@@ -1,0 +1,98 @@
+"""Writes for campaigns and contracts. Each validates like a form and owns its transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts.models import Organization
+from contracts.models import BuyerContract, Campaign
+
+CONTRACT_FIELDS = frozenset(
+    {
+        "name", "status", "price", "modifiers", "rtb_url", "rtb_timeout_ms", "max_price", "filters",
+        "cap_day", "cap_week", "cap_month", "cap_total", "budget_day", "budget_week", "budget_month",
+        "budget_total", "schedule", "dedup_days", "min_score", "priority", "weight",
+        "return_window_hours", "delivery", "paused_reason",
+    }
+)
+CAMPAIGN_FIELDS = frozenset(
+    {"name", "status", "margin_percent", "floor", "direct_contract", "direct_price", "direct_share_percent", "webhook_url"}
+)
+
+
+def _apply(instance: Any, values: dict[str, Any], allowed: frozenset[str]) -> None:
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: "Unknown field."})
+    for key, value in values.items():
+        setattr(instance, key, value)
+
+
+@transaction.atomic
+def contract_upsert(
+    *,
+    organization: Organization,
+    offer: Any,
+    slug: str,
+    values: dict[str, Any],
+    blocked_sellers: Iterable[Organization] | None = None,
+    public_id: str | None = None,
+) -> tuple[BuyerContract, bool]:
+    """Create or update the buyer contract with this slug; filters, modifiers, schedule and
+    delivery are validated against the offer's schema (``ValidationError`` names the field)."""
+    contract = BuyerContract.objects.filter(slug=slug).first()
+    created = contract is None
+    if contract is None:
+        contract = BuyerContract(slug=slug, organization=organization, offer=offer)
+    elif contract.organization_id != organization.pk:
+        raise ValidationError({"slug": f"'{slug}' is already used by another organization."})
+    contract.offer = offer
+    if public_id:
+        contract.public_id = public_id
+    _apply(contract, values, CONTRACT_FIELDS)
+    contract.full_clean()
+    contract.save()
+    if blocked_sellers is not None:
+        contract.blocked_sellers.set(blocked_sellers)
+    return contract, created
+
+
+@transaction.atomic
+def contract_update(*, contract: BuyerContract, values: dict[str, Any]) -> BuyerContract:
+    """Change a contract's terms (the buyer's bid automation); all or nothing."""
+    _apply(contract, values, CONTRACT_FIELDS)
+    contract.full_clean()
+    contract.save()
+    return contract
+
+
+@transaction.atomic
+def campaign_upsert(
+    *,
+    organization: Organization,
+    offer: Any,
+    slug: str,
+    values: dict[str, Any],
+    blocked_buyers: Iterable[Organization] | None = None,
+    public_id: str | None = None,
+) -> tuple[Campaign, bool]:
+    """Create or update the seller campaign with this slug."""
+    campaign = Campaign.objects.filter(slug=slug).first()
+    created = campaign is None
+    if campaign is None:
+        campaign = Campaign(slug=slug, organization=organization, offer=offer)
+    elif campaign.organization_id != organization.pk:
+        raise ValidationError({"slug": f"'{slug}' is already used by another organization."})
+    campaign.offer = offer
+    if public_id:
+        campaign.public_id = public_id
+    _apply(campaign, values, CAMPAIGN_FIELDS)
+    campaign.full_clean()
+    campaign.save()
+    if blocked_buyers is not None:
+        campaign.blocked_buyers.set(blocked_buyers)
+    return campaign, created

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from contracts import views
+
+app_name = "contracts"
+urlpatterns = [
+    path("contracts/", views.contract_list, name="contract_list"),
+    path("contracts/<str:public_id>/", views.contract_detail, name="contract_detail"),
+    path("campaigns/", views.campaign_list, name="campaign_list"),
+    path("campaigns/<str:public_id>/", views.campaign_detail, name="campaign_detail"),
+]

@@ -1,0 +1,40 @@
+"""Prefixed public ids (``cmp_…``, ``png_…``, ``led_…``): what the API shows instead of row ids."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.db import models
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def public_id_new(prefix: str, *, length: int = 20) -> str:
+    """A fresh random public id such as ``png_4k2v…`` (about 103 bits of randomness)."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+class PublicIdField(models.CharField):
+    """A unique, prefixed public id, generated on first save when not set by hand."""
+
+    def __init__(self, *args: Any, prefix: str = "", **kwargs: Any) -> None:
+        self.prefix = prefix
+        kwargs.setdefault("max_length", 64)
+        kwargs["unique"] = True
+        kwargs.setdefault("editable", False)
+        kwargs.setdefault("blank", True)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["prefix"] = self.prefix
+        kwargs.pop("unique", None)
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        value = getattr(model_instance, self.attname)
+        if not value:
+            value = public_id_new(self.prefix)
+            setattr(model_instance, self.attname, value)
+        return str(value)

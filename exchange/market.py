@@ -1,0 +1,361 @@
+"""Market as code: load offers, organizations, people, keys, contracts and campaigns from a file.
+
+The file's shape is part of the public contract (DESIGN.md §5). Loading is an idempotent upsert
+by slug inside one transaction: a bad file raises :class:`MarketError` naming the path of the
+bad key (``organizations[1].contracts[0].filters.all[0].field``) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts.models import ApiKey, Organization
+from accounts.services import (
+    AccountsError,
+    api_key_create,
+    api_key_hash,
+    api_key_revoke,
+    membership_set,
+    organization_upsert,
+    user_upsert,
+)
+from accounts.tenancy import market_scope
+from billing.services import BillingError, credit_limit_set, topup_record
+from contracts.models import PERIODS, BuyerContract, delivery_validate
+from contracts.rules import RuleError, modifiers_validate, rule_validate
+from contracts.schedules import ScheduleError, budget_validate, caps_validate, schedule_validate
+from contracts.services import campaign_upsert, contract_upsert
+from exchange.models import Offer
+from exchange.schema import SchemaError, offer_fields_parse
+
+
+class MarketError(Exception):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+OFFER_KEYS = {
+    "slug", "name", "status", "distribution", "pricing", "multisell_max", "hybrid_floor", "margin_percent",
+    "floor", "min_score", "bid_ttl_seconds", "ping_timeout_ms", "reauction_cycles", "fields",
+}
+ORGANIZATION_KEYS = {
+    "slug", "name", "roles", "timezone", "status", "balance", "credit_limit", "users", "api_keys",
+    "contracts", "campaigns",
+}
+USER_KEYS = {"email", "password", "role", "name", "operator"}
+API_KEY_KEYS = {"name", "scopes", "key"}
+CONTRACT_KEYS = {
+    "slug", "id", "name", "status", "offer", "price", "modifiers", "rtb_url", "rtb_timeout_ms", "max_price",
+    "filters", "caps", "budget", "schedule", "dedup_days", "min_score", "priority", "weight",
+    "return_window_hours", "blocked_sellers", "delivery",
+}
+CAMPAIGN_KEYS = {
+    "slug", "id", "name", "status", "offer", "margin_percent", "floor", "blocked_buyers", "direct_route",
+    "webhook_url",
+}
+MONEY_FIELDS = {"price", "max_price", "hybrid_floor", "floor", "margin_percent", "balance", "credit_limit"}
+
+
+def market_read(path: Path) -> Any:
+    """Parse a YAML or JSON market file (JSON is YAML, but its errors read better as JSON)."""
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise MarketError(str(path), f"cannot parse the file: {exc}") from exc
+
+
+def _mapping(value: Any, path: str, allowed: set[str], required: tuple[str, ...] = ("slug",)) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MarketError(path, "must be a mapping")
+    for key in value:
+        if key not in allowed:
+            raise MarketError(f"{path}.{key}", "unknown key")
+    for key in required:
+        if value.get(key) in (None, ""):
+            raise MarketError(f"{path}.{key}", "is required")
+    return value
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MarketError(path, "must be a list")
+    return value
+
+
+def _money(value: Any, path: str) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise MarketError(path, "must be an amount such as \"30.00\"")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise MarketError(path, f"'{value}' is not an amount such as \"30.00\"") from exc
+    if not amount.is_finite():
+        raise MarketError(path, f"'{value}' is not an amount such as \"30.00\"")
+    return amount
+
+
+def _raise_model_error(exc: ValidationError, path: str, renames: dict[str, str] | None = None) -> None:
+    renames = renames or {}
+    if hasattr(exc, "error_dict"):
+        field, messages = next(iter(exc.message_dict.items()))
+        name = renames.get(field, field)
+        # The JSON-ish fields' messages already carry their own path ("filters.all[0]: …").
+        message = messages[0]
+        if message.startswith(f"{name}.") or message.startswith(f"{name}:"):
+            key, _, rest = message.partition(": ")
+            raise MarketError(f"{path}.{key}", rest) from exc
+        raise MarketError(f"{path}.{name}", message) from exc
+    raise MarketError(path, "; ".join(exc.messages)) from exc
+
+
+class _Loader:
+    def __init__(self) -> None:
+        self.report: dict[str, Any] = {
+            "offers": {}, "organizations": {}, "users": {}, "contracts": {}, "campaigns": {}, "api_keys": [],
+            "created": [],
+        }
+        self.offers: dict[str, Offer] = {}
+        self.organizations: dict[str, Organization] = {}
+
+    def offer(self, raw: Any, path: str) -> None:
+        data = _mapping(raw, path, OFFER_KEYS, ("slug", "name"))
+        slug = data["slug"]
+        try:
+            offer_fields_parse(data.get("fields", []), path="fields")
+        except SchemaError as exc:
+            raise MarketError(f"{path}.{exc.path}", exc.message) from exc
+        offer = Offer.objects.filter(slug=slug).first() or Offer(slug=slug)
+        created = offer.pk is None
+        for key, value in data.items():
+            if key == "slug":
+                continue
+            setattr(offer, key, _money(value, f"{path}.{key}") if key in MONEY_FIELDS else value)
+        try:
+            offer.full_clean()
+        except ValidationError as exc:
+            _raise_model_error(exc, path)
+        offer.save()
+        self.offers[slug] = offer
+        self.report["offers"][slug] = offer.pk
+        if created:
+            self.report["created"].append(f"offer:{slug}")
+
+    def offer_ref(self, slug: Any, path: str) -> Offer:
+        offer = self.offers.get(slug) or Offer.objects.filter(slug=slug).first()
+        if offer is None:
+            raise MarketError(path, f"unknown offer '{slug}'")
+        return offer
+
+    def organization_ref(self, slug: Any, path: str) -> Organization:
+        organization = self.organizations.get(slug) or Organization.objects.filter(slug=slug).first()
+        if organization is None:
+            raise MarketError(path, f"unknown organization '{slug}'")
+        return organization
+
+    def organization(self, raw: Any, path: str) -> None:
+        data = _mapping(raw, path, ORGANIZATION_KEYS, ("slug", "name"))
+        roles = _list(data.get("roles", []), f"{path}.roles")
+        try:
+            organization, created = organization_upsert(
+                slug=data["slug"],
+                name=data["name"],
+                roles=roles,
+                timezone_name=data.get("timezone", "UTC"),
+                status=data.get("status", Organization.Status.ACTIVE),
+            )
+        except AccountsError as exc:
+            raise MarketError(f"{path}.roles", str(exc)) from exc
+        except ValidationError as exc:
+            _raise_model_error(exc, path, {"timezone": "timezone"})
+        self.organizations[organization.slug] = organization
+        self.report["organizations"][organization.slug] = organization.pk
+        if created:
+            self.report["created"].append(f"organization:{organization.slug}")
+        for index, user in enumerate(_list(data.get("users"), f"{path}.users")):
+            self.user(user, organization, f"{path}.users[{index}]")
+        for index, key in enumerate(_list(data.get("api_keys"), f"{path}.api_keys")):
+            self.api_key(key, organization, f"{path}.api_keys[{index}]")
+
+    def user(self, raw: Any, organization: Organization, path: str) -> None:
+        data = _mapping(raw, path, USER_KEYS, ("email",))
+        email = str(data["email"])
+        if "@" not in email:
+            raise MarketError(f"{path}.email", f"'{email}' is not an email address")
+        operator = data.get("operator")
+        if operator is not None and not isinstance(operator, bool):
+            raise MarketError(f"{path}.operator", "must be true or false")
+        user = user_upsert(email=email, password=data.get("password"), name=data.get("name", ""), operator=operator)
+        try:
+            membership_set(user=user, organization=organization, role=data.get("role", "analyst"))
+        except AccountsError as exc:
+            raise MarketError(f"{path}.role", str(exc)) from exc
+        self.report["users"][user.email] = user.pk
+
+    def api_key(self, raw: Any, organization: Organization, path: str) -> None:
+        data = _mapping(raw, path, API_KEY_KEYS, ("name",))
+        scopes = _list(data.get("scopes", []), f"{path}.scopes")
+        fixed = data.get("key")
+        with market_scope():
+            existing = ApiKey.objects.filter(organization=organization, name=data["name"], revoked_at__isnull=True).first()
+        if existing is not None and (fixed is None or existing.key_hash == api_key_hash(str(fixed))):
+            if sorted(existing.scopes) != sorted(scopes):
+                with market_scope():
+                    ApiKey.objects.filter(pk=existing.pk).update(scopes=scopes)
+            return
+        if existing is not None:
+            api_key_revoke(api_key=existing)
+        try:
+            key, raw_key = api_key_create(
+                organization=organization, name=data["name"], scopes=scopes, raw_key=None if fixed is None else str(fixed)
+            )
+        except AccountsError as exc:
+            raise MarketError(f"{path}.{'scopes' if 'scope' in str(exc) else 'key'}", str(exc)) from exc
+        self.report["api_keys"].append(
+            {"organization": organization.slug, "name": key.name, "prefix": key.prefix, "key": raw_key}
+        )
+
+    def contract(self, raw: Any, organization: Organization, path: str) -> None:
+        data = _mapping(raw, path, CONTRACT_KEYS, ("slug", "offer"))
+        offer = self.offer_ref(data["offer"], f"{path}.offer")
+        fields = offer.field_specs
+        values: dict[str, Any] = {"name": data.get("name") or data["slug"]}
+        try:
+            rule_validate(data.get("filters"), fields=fields, path=f"{path}.filters")
+            modifiers_validate(data.get("modifiers") or [], fields=fields, path=f"{path}.modifiers")
+        except RuleError as exc:
+            raise MarketError(exc.path, exc.message) from exc
+        try:
+            schedule_validate(data.get("schedule"), path=f"{path}.schedule")
+            caps_validate(data.get("caps") or {}, path=f"{path}.caps")
+            budget_validate(data.get("budget") or {}, path=f"{path}.budget")
+        except (ScheduleError, ValueError) as exc:
+            raise MarketError(*str(exc).split(": ", 1)) from exc
+        try:
+            delivery_validate(data.get("delivery"), path=f"{path}.delivery")
+        except ValueError as exc:
+            raise MarketError(*str(exc).split(": ", 1)) from exc
+        for key in ("status", "rtb_url", "rtb_timeout_ms", "dedup_days", "min_score", "priority", "weight",
+                    "return_window_hours"):
+            if key in data:
+                values[key] = data[key] if data[key] is not None or key != "rtb_url" else ""
+        for key in ("price", "max_price"):
+            if key in data:
+                values[key] = _money(data[key], f"{path}.{key}")
+        values["filters"] = data.get("filters") or {}
+        values["modifiers"] = data.get("modifiers") or []
+        values["schedule"] = data.get("schedule") or {}
+        values["delivery"] = data.get("delivery") or {}
+        caps = data.get("caps") or {}
+        budget = data.get("budget") or {}
+        for period in PERIODS:
+            values[f"cap_{period}"] = caps.get(period)
+            values[f"budget_{period}"] = _money(budget.get(period), f"{path}.budget.{period}")
+        blocked = [
+            self.organization_ref(slug, f"{path}.blocked_sellers[{i}]")
+            for i, slug in enumerate(_list(data.get("blocked_sellers"), f"{path}.blocked_sellers"))
+        ]
+        try:
+            contract, created = contract_upsert(
+                organization=organization, offer=offer, slug=data["slug"], values=values,
+                blocked_sellers=blocked, public_id=data.get("id"),
+            )
+        except ValidationError as exc:
+            _raise_model_error(exc, path)
+        self.report["contracts"][contract.slug] = contract.public_id
+        if created:
+            self.report["created"].append(f"contract:{contract.slug}")
+
+    def campaign(self, raw: Any, organization: Organization, path: str) -> None:
+        data = _mapping(raw, path, CAMPAIGN_KEYS, ("slug", "offer"))
+        offer = self.offer_ref(data["offer"], f"{path}.offer")
+        values: dict[str, Any] = {"name": data.get("name") or data["slug"]}
+        for key in ("status", "webhook_url"):
+            if key in data:
+                values[key] = data[key] or ""
+        for key in ("margin_percent", "floor"):
+            if key in data:
+                amount = _money(data[key], f"{path}.{key}")
+                values[key] = amount if amount is not None or key == "margin_percent" else Decimal("0.00")
+        route = data.get("direct_route")
+        values.update(direct_contract=None, direct_price=None, direct_share_percent=0)
+        if route is not None:
+            route = _mapping(route, f"{path}.direct_route", {"contract", "price", "share_percent"}, ("contract", "price"))
+            contract = BuyerContract.objects.filter(slug=route["contract"]).first()
+            if contract is None:
+                raise MarketError(f"{path}.direct_route.contract", f"unknown contract '{route['contract']}'")
+            share = route.get("share_percent", 100)
+            if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= 100:
+                raise MarketError(f"{path}.direct_route.share_percent", "must be an integer from 0 to 100")
+            values.update(
+                direct_contract=contract,
+                direct_price=_money(route["price"], f"{path}.direct_route.price"),
+                direct_share_percent=share,
+            )
+        blocked = [
+            self.organization_ref(slug, f"{path}.blocked_buyers[{i}]")
+            for i, slug in enumerate(_list(data.get("blocked_buyers"), f"{path}.blocked_buyers"))
+        ]
+        try:
+            campaign, created = campaign_upsert(
+                organization=organization, offer=offer, slug=data["slug"], values=values,
+                blocked_buyers=blocked, public_id=data.get("id"),
+            )
+        except ValidationError as exc:
+            _raise_model_error(exc, path, {"direct_contract": "direct_route.contract", "direct_price": "direct_route.price"})
+        self.report["campaigns"][campaign.slug] = campaign.public_id
+        if created:
+            self.report["created"].append(f"campaign:{campaign.slug}")
+
+    def money(self, data: dict[str, Any], organization: Organization, path: str) -> None:
+        try:
+            credit_limit = _money(data.get("credit_limit"), f"{path}.credit_limit")
+            if credit_limit is not None:
+                credit_limit_set(organization=organization, credit_limit=credit_limit)
+            balance = _money(data.get("balance"), f"{path}.balance")
+            if balance is not None and balance > 0:
+                # Booked once, on the first load: re-loading the file never tops up twice.
+                topup_record(
+                    organization=organization, amount=balance, reference="opening balance (market file)",
+                    idempotency_key=f"market:opening-balance:{organization.slug}",
+                )
+        except BillingError as exc:
+            raise MarketError(f"{path}.balance", str(exc)) from exc
+
+
+def market_load(data: Any) -> dict[str, Any]:
+    """Upsert everything the market document declares, all or nothing; return ids and new keys."""
+    loader = _Loader()
+    _mapping(data, "$", {"offers", "organizations"}, ())
+    with market_scope(), transaction.atomic():
+        for index, offer in enumerate(_list(data.get("offers"), "offers")):
+            loader.offer(offer, f"offers[{index}]")
+        organizations = _list(data.get("organizations"), "organizations")
+        for index, organization in enumerate(organizations):
+            loader.organization(organization, f"organizations[{index}]")
+        # Contracts before campaigns: a campaign's direct route may name any contract in the file.
+        for index, raw in enumerate(organizations):
+            organization = loader.organizations[raw["slug"]]
+            for j, contract in enumerate(_list(raw.get("contracts"), f"organizations[{index}].contracts")):
+                loader.contract(contract, organization, f"organizations[{index}].contracts[{j}]")
+        for index, raw in enumerate(organizations):
+            organization = loader.organizations[raw["slug"]]
+            for j, campaign in enumerate(_list(raw.get("campaigns"), f"organizations[{index}].campaigns")):
+                loader.campaign(campaign, organization, f"organizations[{index}].campaigns[{j}]")
+            loader.money(raw, organization, f"organizations[{index}]")
+    return loader.report

@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts.views import root
+from exchange.api.errors import api_not_found
+from contracts.api import views as contract_api
+
+api_v1 = [
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("contracts", contract_api.ContractListView.as_view(), name="contract-list"),
+    path("contracts/<str:contract_id>", contract_api.ContractDetailView.as_view(), name="contract-detail"),
+    path("campaigns", contract_api.CampaignListView.as_view(), name="campaign-list"),
+    path("campaigns/<str:campaign_id>", contract_api.CampaignDetailView.as_view(), name="campaign-detail"),
+    # Unknown API paths answer in the API's error format, DEBUG or not.
+    re_path(r"^.*$", api_not_found),
+]
+
+urlpatterns = [
+    path("", root, name="root"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
+    path("", include("accounts.urls")),
+    path("portal/", include("contracts.urls")),
+]
+
+admin.site.site_header = "Gavel exchange — operator"
+admin.site.site_title = "Gavel operator"
+admin.site.index_title = "Run the exchange"
+
+handler404 = "exchange.views.not_found"
+handler500 = "exchange.views.server_error"

@@ -1,0 +1,109 @@
+"""Shared fixtures: a small market loaded through the real loader, and API clients."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import Organization
+from accounts.tenancy import market_scope
+from exchange.market import market_load
+
+PASSWORD = "correct-horse-battery"
+ACME_KEY = "gvl_test_acme_000000000000000"
+ACME_RO_KEY = "gvl_test_acme_reports_00000000"
+CHARLIE_KEY = "gvl_test_charlie_0000000000000"
+LEADGEN_KEY = "gvl_test_leadgen_000000000000"
+SELLCO_KEY = "gvl_test_sellco_0000000000000"
+
+OFFER: dict[str, Any] = {
+    "slug": "auto-insurance",
+    "name": "Auto insurance (US)",
+    "distribution": "exclusive",
+    "margin_percent": "20",
+    "floor": "1.00",
+    "fields": [
+        {"name": "state", "type": "state", "ping": "required"},
+        {"name": "zip", "type": "zip", "ping": "required"},
+        {"name": "age", "type": "integer", "ping": "optional", "min": 18, "max": 120},
+        {"name": "email", "type": "email", "pii": True},
+        {"name": "phone", "type": "phone", "pii": True},
+        {"name": "first_name", "type": "string", "pii": True},
+    ],
+}
+
+MARKET: dict[str, Any] = {
+    "offers": [OFFER],
+    "organizations": [
+        {
+            "slug": "acme",
+            "name": "Acme Insurance",
+            "roles": ["buyer"],
+            "timezone": "America/New_York",
+            "balance": "1000.00",
+            "users": [{"email": "owner@acme.test", "password": PASSWORD, "role": "owner"}],
+            "api_keys": [
+                {"name": "ops", "scopes": ["contracts", "purchases", "reports"], "key": ACME_KEY},
+                {"name": "reports-only", "scopes": ["reports"], "key": ACME_RO_KEY},
+            ],
+            "contracts": [
+                {
+                    "slug": "acme-west",
+                    "id": "ctr_acme_west",
+                    "offer": "auto-insurance",
+                    "price": "30.00",
+                    "max_price": "60.00",
+                    "filters": {"field": "state", "op": "in", "value": ["CA", "OR", "WA"]},
+                    "caps": {"day": 100},
+                }
+            ],
+        },
+        {
+            "slug": "charlie",
+            "name": "Charlie Leads",
+            "roles": ["buyer", "seller"],
+            "users": [{"email": "charlie@charlie.test", "password": PASSWORD, "role": "owner"}],
+            "api_keys": [{"name": "all", "scopes": ["leads", "contracts", "purchases", "reports"], "key": CHARLIE_KEY}],
+            "contracts": [{"slug": "charlie-any", "id": "ctr_charlie_any", "offer": "auto-insurance", "price": "10.00"}],
+            "campaigns": [{"slug": "charlie-auto", "id": "cmp_charlie_auto", "offer": "auto-insurance"}],
+        },
+        {
+            "slug": "leadgen",
+            "name": "LeadGen Co",
+            "roles": ["seller"],
+            "users": [{"email": "owner@leadgen.test", "password": PASSWORD, "role": "owner"}],
+            "api_keys": [{"name": "prod", "scopes": ["leads"], "key": LEADGEN_KEY}],
+            "campaigns": [{"slug": "leadgen-auto", "id": "cmp_leadgen_auto", "offer": "auto-insurance", "floor": "5.00"}],
+        },
+    ],
+}
+
+
+def market_copy() -> dict[str, Any]:
+    return copy.deepcopy(MARKET)
+
+
+@pytest.fixture
+def market(db: None) -> dict[str, Any]:
+    return market_load(market_copy())
+
+
+@pytest.fixture
+def orgs(market: dict[str, Any]) -> dict[str, Organization]:
+    return {o.slug: o for o in Organization.objects.all()}
+
+
+def api_client(key: str | None = None) -> APIClient:
+    client = APIClient()
+    if key:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+@pytest.fixture
+def in_market():
+    with market_scope():
+        yield
