@@ -41,7 +41,8 @@ def user_upsert(*, email: str, password: str | None = None, name: str = "", oper
     user = User.objects.filter(email=email).first()
     if user is None:
         user = User.objects.create_user(email, password, name=name)
-    elif password:
+    elif password and not user.check_password(password):
+        # Re-hashing an unchanged password would log the user out everywhere.
         user.set_password(password)
     if name:
         user.name = name
@@ -55,9 +56,7 @@ def membership_set(*, user: User, organization: Organization, role: str) -> Memb
     """Give ``user`` the ``role`` in ``organization`` (one membership per pair)."""
     if role not in Membership.Role.values:
         raise AccountsError(f"unknown role '{role}' (use one of {', '.join(Membership.Role.values)})")
-    membership, _ = Membership.objects.update_or_create(
-        user=user, organization=organization, defaults={"role": role}
-    )
+    membership, _ = Membership.objects.update_or_create(user=user, organization=organization, defaults={"role": role})
     return membership
 
 

@@ -32,7 +32,7 @@ class LedgerEntryInline(admin.TabularInline):
     model = LedgerEntry
     extra = 0
     fields = ["account", "amount"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     can_delete = False
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
-from exchange.models import MONEY
+from exchange.models import MoneyField
 
 
 class LedgerAccount(models.Model):
@@ -22,15 +22,17 @@ class LedgerAccount(models.Model):
         CASH = "cash", "Cash"
 
     organization = models.ForeignKey(
-        Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_accounts",
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_accounts",
         help_text="Empty for the exchange's own accounts (platform revenue, cash).",
     )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     currency = models.CharField(max_length=3, default="USD")
-    balance = models.DecimalField(**MONEY, default=Decimal("0.00"))
-    credit_limit = models.DecimalField(
-        **MONEY, default=Decimal("0.00"), help_text="Buyers: how far below zero the balance may go."
-    )
+    balance = MoneyField(default=Decimal("0.00"))
+    credit_limit = MoneyField(default=Decimal("0.00"), help_text="Buyers: how far below zero the balance may go.")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ScopedManager(organization="organization")
@@ -45,7 +47,7 @@ class LedgerAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        owner = self.organization.name if self.organization_id else "Exchange"
+        owner = self.organization.name if self.organization is not None else "Exchange"
         return f"{owner} · {self.get_kind_display()}"
 
     @property
@@ -82,7 +84,7 @@ class LedgerEntry(models.Model):
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
     account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
     organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    amount = models.DecimalField(**MONEY)
+    amount = MoneyField()
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ScopedManager(organization="organization")

@@ -15,7 +15,7 @@ from accounts.models import Organization
 from contracts.rules import RuleError, modifiers_validate, rule_validate
 from contracts.schedules import ScheduleError, schedule_validate
 from exchange.ids import PublicIdField, public_id_new
-from exchange.models import MONEY, Offer
+from exchange.models import MoneyField, Offer
 
 PERIODS = ("day", "week", "month", "total")
 
@@ -38,21 +38,31 @@ class Campaign(models.Model):
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     margin_percent = models.DecimalField(
-        max_digits=5, decimal_places=2, null=True, blank=True,
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
         validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
         help_text="Overrides the offer's margin for this campaign.",
     )
-    floor = models.DecimalField(**MONEY, default=Decimal("0.00"), help_text="Minimum payout this seller accepts.")
+    floor = MoneyField(default=Decimal("0.00"), help_text="Minimum payout this seller accepts.")
     blocked_buyers = models.ManyToManyField(Organization, blank=True, related_name="blocked_by_campaigns")
     direct_contract = models.ForeignKey(
-        "BuyerContract", null=True, blank=True, on_delete=models.SET_NULL, related_name="direct_campaigns",
+        "BuyerContract",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="direct_campaigns",
         help_text="Direct route: a share of this campaign's leads goes to this contract at a fixed price.",
     )
-    direct_price = models.DecimalField(**MONEY, null=True, blank=True)
+    direct_price = MoneyField(null=True, blank=True)
     direct_share_percent = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     webhook_url = models.URLField(max_length=500, blank=True)
     source_token = models.CharField(
-        max_length=40, unique=True, default=campaign_source_token, editable=False,
+        max_length=40,
+        unique=True,
+        default=campaign_source_token,
+        editable=False,
         help_text="The opaque token buyers see as the lead's source.",
     )
     created_at = models.DateTimeField(default=timezone.now)
@@ -70,7 +80,7 @@ class Campaign(models.Model):
         errors: dict[str, str] = {}
         if self.organization_id and not self.organization.is_seller:
             errors["organization"] = "Only a seller organization can own a campaign."
-        if self.direct_contract_id:
+        if self.direct_contract is not None:
             if self.direct_price is None:
                 errors["direct_price"] = "A direct route needs a price."
             if self.direct_contract.offer_id != self.offer_id:
@@ -135,21 +145,21 @@ class BuyerContract(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     paused_reason = models.CharField(max_length=200, blank=True)
 
-    price = models.DecimalField(**MONEY, null=True, blank=True, help_text="Fixed bid; leave empty for RTB.")
+    price = MoneyField(null=True, blank=True, help_text="Fixed bid; leave empty for RTB.")
     modifiers = models.JSONField(default=list, blank=True)
     rtb_url = models.URLField(max_length=500, blank=True)
     rtb_timeout_ms = models.PositiveIntegerField(default=300, validators=[MinValueValidator(10)])
-    max_price = models.DecimalField(**MONEY, null=True, blank=True)
+    max_price = MoneyField(null=True, blank=True)
 
     filters = models.JSONField(default=dict, blank=True)
     cap_day = models.PositiveIntegerField(null=True, blank=True)
     cap_week = models.PositiveIntegerField(null=True, blank=True)
     cap_month = models.PositiveIntegerField(null=True, blank=True)
     cap_total = models.PositiveIntegerField(null=True, blank=True)
-    budget_day = models.DecimalField(**MONEY, null=True, blank=True)
-    budget_week = models.DecimalField(**MONEY, null=True, blank=True)
-    budget_month = models.DecimalField(**MONEY, null=True, blank=True)
-    budget_total = models.DecimalField(**MONEY, null=True, blank=True)
+    budget_day = MoneyField(null=True, blank=True)
+    budget_week = MoneyField(null=True, blank=True)
+    budget_month = MoneyField(null=True, blank=True)
+    budget_total = MoneyField(null=True, blank=True)
     schedule = models.JSONField(default=dict, blank=True)
     dedup_days = models.PositiveIntegerField(default=30)
     min_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
@@ -224,7 +234,7 @@ class CapCounter(models.Model):
     period = models.CharField(max_length=8, choices=[(p, p) for p in PERIODS])
     period_key = models.CharField(max_length=16)
     count = models.PositiveIntegerField(default=0)
-    spend = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    spend = MoneyField(default=Decimal("0.00"))
 
     objects = ScopedManager(organization="organization")
 

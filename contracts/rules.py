@@ -226,9 +226,7 @@ def _parse_value(spec: FieldSpec, op: str, value: object, path: str) -> Any:
             return value.upper()
         if spec.type == "zip":
             if not value.isascii() or not value.isdigit() or len(value) > 5:
-                raise RuleError(
-                    path, f"expected the first digits of a zip code, got {_show(value)}"
-                )
+                raise RuleError(path, f"expected the first digits of a zip code, got {_show(value)}")
         return value
     return _coerce(spec, value, path)
 
@@ -255,9 +253,7 @@ def _parse_leaf(rule: Mapping[Any, object], fields: Mapping[str, FieldSpec], pat
     op_path = f"{path}.op"
     if not isinstance(op, str) or op not in OPERATORS:
         raise RuleError(op_path, f"unknown operator {_show(op)}")
-    if (op in _ORDER_OPS and spec.type not in ORDERED_TYPES) or (
-        op in _STRING_OPS and spec.type not in STRING_TYPES
-    ):
+    if (op in _ORDER_OPS and spec.type not in ORDERED_TYPES) or (op in _STRING_OPS and spec.type not in STRING_TYPES):
         raise RuleError(op_path, f"operator {op!r} does not apply to {_article(spec.type)} field")
     return _Leaf(name, op, _parse_value(spec, op, rule["value"], f"{path}.value"))
 
@@ -278,9 +274,7 @@ def _parse_rule(rule: object, fields: Mapping[str, FieldSpec], path: str) -> _No
         return _parse_leaf(rule, fields, path)
     combinator = combinators[0]
     if len(rule) > 1:
-        raise RuleError(
-            path, f"a rule is either {combinator!r} or a leaf (field, op, value), not both"
-        )
+        raise RuleError(path, f"a rule is either {combinator!r} or a leaf (field, op, value), not both")
     body = rule[combinator]
     sub_path = f"{path}.{combinator}"
     if combinator == "not":
@@ -503,9 +497,7 @@ def rule_compile(rule: object, *, fields: Mapping[str, FieldSpec]) -> Predicate:
     return _compile_node(node, negate=False)
 
 
-def modifiers_validate(
-    mods: object, *, fields: Mapping[str, FieldSpec], path: str = "modifiers"
-) -> None:
+def modifiers_validate(mods: object, *, fields: Mapping[str, FieldSpec], path: str = "modifiers") -> None:
     """Check a list of price modifiers; return only if it is valid.
 
     ``None`` and ``[]`` are valid (no modifiers). Each modifier is a mapping with exactly one of

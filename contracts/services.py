@@ -13,14 +13,43 @@ from contracts.models import BuyerContract, Campaign
 
 CONTRACT_FIELDS = frozenset(
     {
-        "name", "status", "price", "modifiers", "rtb_url", "rtb_timeout_ms", "max_price", "filters",
-        "cap_day", "cap_week", "cap_month", "cap_total", "budget_day", "budget_week", "budget_month",
-        "budget_total", "schedule", "dedup_days", "min_score", "priority", "weight",
-        "return_window_hours", "delivery", "paused_reason",
+        "name",
+        "status",
+        "price",
+        "modifiers",
+        "rtb_url",
+        "rtb_timeout_ms",
+        "max_price",
+        "filters",
+        "cap_day",
+        "cap_week",
+        "cap_month",
+        "cap_total",
+        "budget_day",
+        "budget_week",
+        "budget_month",
+        "budget_total",
+        "schedule",
+        "dedup_days",
+        "min_score",
+        "priority",
+        "weight",
+        "return_window_hours",
+        "delivery",
+        "paused_reason",
     }
 )
 CAMPAIGN_FIELDS = frozenset(
-    {"name", "status", "margin_percent", "floor", "direct_contract", "direct_price", "direct_share_percent", "webhook_url"}
+    {
+        "name",
+        "status",
+        "margin_percent",
+        "floor",
+        "direct_contract",
+        "direct_price",
+        "direct_share_percent",
+        "webhook_url",
+    }
 )
 
 

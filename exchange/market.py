@@ -44,22 +44,69 @@ class MarketError(Exception):
 
 
 OFFER_KEYS = {
-    "slug", "name", "status", "distribution", "pricing", "multisell_max", "hybrid_floor", "margin_percent",
-    "floor", "min_score", "bid_ttl_seconds", "ping_timeout_ms", "reauction_cycles", "fields",
+    "slug",
+    "name",
+    "status",
+    "distribution",
+    "pricing",
+    "multisell_max",
+    "hybrid_floor",
+    "margin_percent",
+    "floor",
+    "min_score",
+    "bid_ttl_seconds",
+    "ping_timeout_ms",
+    "reauction_cycles",
+    "fields",
 }
 ORGANIZATION_KEYS = {
-    "slug", "name", "roles", "timezone", "status", "balance", "credit_limit", "users", "api_keys",
-    "contracts", "campaigns",
+    "slug",
+    "name",
+    "roles",
+    "timezone",
+    "status",
+    "balance",
+    "credit_limit",
+    "users",
+    "api_keys",
+    "contracts",
+    "campaigns",
 }
 USER_KEYS = {"email", "password", "role", "name", "operator"}
 API_KEY_KEYS = {"name", "scopes", "key"}
 CONTRACT_KEYS = {
-    "slug", "id", "name", "status", "offer", "price", "modifiers", "rtb_url", "rtb_timeout_ms", "max_price",
-    "filters", "caps", "budget", "schedule", "dedup_days", "min_score", "priority", "weight",
-    "return_window_hours", "blocked_sellers", "delivery",
+    "slug",
+    "id",
+    "name",
+    "status",
+    "offer",
+    "price",
+    "modifiers",
+    "rtb_url",
+    "rtb_timeout_ms",
+    "max_price",
+    "filters",
+    "caps",
+    "budget",
+    "schedule",
+    "dedup_days",
+    "min_score",
+    "priority",
+    "weight",
+    "return_window_hours",
+    "blocked_sellers",
+    "delivery",
 }
 CAMPAIGN_KEYS = {
-    "slug", "id", "name", "status", "offer", "margin_percent", "floor", "blocked_buyers", "direct_route",
+    "slug",
+    "id",
+    "name",
+    "status",
+    "offer",
+    "margin_percent",
+    "floor",
+    "blocked_buyers",
+    "direct_route",
     "webhook_url",
 }
 MONEY_FIELDS = {"price", "max_price", "hybrid_floor", "floor", "margin_percent", "balance", "credit_limit"}
@@ -100,7 +147,7 @@ def _money(value: Any, path: str) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise MarketError(path, "must be an amount such as \"30.00\"")
+        raise MarketError(path, 'must be an amount such as "30.00"')
     try:
         amount = Decimal(str(value))
     except InvalidOperation as exc:
@@ -127,7 +174,12 @@ def _raise_model_error(exc: ValidationError, path: str, renames: dict[str, str] 
 class _Loader:
     def __init__(self) -> None:
         self.report: dict[str, Any] = {
-            "offers": {}, "organizations": {}, "users": {}, "contracts": {}, "campaigns": {}, "api_keys": [],
+            "offers": {},
+            "organizations": {},
+            "users": {},
+            "contracts": {},
+            "campaigns": {},
+            "api_keys": [],
             "created": [],
         }
         self.offers: dict[str, Offer] = {}
@@ -210,9 +262,16 @@ class _Loader:
     def api_key(self, raw: Any, organization: Organization, path: str) -> None:
         data = _mapping(raw, path, API_KEY_KEYS, ("name",))
         scopes = _list(data.get("scopes", []), f"{path}.scopes")
+        for index, scope in enumerate(scopes):
+            if scope not in ApiKey.Scope.values:
+                raise MarketError(
+                    f"{path}.scopes[{index}]", f"unknown scope '{scope}' (use {', '.join(ApiKey.Scope.values)})"
+                )
         fixed = data.get("key")
         with market_scope():
-            existing = ApiKey.objects.filter(organization=organization, name=data["name"], revoked_at__isnull=True).first()
+            existing = ApiKey.objects.filter(
+                organization=organization, name=data["name"], revoked_at__isnull=True
+            ).first()
         if existing is not None and (fixed is None or existing.key_hash == api_key_hash(str(fixed))):
             if sorted(existing.scopes) != sorted(scopes):
                 with market_scope():
@@ -222,7 +281,10 @@ class _Loader:
             api_key_revoke(api_key=existing)
         try:
             key, raw_key = api_key_create(
-                organization=organization, name=data["name"], scopes=scopes, raw_key=None if fixed is None else str(fixed)
+                organization=organization,
+                name=data["name"],
+                scopes=scopes,
+                raw_key=None if fixed is None else str(fixed),
             )
         except AccountsError as exc:
             raise MarketError(f"{path}.{'scopes' if 'scope' in str(exc) else 'key'}", str(exc)) from exc
@@ -250,8 +312,16 @@ class _Loader:
             delivery_validate(data.get("delivery"), path=f"{path}.delivery")
         except ValueError as exc:
             raise MarketError(*str(exc).split(": ", 1)) from exc
-        for key in ("status", "rtb_url", "rtb_timeout_ms", "dedup_days", "min_score", "priority", "weight",
-                    "return_window_hours"):
+        for key in (
+            "status",
+            "rtb_url",
+            "rtb_timeout_ms",
+            "dedup_days",
+            "min_score",
+            "priority",
+            "weight",
+            "return_window_hours",
+        ):
             if key in data:
                 values[key] = data[key] if data[key] is not None or key != "rtb_url" else ""
         for key in ("price", "max_price"):
@@ -272,8 +342,12 @@ class _Loader:
         ]
         try:
             contract, created = contract_upsert(
-                organization=organization, offer=offer, slug=data["slug"], values=values,
-                blocked_sellers=blocked, public_id=data.get("id"),
+                organization=organization,
+                offer=offer,
+                slug=data["slug"],
+                values=values,
+                blocked_sellers=blocked,
+                public_id=data.get("id"),
             )
         except ValidationError as exc:
             _raise_model_error(exc, path)
@@ -295,7 +369,9 @@ class _Loader:
         route = data.get("direct_route")
         values.update(direct_contract=None, direct_price=None, direct_share_percent=0)
         if route is not None:
-            route = _mapping(route, f"{path}.direct_route", {"contract", "price", "share_percent"}, ("contract", "price"))
+            route = _mapping(
+                route, f"{path}.direct_route", {"contract", "price", "share_percent"}, ("contract", "price")
+            )
             contract = BuyerContract.objects.filter(slug=route["contract"]).first()
             if contract is None:
                 raise MarketError(f"{path}.direct_route.contract", f"unknown contract '{route['contract']}'")
@@ -313,11 +389,17 @@ class _Loader:
         ]
         try:
             campaign, created = campaign_upsert(
-                organization=organization, offer=offer, slug=data["slug"], values=values,
-                blocked_buyers=blocked, public_id=data.get("id"),
+                organization=organization,
+                offer=offer,
+                slug=data["slug"],
+                values=values,
+                blocked_buyers=blocked,
+                public_id=data.get("id"),
             )
         except ValidationError as exc:
-            _raise_model_error(exc, path, {"direct_contract": "direct_route.contract", "direct_price": "direct_route.price"})
+            _raise_model_error(
+                exc, path, {"direct_contract": "direct_route.contract", "direct_price": "direct_route.price"}
+            )
         self.report["campaigns"][campaign.slug] = campaign.public_id
         if created:
             self.report["created"].append(f"campaign:{campaign.slug}")
@@ -331,7 +413,9 @@ class _Loader:
             if balance is not None and balance > 0:
                 # Booked once, on the first load: re-loading the file never tops up twice.
                 topup_record(
-                    organization=organization, amount=balance, reference="opening balance (market file)",
+                    organization=organization,
+                    amount=balance,
+                    reference="opening balance (market file)",
                     idempotency_key=f"market:opening-balance:{organization.slug}",
                 )
         except BillingError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cached_property
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -12,7 +13,14 @@ from django.utils import timezone
 
 from exchange.schema import FieldSpec, SchemaError, offer_fields_parse
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
+
+class MoneyField(models.DecimalField):  # type: ignore[type-arg]
+    """An amount of the exchange's currency: 14 digits, 2 decimals (DESIGN.md §9)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", 14)
+        kwargs.setdefault("decimal_places", 2)
+        super().__init__(*args, **kwargs)
 
 
 class Offer(models.Model):
@@ -43,17 +51,21 @@ class Offer(models.Model):
     distribution = models.CharField(max_length=16, choices=Distribution.choices, default=Distribution.EXCLUSIVE)
     pricing = models.CharField(max_length=16, choices=Pricing.choices, default=Pricing.FIRST_PRICE)
     multisell_max = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
-    hybrid_floor = models.DecimalField(**MONEY, null=True, blank=True)
+    hybrid_floor = MoneyField(null=True, blank=True)
     margin_percent = models.DecimalField(
-        max_digits=5, decimal_places=2, default=Decimal("20"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("20"),
         validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
         help_text="The platform's take; seller payout = price × (1 − margin), rounded down to the cent.",
     )
-    floor = models.DecimalField(**MONEY, default=Decimal("0.00"), help_text="Minimum price a bid must reach.")
+    floor = MoneyField(default=Decimal("0.00"), help_text="Minimum price a bid must reach.")
     min_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     bid_ttl_seconds = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
     ping_timeout_ms = models.PositiveIntegerField(default=500, validators=[MinValueValidator(10)])
-    reauction_cycles = models.PositiveSmallIntegerField(default=2, help_text="Background re-auctions after a post finds no taker.")
+    reauction_cycles = models.PositiveSmallIntegerField(
+        default=2, help_text="Background re-auctions after a post finds no taker."
+    )
     fields = models.JSONField(default=list, help_text="The lead's fields: name, type, ping, pii, min, max, choices.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -3,8 +3,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import root
-from exchange.api.errors import api_not_found
 from contracts.api import views as contract_api
+from exchange.api.errors import api_not_found
 
 api_v1 = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),

@@ -67,7 +67,9 @@ MARKET: dict[str, Any] = {
             "roles": ["buyer", "seller"],
             "users": [{"email": "charlie@charlie.test", "password": PASSWORD, "role": "owner"}],
             "api_keys": [{"name": "all", "scopes": ["leads", "contracts", "purchases", "reports"], "key": CHARLIE_KEY}],
-            "contracts": [{"slug": "charlie-any", "id": "ctr_charlie_any", "offer": "auto-insurance", "price": "10.00"}],
+            "contracts": [
+                {"slug": "charlie-any", "id": "ctr_charlie_any", "offer": "auto-insurance", "price": "10.00"}
+            ],
             "campaigns": [{"slug": "charlie-auto", "id": "cmp_charlie_auto", "offer": "auto-insurance"}],
         },
         {
@@ -76,7 +78,9 @@ MARKET: dict[str, Any] = {
             "roles": ["seller"],
             "users": [{"email": "owner@leadgen.test", "password": PASSWORD, "role": "owner"}],
             "api_keys": [{"name": "prod", "scopes": ["leads"], "key": LEADGEN_KEY}],
-            "campaigns": [{"slug": "leadgen-auto", "id": "cmp_leadgen_auto", "offer": "auto-insurance", "floor": "5.00"}],
+            "campaigns": [
+                {"slug": "leadgen-auto", "id": "cmp_leadgen_auto", "offer": "auto-insurance", "floor": "5.00"}
+            ],
         },
     ],
 }

@@ -58,9 +58,9 @@ class TenantViewMixin:
         self._scope_stack.enter_context(tenant_scope(self.organization))
 
 
-class TenantAPIView(TenantViewMixin, APIView):
+class TenantAPIView(TenantViewMixin, APIView):  # type: ignore[misc]
     pass
 
 
-class TenantGenericAPIView(TenantViewMixin, GenericAPIView):  # type: ignore[type-arg]
+class TenantGenericAPIView(TenantViewMixin, GenericAPIView):  # type: ignore[misc,type-arg]
     pass

@@ -9,16 +9,35 @@ from contracts.models import PERIODS, BuyerContract, Campaign
 
 class ContractOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
     id = serializers.CharField(source="public_id")
-    offer = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    offer: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)  # type: ignore[type-arg]
     caps = serializers.SerializerMethodField()
     budget = serializers.SerializerMethodField()
 
     class Meta:
         model = BuyerContract
         fields = [
-            "id", "slug", "name", "offer", "status", "paused_reason", "price", "modifiers", "rtb_url",
-            "rtb_timeout_ms", "max_price", "filters", "caps", "budget", "schedule", "dedup_days", "min_score",
-            "priority", "weight", "return_window_hours", "created_at", "updated_at",
+            "id",
+            "slug",
+            "name",
+            "offer",
+            "status",
+            "paused_reason",
+            "price",
+            "modifiers",
+            "rtb_url",
+            "rtb_timeout_ms",
+            "max_price",
+            "filters",
+            "caps",
+            "budget",
+            "schedule",
+            "dedup_days",
+            "min_score",
+            "priority",
+            "weight",
+            "return_window_hours",
+            "created_at",
+            "updated_at",
         ]
 
     def get_caps(self, contract: BuyerContract) -> dict[str, Any]:
@@ -30,7 +49,7 @@ class ContractOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
 
 class CampaignOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
     id = serializers.CharField(source="public_id")
-    offer = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    offer: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="slug", read_only=True)  # type: ignore[type-arg]
 
     class Meta:
         model = Campaign

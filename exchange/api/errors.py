@@ -94,8 +94,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             (str(exc.default_code), None),
         )
         body = error_body(code, message or str(exc.detail))
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait) + 1)
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            headers["Retry-After"] = str(int(wait) + 1)
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
     set_rollback()

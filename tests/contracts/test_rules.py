@@ -137,9 +137,7 @@ ORDERED_CASES = [
 
 
 @pytest.mark.parametrize(("field", "low", "high", "leads"), ORDERED_CASES)
-def test_ordering_operators(
-    field: str, low: object, high: object, leads: tuple[object, ...]
-) -> None:
+def test_ordering_operators(field: str, low: object, high: object, leads: tuple[object, ...]) -> None:
     below, at_low, middle, at_high, above = leads
 
     def outcomes(rule: dict[str, object]) -> list[str | None]:

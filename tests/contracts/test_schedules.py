@@ -107,9 +107,7 @@ def test_empty_schedule_is_always_open(raw: object, local: tuple[int, ...]) -> N
         ({"hours": ["08:00", "20:00"]}, (2026, 11, 21, 7, 59), False),
     ],
 )
-def test_days_and_hours_default_independently(
-    raw: object, local: tuple[int, ...], expected: bool
-) -> None:
+def test_days_and_hours_default_independently(raw: object, local: tuple[int, ...], expected: bool) -> None:
     assert schedule_compile(raw).is_open(at(NY, *local), NY) is expected
 
 
@@ -291,9 +289,7 @@ def test_spring_forward_window_skips_the_missing_hour(instant: datetime, expecte
         ({"days": ["sat"], "hours": ["22:00", "02:00"]}, utc(2026, 10, 31), utc(2026, 11, 2), 300),
     ],
 )
-def test_open_minutes_across_dst(
-    raw: object, start: datetime, end: datetime, minutes: int
-) -> None:
+def test_open_minutes_across_dst(raw: object, start: datetime, end: datetime, minutes: int) -> None:
     assert open_minutes(schedule_compile(raw), NY, start, end) == minutes
 
 
@@ -588,23 +584,18 @@ def test_periods_reject_naive_datetimes(period: str) -> None:
         ("day", at(SYDNEY, 2026, 4, 5, 12), SYDNEY, utc(2026, 4, 4, 13), utc(2026, 4, 5, 14), 25),
         ("day", at(SYDNEY, 2026, 10, 4, 12), SYDNEY, utc(2026, 10, 3, 14), utc(2026, 10, 4, 13), 23),
         # Asia/Kolkata, +05:30 all year
-        ("day", at(KOLKATA, 2026, 11, 22, 0), KOLKATA, utc(2026, 11, 21, 18, 30),
-         utc(2026, 11, 22, 18, 30), 24),
+        ("day", at(KOLKATA, 2026, 11, 22, 0), KOLKATA, utc(2026, 11, 21, 18, 30), utc(2026, 11, 22, 18, 30), 24),
         # midnight skipped by DST: the day starts at its first existing instant
-        ("day", at(SANTIAGO, 2022, 9, 11, 12), SANTIAGO, utc(2022, 9, 11, 4), utc(2022, 9, 12, 3),
-         23),
-        ("day", at(SANTIAGO, 2022, 9, 10, 12), SANTIAGO, utc(2022, 9, 10, 4), utc(2022, 9, 11, 4),
-         24),
+        ("day", at(SANTIAGO, 2022, 9, 11, 12), SANTIAGO, utc(2022, 9, 11, 4), utc(2022, 9, 12, 3), 23),
+        ("day", at(SANTIAGO, 2022, 9, 10, 12), SANTIAGO, utc(2022, 9, 10, 4), utc(2022, 9, 11, 4), 24),
         ("day", at(HAVANA, 2022, 3, 13, 12), HAVANA, utc(2022, 3, 13, 5), utc(2022, 3, 14, 4), 23),
-        ("day", at(SAO_PAULO, 2018, 11, 4, 12), SAO_PAULO, utc(2018, 11, 4, 3),
-         utc(2018, 11, 5, 2), 23),
+        ("day", at(SAO_PAULO, 2018, 11, 4, 12), SAO_PAULO, utc(2018, 11, 4, 3), utc(2018, 11, 5, 2), 23),
         # midnight repeated (Havana falls back 01:00 -> 00:00): the day starts at the first one
         ("day", at(HAVANA, 2022, 11, 6, 12), HAVANA, utc(2022, 11, 6, 4), utc(2022, 11, 7, 5), 25),
         ("day", utc(2022, 11, 6, 5, 30), HAVANA, utc(2022, 11, 6, 4), utc(2022, 11, 7, 5), 25),
         # clocks fall back from 00:00 to 23:00 the previous day (Sao Paulo 2018-02-18)
         ("day", utc(2018, 2, 18, 2, 30), SAO_PAULO, utc(2018, 2, 17, 2), utc(2018, 2, 18, 3), 25),
-        ("day", at(SAO_PAULO, 2018, 2, 18, 12), SAO_PAULO, utc(2018, 2, 18, 3),
-         utc(2018, 2, 19, 3), 24),
+        ("day", at(SAO_PAULO, 2018, 2, 18, 12), SAO_PAULO, utc(2018, 2, 18, 3), utc(2018, 2, 19, 3), 24),
         # a whole local day skipped (Apia crossed the date line: no 2011-12-30)
         ("day", at(APIA, 2011, 12, 29, 12), APIA, utc(2011, 12, 29, 10), utc(2011, 12, 30, 10), 24),
         ("day", at(APIA, 2011, 12, 31, 12), APIA, utc(2011, 12, 30, 10), utc(2011, 12, 31, 10), 24),
@@ -614,17 +605,21 @@ def test_periods_reject_naive_datetimes(period: str) -> None:
         ("week", at(NY, 2026, 11, 1, 12), NY, utc(2026, 10, 26, 4), utc(2026, 11, 2, 5), 169),
         ("week", at(NY, 2026, 3, 8, 12), NY, utc(2026, 3, 2, 5), utc(2026, 3, 9, 4), 167),
         ("week", at(NY, 2026, 1, 1, 12), NY, utc(2025, 12, 29, 5), utc(2026, 1, 5, 5), 168),
-        ("week", at(SANTIAGO, 2022, 9, 11, 12), SANTIAGO, utc(2022, 9, 5, 4), utc(2022, 9, 12, 3),
-         167),
-        ("week", at(KOLKATA, 2026, 11, 22, 23, 59), KOLKATA, utc(2026, 11, 15, 18, 30),
-         utc(2026, 11, 22, 18, 30), 168),
+        ("week", at(SANTIAGO, 2022, 9, 11, 12), SANTIAGO, utc(2022, 9, 5, 4), utc(2022, 9, 12, 3), 167),
+        ("week", at(KOLKATA, 2026, 11, 22, 23, 59), KOLKATA, utc(2026, 11, 15, 18, 30), utc(2026, 11, 22, 18, 30), 168),
         # months
         ("month", utc(2026, 12, 1, 4, 59, 59), NY, utc(2026, 11, 1, 4), utc(2026, 12, 1, 5), 721),
         ("month", utc(2026, 12, 1, 5, 0), NY, utc(2026, 12, 1, 5), utc(2027, 1, 1, 5), 744),
         ("month", at(NY, 2026, 3, 15), NY, utc(2026, 3, 1, 5), utc(2026, 4, 1, 4), 743),
         ("month", at(NY, 2026, 2, 28, 23, 59), NY, utc(2026, 2, 1, 5), utc(2026, 3, 1, 5), 672),
-        ("month", at(KOLKATA, 2026, 11, 30, 23, 59), KOLKATA, utc(2026, 10, 31, 18, 30),
-         utc(2026, 11, 30, 18, 30), 720),
+        (
+            "month",
+            at(KOLKATA, 2026, 11, 30, 23, 59),
+            KOLKATA,
+            utc(2026, 10, 31, 18, 30),
+            utc(2026, 11, 30, 18, 30),
+            720,
+        ),
     ],
 )
 def test_period_bounds(

@@ -58,9 +58,7 @@ def test_parse_example_market_fields() -> None:
     assert list(parsed) == ["state", "age", "email", "plan"]
     assert parsed == {
         "state": FieldSpec(name="state", type="state", ping="required", required=True),
-        "age": FieldSpec(
-            name="age", type="integer", ping="optional", min=Decimal(18), max=Decimal(120)
-        ),
+        "age": FieldSpec(name="age", type="integer", ping="optional", min=Decimal(18), max=Decimal(120)),
         "email": FieldSpec(name="email", type="email", pii=True, required=True),
         "plan": FieldSpec(name="plan", type="choice", choices=("a", "b")),
     }
@@ -123,9 +121,7 @@ def test_parse_required_default(spec: dict[str, Any], expected_required: bool) -
         ("decimal", {"max": Decimal("7.25")}, (None, Decimal("7.25"))),
     ],
 )
-def test_parse_bounds(
-    field_type: str, bounds: dict[str, Any], expected: tuple[Decimal | None, Decimal | None]
-) -> None:
+def test_parse_bounds(field_type: str, bounds: dict[str, Any], expected: tuple[Decimal | None, Decimal | None]) -> None:
     parsed = field_of({"type": field_type, **bounds})["f"]
     assert (parsed.min, parsed.max) == expected
 
@@ -494,9 +490,7 @@ def test_ping_result_follows_schema_order(fields: dict[str, FieldSpec]) -> None:
         ({"color": None}, {"color": ["Unknown field."]}),
     ],
 )
-def test_ping_refuses(
-    fields: dict[str, FieldSpec], extra: dict[str, object], errors: dict[str, list[str]]
-) -> None:
+def test_ping_refuses(fields: dict[str, FieldSpec], extra: dict[str, object], errors: dict[str, list[str]]) -> None:
     with pytest.raises(LeadInvalid) as info:
         lead_validate({"state": "CA", "zip": "94107", **extra}, fields, stage="ping")
     assert info.value.errors == errors

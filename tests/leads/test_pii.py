@@ -132,9 +132,7 @@ def test_phone_normalize_other_region() -> None:
 
 def test_consumer_hash_is_sha256_hex_of_the_value_as_given() -> None:
     assert consumer_hash("") == ("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-    assert consumer_hash("abc") == (
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    )
+    assert consumer_hash("abc") == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     assert consumer_hash("+14155550100") == hashlib.sha256(b"+14155550100").hexdigest()
     assert consumer_hash("Jane@Example.com") != consumer_hash("jane@example.com")
 
@@ -150,9 +148,7 @@ def test_email_hash_normalizes_first(raw: str) -> None:
     assert email_hash(raw) == hashlib.sha256(b"jane@example.com").hexdigest()
 
 
-@pytest.mark.parametrize(
-    "raw", ["+14155550100", "(415) 555-0100", "415.555.0100", "1 415 555 0100"]
-)
+@pytest.mark.parametrize("raw", ["+14155550100", "(415) 555-0100", "415.555.0100", "1 415 555 0100"])
 def test_phone_hash_normalizes_first(raw: str) -> None:
     assert phone_hash(raw) == "40d3f4e02db27d66cf4cfdda506c2c945f115a7955cc8491dda98ce5beabcda0"
     assert phone_hash(raw) == hashlib.sha256(b"+14155550100").hexdigest()

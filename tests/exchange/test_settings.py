@@ -1,0 +1,79 @@
+"""Production settings refuse to start without real secrets; the defaults run the demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_KEY = "x" * 50
+FERNET = "k6fR6b0bW0o2o0Y2wB9m7kqgk8zQb3vJ6Q3nq3Yx8bE="
+
+
+def settings_run(env: dict[str, str], code: str = "print(settings.DATABASES['default']['ENGINE'])"):
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "GAVEL_PII_KEYS", "DATABASE_URL", "REDIS_URL"}
+    }
+    base.update({"DJANGO_SETTINGS_MODULE": "exchange.settings", **env})
+    program = f"import django; from django.conf import settings; django.setup(); {code}"
+    return subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "Set SECRET_KEY"),
+        ({"SECRET_KEY": "short"}, "Set SECRET_KEY"),
+        ({"SECRET_KEY": GOOD_KEY}, "Set ALLOWED_HOSTS"),
+        ({"SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "gavel.example"}, "Set GAVEL_PII_KEYS"),
+    ],
+)
+def test_production_refuses_to_start_without_real_settings(env, message):
+    result = settings_run(env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_production_starts_with_real_settings():
+    result = settings_run(
+        {
+            "SECRET_KEY": GOOD_KEY,
+            "ALLOWED_HOSTS": "gavel.example",
+            "GAVEL_PII_KEYS": FERNET,
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/gavel",
+        },
+        "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.postgresql", "True"]
+
+
+def test_the_default_is_sqlite_with_tasks_in_process():
+    result = settings_run(
+        {"DEBUG": "1"},
+        "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER, "
+        "settings.CACHES['default']['BACKEND'])",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "True",
+        "django.core.cache.backends.locmem.LocMemCache",
+    ]
+
+
+def test_redis_url_switches_cache_and_celery_to_redis():
+    result = settings_run(
+        {"DEBUG": "1", "REDIS_URL": "redis://127.0.0.1:6379/3"},
+        "print(settings.CELERY_BROKER_URL, settings.CELERY_TASK_ALWAYS_EAGER, settings.CACHES['default']['BACKEND'])",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["redis://127.0.0.1:6379/3", "False", "django.core.cache.backends.redis.RedisCache"]
