@@ -32,6 +32,7 @@ class LedgerAccount(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     currency = models.CharField(max_length=3, default="USD")
     balance = MoneyField(default=Decimal("0.00"))
+    held = MoneyField(default=Decimal("0.00"), help_text="Buyers: funds reserved for sales being delivered.")
     credit_limit = MoneyField(default=Decimal("0.00"), help_text="Buyers: how far below zero the balance may go.")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -52,7 +53,7 @@ class LedgerAccount(models.Model):
 
     @property
     def available(self) -> Decimal:
-        return self.balance + self.credit_limit
+        return self.balance - self.held + self.credit_limit
 
 
 class LedgerTransaction(models.Model):

@@ -96,3 +96,56 @@ def credit_limit_set(*, organization: Organization, credit_limit: Decimal) -> Le
         LedgerAccount.objects.filter(pk=account.pk).update(credit_limit=credit_limit)
         account.refresh_from_db()
     return account
+
+
+class FundsRefused(Exception):
+    """The buyer's available funds (balance − held + credit limit) do not cover the price."""
+
+
+def funds_hold(*, organization_id: int, amount: Decimal) -> None:
+    """Hold ``amount`` of the buyer's funds for a sale being delivered, or raise FundsRefused.
+
+    One conditional UPDATE: the hold happens only if the balance stays at or above −credit limit,
+    so concurrent posts can never overspend. Call inside the reservation's transaction.
+    """
+    with market_scope():
+        updated = LedgerAccount.objects.filter(
+            organization_id=organization_id,
+            kind=LedgerAccount.Kind.BUYER_BALANCE,
+            balance__gte=F("held") + amount - F("credit_limit"),
+        ).update(held=F("held") + amount)
+    if updated != 1:
+        raise FundsRefused(f"organization {organization_id} cannot cover {amount}")
+
+
+def funds_release(*, organization_id: int, amount: Decimal) -> None:
+    """Give back a hold (the sale was released, or it is being booked)."""
+    with market_scope():
+        LedgerAccount.objects.filter(organization_id=organization_id, kind=LedgerAccount.Kind.BUYER_BALANCE).update(
+            held=F("held") - amount
+        )
+
+
+def sale_book(
+    *, sale_public_id: str, buyer: Organization, seller: Organization, price: Decimal, payout: Decimal, memo: str
+) -> LedgerTransaction:
+    """Book a sale: buyer −price, seller payable +payout, platform revenue +margin; and drop its hold.
+
+    Idempotent by the sale's id: booking the same sale twice books it once.
+    """
+    margin = price - payout
+    lines = [
+        (account_get(organization=buyer, kind=LedgerAccount.Kind.BUYER_BALANCE), -price),
+        (account_get(organization=seller, kind=LedgerAccount.Kind.SELLER_PAYABLE), payout),
+        (account_get(organization=None, kind=LedgerAccount.Kind.PLATFORM_REVENUE), margin),
+    ]
+    with transaction.atomic():
+        booked, created = ledger_book(
+            kind=LedgerTransaction.Kind.SALE,
+            idempotency_key=f"sale:{sale_public_id}",
+            lines=[(account, amount) for account, amount in lines if amount != ZERO],
+            memo=memo,
+        )
+        if created:
+            funds_release(organization_id=buyer.pk, amount=price)
+    return booked

@@ -247,6 +247,8 @@ def _parse_leaf(rule: Mapping[Any, object], fields: Mapping[str, FieldSpec], pat
             field_path,
             f"field {name!r} is PII and cannot be filtered on (filters run at ping time)",
         )
+    if spec.ping == "no":
+        raise RuleError(field_path, f"field {name!r} is not sent in a ping, so filters cannot use it")
     if spec.type not in SUPPORTED_TYPES:
         raise RuleError(field_path, f"filters do not support the {spec.type!r} type of {name!r}")
     op = rule["op"]

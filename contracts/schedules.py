@@ -143,9 +143,7 @@ def schedule_compile(raw: object) -> Schedule:
             if end > 0:
                 per_day[(day + 1) % 7].append((0, end))
     merged = [_merge(day_ranges) for day_ranges in per_day]
-    return Schedule(
-        ranges=(merged[0], merged[1], merged[2], merged[3], merged[4], merged[5], merged[6])
-    )
+    return Schedule(ranges=(merged[0], merged[1], merged[2], merged[3], merged[4], merged[5], merged[6]))
 
 
 def period_key(period: str, at: datetime, tz: tzinfo) -> str:
@@ -228,8 +226,7 @@ def budget_validate(raw: object, *, path: str = "budget") -> None:
         if _MONEY_RE.fullmatch(value) is None:
             raise ScheduleError(
                 key_path,
-                f'must be a non-negative amount with at most 2 decimals like "3000.00", '
-                f"got {value!r}",
+                f'must be a non-negative amount with at most 2 decimals like "3000.00", got {value!r}',
             )
         try:
             Decimal(value)
@@ -254,9 +251,7 @@ def _parse_schedule(raw: object, path: str) -> list[tuple[int, int, int]]:
             raise ScheduleError(f"{path}.windows", "cannot be combined with days or hours")
         return _parse_windows(raw["windows"], f"{path}.windows")
     days = _parse_days(raw["days"], f"{path}.days") if "days" in raw else list(range(7))
-    start, end = (
-        _parse_window(raw["hours"], f"{path}.hours") if "hours" in raw else (0, _MINUTES_PER_DAY)
-    )
+    start, end = _parse_window(raw["hours"], f"{path}.hours") if "hours" in raw else (0, _MINUTES_PER_DAY)
     return [(day, start, end) for day in days]
 
 
@@ -306,9 +301,7 @@ def _parse_window(raw: object, path: str) -> tuple[int, int]:
     start = _parse_clock(raw[0], f"{path}[0]", is_end=False)
     end = _parse_clock(raw[1], f"{path}[1]", is_end=True)
     if start == end:
-        raise ScheduleError(
-            path, 'start and end must differ; use ["00:00", "24:00"] for the whole day'
-        )
+        raise ScheduleError(path, 'start and end must differ; use ["00:00", "24:00"] for the whole day')
     return start, end
 
 
@@ -317,9 +310,7 @@ def _parse_clock(raw: object, path: str, *, is_end: bool) -> int:
     if not isinstance(raw, str):
         if isinstance(raw, int) and not isinstance(raw, bool):
             # YAML 1.1 reads an unquoted 20:00 as the base-60 integer 1200.
-            raise ScheduleError(
-                path, 'must be a quoted "HH:MM" string (unquoted YAML times are numbers)'
-            )
+            raise ScheduleError(path, 'must be a quoted "HH:MM" string (unquoted YAML times are numbers)')
         raise ScheduleError(path, 'must be a "HH:MM" string')
     if raw == "24:00":
         if is_end:
@@ -398,8 +389,10 @@ def _start_of_local_day(day: date, tz: tzinfo) -> datetime:
             occurrences.append(candidate)
     if occurrences:
         return min(occurrences)
-    # Midnight was skipped: find the transition instant by bisection over whole seconds
-    # (tz database transitions are on whole seconds).
+    # Midnight was skipped. The gap need not start at midnight (America/Toronto jumped
+    # from 23:30 to 00:30 on 1919-03-31), so neither offset gives the transition
+    # directly: bisect for it over whole seconds (tz database transitions are on whole
+    # seconds).
     naive_seconds = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     before = naive_seconds - _SEARCH_MARGIN_SECONDS
     after = naive_seconds + _SEARCH_MARGIN_SECONDS

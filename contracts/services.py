@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, Q
 
 from accounts.models import Organization
-from contracts.models import BuyerContract, Campaign
+from accounts.tenancy import market_scope
+from contracts.models import PERIODS, BuyerContract, Campaign, CapCounter
 
 CONTRACT_FIELDS = frozenset(
     {
@@ -53,6 +56,12 @@ CAMPAIGN_FIELDS = frozenset(
 )
 
 
+def _market_changed() -> None:
+    from exchange.auction.book import book_invalidate  # the book compiles what this app owns
+
+    book_invalidate()
+
+
 def _apply(instance: Any, values: dict[str, Any], allowed: frozenset[str]) -> None:
     unknown = set(values) - allowed
     if unknown:
@@ -87,6 +96,7 @@ def contract_upsert(
     contract.save()
     if blocked_sellers is not None:
         contract.blocked_sellers.set(blocked_sellers)
+    _market_changed()
     return contract, created
 
 
@@ -96,6 +106,7 @@ def contract_update(*, contract: BuyerContract, values: dict[str, Any]) -> Buyer
     _apply(contract, values, CONTRACT_FIELDS)
     contract.full_clean()
     contract.save()
+    _market_changed()
     return contract
 
 
@@ -124,4 +135,59 @@ def campaign_upsert(
     campaign.save()
     if blocked_buyers is not None:
         campaign.blocked_buyers.set(blocked_buyers)
+    _market_changed()
     return campaign, created
+
+
+class CapRefused(Exception):
+    """A contract cannot take one more lead: ``reason`` is its waterfall reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def cap_reserve(
+    *,
+    contract_id: int,
+    organization_id: int,
+    keys: dict[str, str],
+    caps: dict[str, int],
+    budgets: dict[str, Decimal],
+    price: Decimal,
+) -> None:
+    """Count one lead at ``price`` in every limited period, or none (raise :class:`CapRefused`).
+
+    Each period is one conditional UPDATE (``count < cap AND spend + price <= budget``), in a fixed
+    period order, so concurrent posts never oversell and never deadlock. Call inside a transaction.
+    """
+    with market_scope():
+        for period in PERIODS:
+            if period not in keys:
+                continue
+            key = keys[period]
+            CapCounter.objects.get_or_create(
+                contract_id=contract_id, period_key=key, defaults={"organization_id": organization_id, "period": period}
+            )
+            condition = Q()
+            if period in caps:
+                condition &= Q(count__lt=caps[period])
+            if period in budgets:
+                condition &= Q(spend__lte=budgets[period] - price)
+            updated = CapCounter.objects.filter(condition, contract_id=contract_id, period_key=key).update(
+                count=F("count") + 1, spend=F("spend") + price
+            )
+            if updated != 1:
+                count = CapCounter.objects.filter(contract_id=contract_id, period_key=key).values_list(
+                    "count", flat=True
+                )
+                capped = period in caps and count[0] >= caps[period]
+                raise CapRefused(f"cap_reached:{period}" if capped else "budget_reached")
+
+
+def cap_release(*, contract_id: int, keys: list[str], price: Decimal) -> None:
+    """Hand back one lead at ``price`` in the given periods (a rejected or returned sale)."""
+    with market_scope():
+        CapCounter.objects.filter(contract_id=contract_id, period_key__in=keys).update(
+            count=F("count") - 1, spend=F("spend") - price
+        )

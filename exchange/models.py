@@ -10,7 +10,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django_scopes import ScopedManager
 
+from exchange.ids import PublicIdField
 from exchange.schema import FieldSpec, SchemaError, offer_fields_parse
 
 
@@ -87,3 +89,146 @@ class Offer(models.Model):
     @cached_property
     def field_specs(self) -> dict[str, FieldSpec]:
         return offer_fields_parse(self.fields)
+
+
+class Ping(models.Model):
+    """One ping: the PII-free part of a lead, the auction it started, and the answer given.
+
+    ``waterfall`` keeps every contract evaluated (reason, price, latency) for operators and, cut
+    to their own contracts, for buyers.
+    """
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    class Source(models.TextChoices):
+        PING = "ping", "Ping"
+        LEAD = "lead", "Full lead"
+
+    public_id = PublicIdField(prefix="png_", verbose_name="id")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="pings", verbose_name="seller"
+    )
+    campaign = models.ForeignKey("contracts.Campaign", on_delete=models.PROTECT, related_name="pings")
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="pings")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.PING)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.CharField(max_length=32, blank=True)
+    lead = models.JSONField(default=dict, help_text="The ping fields, as validated.")
+    email_hash = models.CharField(max_length=64, blank=True)
+    phone_hash = models.CharField(max_length=64, blank=True)
+    tracking = models.JSONField(default=dict, blank=True)
+    consent = models.JSONField(default=dict, blank=True)
+    quality_score = models.PositiveSmallIntegerField(default=0)
+    test = models.BooleanField(default=False)
+    fingerprint = models.CharField(max_length=64, db_index=True, help_text="Hash of the request, to answer repeats.")
+    payout = MoneyField(default=Decimal("0.00"))
+    response = models.JSONField(default=dict)
+    waterfall = models.JSONField(default=list)
+    latency_ms = models.FloatField(default=0)
+    expires_at = models.DateTimeField()
+    posted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Bid(models.Model):
+    """A contract's priced offer for a ping, in rank order; the winners are ``won``.
+
+    ``price`` is what the buyer pays if this bid sells (after second-price rules), so a runner-up
+    can take over a rejected lead at its own price.
+    """
+
+    class Status(models.TextChoices):
+        WON = "won", "Won"
+        OUTBID = "outbid", "Outbid"
+
+    public_id = PublicIdField(prefix="bid_", verbose_name="id")
+    ping = models.ForeignKey(Ping, on_delete=models.CASCADE, related_name="bids")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="bids", verbose_name="buyer"
+    )
+    contract = models.ForeignKey("contracts.BuyerContract", on_delete=models.PROTECT, related_name="bids")
+    rank = models.PositiveSmallIntegerField()
+    bid_price = MoneyField(help_text="What the contract offered.")
+    price = MoneyField(help_text="What the buyer pays if this bid sells.")
+    payout = MoneyField(help_text="What the seller earns if this bid sells.")
+    status = models.CharField(max_length=8, choices=Status.choices)
+    ref = models.CharField(max_length=200, blank=True, help_text="The buyer's own token from its RTB answer.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["ping", "rank"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Sale(models.Model):
+    """A lead sold (or being sold) to one buyer contract.
+
+    ``reserved`` holds the buyer's cap, budget and funds while the lead is delivered; then the
+    sale is ``sold`` (booked in the ledger) or ``released`` (everything handed back).
+    """
+
+    class Status(models.TextChoices):
+        RESERVED = "reserved", "Reserved"
+        SOLD = "sold", "Sold"
+        RELEASED = "released", "Released"
+        RETURNED = "returned", "Returned"
+
+    public_id = PublicIdField(prefix="sal_", verbose_name="id")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="purchases", verbose_name="buyer"
+    )
+    seller = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="sales")
+    lead = models.ForeignKey("leads.Lead", on_delete=models.PROTECT, related_name="sales")
+    bid = models.ForeignKey(Bid, null=True, blank=True, on_delete=models.PROTECT, related_name="sales")
+    contract = models.ForeignKey("contracts.BuyerContract", on_delete=models.PROTECT, related_name="sales")
+    campaign = models.ForeignKey("contracts.Campaign", on_delete=models.PROTECT, related_name="sales")
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="sales")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RESERVED)
+    price = MoneyField()
+    payout = MoneyField()
+    margin = MoneyField()
+    test = models.BooleanField(default=False)
+    direct = models.BooleanField(default=False, help_text="Sold by the campaign's direct route.")
+    email_hash = models.CharField(max_length=64, blank=True)
+    phone_hash = models.CharField(max_length=64, blank=True)
+    cap_keys = models.JSONField(default=list, help_text="The cap periods this sale counts in.")
+    release_reason = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sold_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["email_hash", "created_at"], name="sale_email_dedup"),
+            models.Index(fields=["phone_hash", "created_at"], name="sale_phone_dedup"),
+        ]
+        constraints = [
+            # One lead is sold at most once to a contract, however often a task runs.
+            models.UniqueConstraint(
+                fields=["lead", "contract"],
+                condition=models.Q(status__in=["reserved", "sold", "returned"]),
+                name="sale_once_per_contract",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+from exchange.api.idempotency import IdempotencyRecord  # noqa: E402,F401

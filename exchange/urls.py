@@ -4,10 +4,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import root
 from contracts.api import views as contract_api
+from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
 
 api_v1 = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("ping", exchange_api.PingView.as_view(), name="ping"),
+    path("post", exchange_api.PostView.as_view(), name="post"),
+    path("leads", exchange_api.LeadCreateView.as_view(), name="lead-create"),
+    path("leads/<str:lead_id>", exchange_api.LeadDetailView.as_view(), name="lead-detail"),
     path("contracts", contract_api.ContractListView.as_view(), name="contract-list"),
     path("contracts/<str:contract_id>", contract_api.ContractDetailView.as_view(), name="contract-detail"),
     path("campaigns", contract_api.CampaignListView.as_view(), name="campaign-list"),

@@ -30,6 +30,7 @@ FIELDS = {
         FieldSpec("work_email", "email", ping="optional"),
         FieldSpec("work_phone", "phone", ping="optional"),
         FieldSpec("email", "email", pii=True),
+        FieldSpec("notes", "string"),
         FieldSpec("phone", "phone", pii=True),
     )
 }
@@ -445,6 +446,7 @@ ERROR_CASES = [
     (leaf(3, "eq", 3), "filters.field", "expected a field name, got 3"),
     (leaf("email", "exists", True), "filters.field", "field 'email' is PII"),
     (leaf("phone", "prefix", "+1"), "filters.field", "field 'phone' is PII"),
+    (leaf("notes", "eq", "x"), "filters.field", "field 'notes' is not sent in a ping"),
     # operator
     (leaf("state", "like", "C%"), "filters.op", "unknown operator 'like'"),
     (leaf("state", None, "CA"), "filters.op", "unknown operator None"),

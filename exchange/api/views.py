@@ -1,0 +1,147 @@
+"""Thin API views for sellers: ping, post, full lead, and a lead's status."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.base import TenantAPIView
+from exchange.api.serializers import LeadAnswer, LeadDetail, LeadInput, PingAnswer, PingInput, PostInput
+from exchange.services import LeadRequest, PingRequest, PostRequest, lead_receive, ping_receive, post_receive
+from leads.selectors import lead_get, lead_sales_for_seller
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry safely: a repeat with the same key and body replays the first answer (24 h).",
+)
+ERRORS = {
+    400: {"description": "Malformed JSON"},
+    401: {"description": "authentication_failed"},
+    403: {"description": "permission_denied (the key lacks the `leads` scope)"},
+    422: {"description": "validation_error: `error.fields` names each bad field"},
+}
+
+
+def _compact(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None}
+
+
+class SellerView(TenantAPIView):
+    required_scope: ClassVar[str | None] = "leads"
+    required_role: ClassVar[str | None] = "seller"
+
+
+class PingView(SellerView):
+    @extend_schema(
+        summary="Ping: offer a lead without PII and get bids",
+        tags=["sellers"],
+        request=PingInput,
+        responses={200: PingAnswer, **ERRORS},
+        parameters=[IDEMPOTENCY_HEADER],
+        examples=[
+            OpenApiExample(
+                "A ping",
+                request_only=True,
+                value={
+                    "campaign": "cmp_leadgen_auto",
+                    "lead": {"state": "CA", "zip": "94107", "age": 34},
+                    "consumer": {"email_sha256": "5c0b…", "phone_sha256": "9f2e…"},
+                    "tracking": {"sub_id1": "fb-123"},
+                },
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        data = PingInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        answer = ping_receive(
+            seller=self.organization,
+            request=PingRequest(
+                campaign=v["campaign"],
+                lead=v["lead"],
+                test=v["test"],
+                consumer=dict(v.get("consumer") or {}),
+                tracking=_compact(dict(v.get("tracking") or {})),
+                consent=_compact(dict(v.get("consent") or {})),
+            ),
+        )
+        return Response(answer)
+
+
+class PostView(SellerView):
+    @extend_schema(
+        summary="Post: sell a pinged lead (full data and consent)",
+        tags=["sellers"],
+        request=PostInput,
+        responses={
+            200: LeadAnswer,
+            **ERRORS,
+            404: {"description": "not_found: no such ping (or not yours)"},
+            409: {"description": "ping_already_posted"},
+            410: {"description": "ping_expired"},
+        },
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    def post(self, request: Request) -> Response:
+        data = PostInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        answer = post_receive(
+            seller=self.organization,
+            request=PostRequest(ping_id=v["ping_id"], lead=v["lead"], consent=dict(v["consent"])),
+        )
+        return Response(answer)
+
+
+class LeadCreateView(SellerView):
+    @extend_schema(
+        summary="Full lead: ping and post in one call (and the campaign's direct route)",
+        tags=["sellers"],
+        request=LeadInput,
+        responses={200: LeadAnswer, **ERRORS},
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    def post(self, request: Request) -> Response:
+        data = LeadInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        answer = lead_receive(
+            seller=self.organization,
+            request=LeadRequest(
+                campaign=v["campaign"],
+                lead=v["lead"],
+                consent=dict(v["consent"]),
+                test=v["test"],
+                tracking=_compact(dict(v.get("tracking") or {})),
+            ),
+        )
+        return Response(answer, status=status.HTTP_200_OK)
+
+
+class LeadDetailView(SellerView):
+    @extend_schema(summary="A lead's status, sales and payout", tags=["sellers"], responses={200: LeadDetail})
+    def get(self, request: Request, lead_id: str) -> Response:
+        lead = lead_get(seller=self.organization, public_id=lead_id)
+        return Response(
+            {
+                "lead_id": lead.public_id,
+                "ping_id": lead.ping.public_id if lead.ping else None,
+                "status": lead.status,
+                "reason": lead.reason or None,
+                "payout": f"{lead.payout:.2f}",
+                "redirect_url": None,
+                "test": lead.test,
+                "campaign": lead.campaign.public_id,
+                "offer": lead.offer.slug,
+                "created_at": lead.created_at,
+                "sales": lead_sales_for_seller(seller=self.organization, lead=lead),
+            }
+        )

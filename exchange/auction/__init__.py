@@ -1,0 +1,1 @@
+"""The auction engine: the contract book, eligibility, pricing and distribution (DESIGN.md §8)."""

@@ -1,0 +1,217 @@
+"""The contract book: every offer's campaigns and contracts, compiled once per process.
+
+A ping never re-reads contracts from the database: filters, modifiers and schedules are compiled
+into closures when the book is built, and the book is rebuilt only when the market changes.
+Writers call :func:`book_invalidate`, which bumps one version number in the shared cache, so
+every web process rebuilds on its next ping.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.core.cache import cache
+from django.db import transaction
+
+from accounts.models import Organization
+from accounts.tenancy import market_scope
+from contracts.models import PERIODS, BuyerContract, Campaign
+from contracts.rules import Predicate, PriceFunction, modifiers_compile, rule_compile
+from contracts.schedules import Schedule, schedule_compile
+from exchange.models import Offer
+from exchange.schema import FieldSpec
+
+VERSION_KEY = "gavel:book-version"
+
+
+@dataclass(frozen=True)
+class CompiledContract:
+    id: int
+    public_id: str
+    organization_id: int
+    organization_active: bool
+    tz: ZoneInfo
+    active: bool
+    price: Decimal | None
+    price_modifiers: PriceFunction
+    rtb_url: str
+    rtb_timeout_ms: int
+    max_price: Decimal | None
+    predicate: Predicate
+    schedule: Schedule
+    caps: dict[str, int]
+    budgets: dict[str, Decimal]
+    dedup_days: int
+    min_score: int
+    priority: int
+    weight: int
+    blocked_seller_ids: frozenset[int]
+    delivery: dict[str, Any]
+    return_window_hours: int
+
+
+@dataclass(frozen=True)
+class CompiledCampaign:
+    id: int
+    public_id: str
+    organization_id: int
+    active: bool
+    margin_percent: Decimal
+    floor: Decimal
+    blocked_buyer_ids: frozenset[int]
+    source_token: str
+    direct_contract_id: int | None
+    direct_price: Decimal | None
+    direct_share_percent: int
+
+
+@dataclass(frozen=True)
+class OfferBook:
+    id: int
+    slug: str
+    active: bool
+    distribution: str
+    pricing: str
+    multisell_max: int
+    hybrid_floor: Decimal | None
+    margin_percent: Decimal
+    floor: Decimal
+    min_score: int
+    bid_ttl_seconds: int
+    ping_timeout_ms: int
+    reauction_cycles: int
+    fields: dict[str, FieldSpec]
+    contracts: tuple[CompiledContract, ...]
+    contracts_by_id: dict[int, CompiledContract] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Book:
+    version: int
+    offers: dict[int, OfferBook]
+    campaigns: dict[str, tuple[CompiledCampaign, int]]  # public id -> (campaign, offer id)
+
+
+_lock = threading.Lock()
+_book: Book | None = None
+
+
+def _compile_contract(
+    contract: BuyerContract, organizations: dict[int, Organization], fields: dict[str, FieldSpec]
+) -> CompiledContract:
+    organization = organizations[contract.organization_id]
+    return CompiledContract(
+        id=contract.pk,
+        public_id=contract.public_id,
+        organization_id=contract.organization_id,
+        organization_active=organization.status == Organization.Status.ACTIVE,
+        tz=organization.tz,
+        active=contract.status == BuyerContract.Status.ACTIVE,
+        price=contract.price,
+        price_modifiers=modifiers_compile(contract.modifiers or [], fields=fields),
+        rtb_url=contract.rtb_url,
+        rtb_timeout_ms=contract.rtb_timeout_ms,
+        max_price=contract.max_price,
+        predicate=rule_compile(contract.filters or None, fields=fields),
+        schedule=schedule_compile(contract.schedule or None),
+        caps={p: c for p in PERIODS if (c := contract.cap(p)) is not None},
+        budgets={p: b for p in PERIODS if (b := contract.budget(p)) is not None},
+        dedup_days=contract.dedup_days,
+        min_score=contract.min_score,
+        priority=contract.priority,
+        weight=contract.weight,
+        blocked_seller_ids=frozenset(s.pk for s in contract.blocked_sellers.all()),
+        delivery=dict(contract.delivery or {}),
+        return_window_hours=contract.return_window_hours,
+    )
+
+
+def _build(version: int) -> Book:
+    with market_scope():
+        offers = list(Offer.objects.all())
+        organizations = {o.pk: o for o in Organization.objects.all()}
+        contracts = list(BuyerContract.objects.prefetch_related("blocked_sellers").order_by("pk"))
+        campaigns = list(Campaign.objects.prefetch_related("blocked_buyers").order_by("pk"))
+    by_offer: dict[int, list[CompiledContract]] = {o.pk: [] for o in offers}
+    fields = {o.pk: o.field_specs for o in offers}
+    for contract in contracts:
+        by_offer[contract.offer_id].append(_compile_contract(contract, organizations, fields[contract.offer_id]))
+    books = {
+        o.pk: OfferBook(
+            id=o.pk,
+            slug=o.slug,
+            active=o.status == Offer.Status.ACTIVE,
+            distribution=o.distribution,
+            pricing=o.pricing,
+            multisell_max=o.multisell_max,
+            hybrid_floor=o.hybrid_floor,
+            margin_percent=o.margin_percent,
+            floor=o.floor,
+            min_score=o.min_score,
+            bid_ttl_seconds=o.bid_ttl_seconds,
+            ping_timeout_ms=o.ping_timeout_ms,
+            reauction_cycles=o.reauction_cycles,
+            fields=fields[o.pk],
+            contracts=tuple(by_offer[o.pk]),
+            contracts_by_id={c.id: c for c in by_offer[o.pk]},
+        )
+        for o in offers
+    }
+    compiled_campaigns = {
+        c.public_id: (
+            CompiledCampaign(
+                id=c.pk,
+                public_id=c.public_id,
+                organization_id=c.organization_id,
+                active=c.status == Campaign.Status.ACTIVE
+                and organizations[c.organization_id].status == Organization.Status.ACTIVE,
+                margin_percent=c.margin_percent if c.margin_percent is not None else books[c.offer_id].margin_percent,
+                floor=c.floor,
+                blocked_buyer_ids=frozenset(b.pk for b in c.blocked_buyers.all()),
+                source_token=c.source_token,
+                direct_contract_id=c.direct_contract_id,
+                direct_price=c.direct_price,
+                direct_share_percent=c.direct_share_percent,
+            ),
+            c.offer_id,
+        )
+        for c in campaigns
+    }
+    return Book(version=version, offers=books, campaigns=compiled_campaigns)
+
+
+def book_current() -> Book:
+    """The current book, rebuilt first if the market changed since this process built it."""
+    global _book
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        cache.add(VERSION_KEY, 1, timeout=None)
+        version = cache.get(VERSION_KEY, 1)
+    book = _book
+    if book is not None and book.version == version:
+        return book
+    with _lock:
+        if _book is None or _book.version != version:
+            _book = _build(version)
+        return _book
+
+
+def _bump() -> None:
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:
+        cache.add(VERSION_KEY, 2, timeout=None)
+
+
+def book_invalidate() -> None:
+    """Tell every process that the market changed (offers, campaigns, contracts, organizations).
+
+    Bumped now and again after the surrounding transaction commits, so no process can keep a
+    book built from data that was not yet committed.
+    """
+    _bump()
+    transaction.on_commit(_bump)
