@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
@@ -23,6 +23,22 @@ def account_get(*, organization: Organization | None, kind: str) -> LedgerAccoun
     with market_scope():
         account, _ = LedgerAccount.objects.get_or_create(organization=organization, kind=kind)
     return account
+
+
+def accounts_get(wanted: Sequence[tuple[int | None, str]]) -> list[LedgerAccount]:
+    """The accounts for these (organization id, kind) pairs, in order, created where missing;
+    one query when they all exist."""
+    match = Q()
+    for organization_id, kind in wanted:
+        match |= Q(organization_id=organization_id, kind=kind)
+    with market_scope():
+        found = {(a.organization_id, a.kind): a for a in LedgerAccount.objects.filter(match)}
+        for organization_id, kind in wanted:
+            if (organization_id, kind) not in found:
+                found[(organization_id, kind)], _ = LedgerAccount.objects.get_or_create(
+                    organization_id=organization_id, kind=kind
+                )
+    return [found[pair] for pair in wanted]
 
 
 def ledger_book(
@@ -134,11 +150,14 @@ def sale_book(
     Idempotent by the sale's id: booking the same sale twice books it once.
     """
     margin = price - payout
-    lines = [
-        (account_get(organization=buyer, kind=LedgerAccount.Kind.BUYER_BALANCE), -price),
-        (account_get(organization=seller, kind=LedgerAccount.Kind.SELLER_PAYABLE), payout),
-        (account_get(organization=None, kind=LedgerAccount.Kind.PLATFORM_REVENUE), margin),
-    ]
+    accounts = accounts_get(
+        [
+            (buyer.pk, LedgerAccount.Kind.BUYER_BALANCE),
+            (seller.pk, LedgerAccount.Kind.SELLER_PAYABLE),
+            (None, LedgerAccount.Kind.PLATFORM_REVENUE),
+        ]
+    )
+    lines = list(zip(accounts, (-price, payout, margin), strict=True))
     with transaction.atomic():
         booked, created = ledger_book(
             kind=LedgerTransaction.Kind.SALE,

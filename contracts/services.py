@@ -162,13 +162,17 @@ def cap_reserve(
     period order, so concurrent posts never oversell and never deadlock. Call inside a transaction.
     """
     with market_scope():
+        CapCounter.objects.bulk_create(
+            [
+                CapCounter(organization_id=organization_id, contract_id=contract_id, period=period, period_key=key)
+                for period, key in keys.items()
+            ],
+            ignore_conflicts=True,
+        )
         for period in PERIODS:
             if period not in keys:
                 continue
             key = keys[period]
-            CapCounter.objects.get_or_create(
-                contract_id=contract_id, period_key=key, defaults={"organization_id": organization_id, "period": period}
-            )
             condition = Q()
             if period in caps:
                 condition &= Q(count__lt=caps[period])

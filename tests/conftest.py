@@ -111,3 +111,15 @@ def api_client(key: str | None = None) -> APIClient:
 def in_market():
     with market_scope():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The cache outlives each test's database: clear it (and the process's contract book)."""
+    from django.core.cache import cache
+
+    from exchange.auction import book
+
+    cache.clear()
+    book._book = None
+    yield

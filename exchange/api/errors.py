@@ -91,10 +91,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if not isinstance(exc, exceptions.APIException):
         return None
     headers: dict[str, str] = {}
+    status_code = exc.status_code
     if isinstance(exc, ApiError):
         body = error_body(exc.error_code, exc.message, exc.fields)
     elif isinstance(exc, exceptions.ValidationError):
         body = error_body("validation_error", "The request is not valid.", _flatten(exc.detail))
+        status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     else:
         code, message = next(
             ((c, m) for kind, (c, m) in _CODES.items() if isinstance(exc, kind)),
@@ -107,7 +109,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
     set_rollback()
-    return Response(body, status=exc.status_code, headers=headers)
+    return Response(body, status=status_code, headers=headers)
 
 
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -149,8 +149,9 @@ class IdempotentPostMixin(_ViewBase):
     body parsing run first (their errors are never stored); then the key is claimed for
     ``request.auth`` (the ``ApiKey``) in a committed INSERT before the handler runs, so the
     handler runs at most once per key and request within 24 hours. Any answer below 500 is
-    stored and replayed exactly (status and JSON body); a 5xx or an uncaught exception releases
-    the claim, so the client may retry. Needs autocommit around the view (no ``ATOMIC_REQUESTS``):
+    stored and replayed with the same status and JSON value (not its other headers; PostgreSQL's
+    jsonb may reorder object keys); a 5xx or an uncaught exception releases the claim, so the
+    client may retry. Needs autocommit around the view (no ``ATOMIC_REQUESTS``):
     inside an outer transaction a concurrent duplicate could not see the claim.
     """
 

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantAPIView
+from exchange.api.idempotency import IdempotentPostMixin
 from exchange.api.serializers import LeadAnswer, LeadDetail, LeadInput, PingAnswer, PingInput, PostInput
 from exchange.services import LeadRequest, PingRequest, PostRequest, lead_receive, ping_receive, post_receive
 from leads.selectors import lead_get, lead_sales_for_seller
@@ -38,7 +39,7 @@ class SellerView(TenantAPIView):
     required_role: ClassVar[str | None] = "seller"
 
 
-class PingView(SellerView):
+class PingView(IdempotentPostMixin, SellerView):
     @extend_schema(
         summary="Ping: offer a lead without PII and get bids",
         tags=["sellers"],
@@ -76,7 +77,7 @@ class PingView(SellerView):
         return Response(answer)
 
 
-class PostView(SellerView):
+class PostView(IdempotentPostMixin, SellerView):
     @extend_schema(
         summary="Post: sell a pinged lead (full data and consent)",
         tags=["sellers"],
@@ -101,7 +102,7 @@ class PostView(SellerView):
         return Response(answer)
 
 
-class LeadCreateView(SellerView):
+class LeadCreateView(IdempotentPostMixin, SellerView):
     @extend_schema(
         summary="Full lead: ping and post in one call (and the campaign's direct route)",
         tags=["sellers"],

@@ -1,0 +1,29 @@
+"""The ping and post paths stay within a pinned number of queries, however many contracts bid."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.exchange.builder import buyer, client, load, ping_body, post_body, sell
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def market():
+    load(*[buyer(f"b{n}", f"{10 + n}.00", caps={"day": 100}, budget={"month": "10000.00"}) for n in range(12)])
+    sell(99)  # build the contract book and create the ledger accounts once
+
+
+def test_a_ping_takes_a_fixed_number_of_queries(market, django_assert_max_num_queries):
+    with django_assert_max_num_queries(10):
+        response = client().post("/api/v1/ping", ping_body(1), format="json")
+    assert response.json()["status"] == "accepted"
+
+
+# PostgreSQL adds two advisory locks (dedup); SQLite needs none.
+def test_a_post_takes_a_fixed_number_of_queries(market, django_assert_max_num_queries):
+    answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
+    with django_assert_max_num_queries(37):
+        response = client().post("/api/v1/post", post_body(answer["ping_id"], 2), format="json")
+    assert response.json()["status"] == "sold"
