@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.services import api_key_create, api_key_revoke
 from contracts.models import BuyerContract, Campaign
+from exchange.admin import BookInvalidatingAdmin
 
 
 @admin.register(User)
@@ -61,7 +62,7 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(BookInvalidatingAdmin):
     list_display = ["name", "slug", "is_buyer", "is_seller", "timezone", "status", "created_at"]
     list_filter = ["status", "is_buyer", "is_seller", "timezone"]
     search_fields = ["name", "slug"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 import zoneinfo
 from typing import Any, ClassVar
 
@@ -58,6 +60,11 @@ def timezone_validate(value: str) -> None:
         raise ValidationError(f"'{value}' is not a time zone (use an IANA name such as America/New_York).") from exc
 
 
+def signing_secret_new() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes, base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 class Organization(models.Model):
     """The tenant: a lead buyer and/or seller. Everything it owns carries ``organization``."""
 
@@ -71,6 +78,11 @@ class Organization(models.Model):
     is_seller = models.BooleanField("seller", default=False)
     timezone = models.CharField(max_length=64, default="UTC", validators=[timezone_validate])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    signing_secret = models.CharField(
+        max_length=80,
+        default=signing_secret_new,
+        help_text="Signs every request Gavel sends this organization (RTB, delivery): Standard Webhooks.",
+    )
     created_at = models.DateTimeField(default=now)
 
     class Meta:

@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from contracts.models import BuyerContract, Campaign, CapCounter
+from exchange.admin import BookInvalidatingAdmin
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(BookInvalidatingAdmin):
     list_display = ["name", "public_id", "organization", "offer", "status", "margin_percent", "floor", "created_at"]
     list_filter = ["status", "offer", "organization"]
     search_fields = ["name", "slug", "public_id", "organization__name"]
@@ -22,7 +23,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(BuyerContract)
-class BuyerContractAdmin(admin.ModelAdmin):
+class BuyerContractAdmin(BookInvalidatingAdmin):
     list_display = ["name", "public_id", "organization", "offer", "status", "price", "rtb_url", "cap_day", "priority"]
     list_filter = ["status", "offer", "organization"]
     search_fields = ["name", "slug", "public_id", "organization__name"]

@@ -195,3 +195,31 @@ def cap_release(*, contract_id: int, keys: list[str], price: Decimal) -> None:
         CapCounter.objects.filter(contract_id=contract_id, period_key__in=keys).update(
             count=F("count") - 1, spend=F("spend") - price
         )
+
+
+def contract_pause(*, contract_id: int, reason: str) -> bool:
+    """Pause an active contract (e.g. the RTB circuit breaker) and tell its organization.
+
+    Compare-and-set: pausing a paused contract does nothing and returns False.
+    """
+    with market_scope(), transaction.atomic():
+        updated = BuyerContract.objects.filter(pk=contract_id, status=BuyerContract.Status.ACTIVE).update(
+            status=BuyerContract.Status.PAUSED, paused_reason=reason[:200]
+        )
+        if not updated:
+            return False
+        contract = BuyerContract.objects.select_related("offer").get(pk=contract_id)
+        _market_changed()
+        from exchange.webhooks import event_emit  # events are the exchange's outbox
+
+        event_emit(
+            organization_id=contract.organization_id,
+            type="contract.paused",
+            data={
+                "contract": contract.public_id,
+                "name": contract.name,
+                "offer": contract.offer.slug,
+                "reason": reason,
+            },
+        )
+    return True

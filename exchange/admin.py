@@ -1,12 +1,98 @@
+"""The operator's view of the market: offers (editable) and its history (pings, bids, sales: read-only).
+
+The admin runs under ``market_scope`` for staff (``accounts.middleware``). Money and history are
+never edited nor deleted here: services write them, the admin only shows them.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
+from datetime import datetime
+from typing import Any
 
-from exchange.models import Offer
+from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.forms import BaseFormSet, ModelForm
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from accounts.tenancy import market_scope
+from contracts.models import BuyerContract
+from exchange.api.idempotency import IdempotencyRecord
+from exchange.auction.book import book_invalidate
+from exchange.models import Bid, DeliveryAttempt, Offer, Ping, Sale
+
+
+class BookInvalidatingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """An admin for something the contract book compiles (offers, campaigns, contracts,
+    organizations): every write made here, inlines and many-to-many included, tells the book.
+
+    ``save_related`` runs after ``save_model`` inside the same transaction and saves the inline
+    formsets and the M2M fields, so invalidating there covers a whole change form.
+    """
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        super().save_model(request, obj, form, change)
+        book_invalidate()
+
+    def save_related(self, request: HttpRequest, form: ModelForm, formsets: list[BaseFormSet], change: bool) -> None:  # type: ignore[type-arg]
+        super().save_related(request, form, formsets, change)
+        book_invalidate()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        book_invalidate()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().delete_queryset(request, queryset)
+        book_invalidate()
+
+
+class ReadOnlyAdminMixin:
+    """History: shown, never added, changed nor deleted from the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class BuyerFilter(admin.RelatedFieldListFilter):
+    """An organization filter that lists buyers only (not every tenant)."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:  # type: ignore[type-arg]
+        return field.get_choices(include_blank=False, limit_choices_to={"is_buyer": True})
+
+
+class SellerFilter(admin.RelatedFieldListFilter):
+    """An organization filter that lists sellers only."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:  # type: ignore[type-arg]
+        return field.get_choices(include_blank=False, limit_choices_to={"is_seller": True})
+
+
+def when(value: datetime | None) -> str:
+    """A compact timestamp for crowded change lists (the admin's time zone)."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+
+
+def admin_link(obj: Model | None, text: object = None) -> SafeString | str:
+    """A link to ``obj``'s admin change page (``—`` for nothing)."""
+    if obj is None:
+        return "—"
+    meta = obj._meta
+    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
 
 
 @admin.register(Offer)
-class OfferAdmin(admin.ModelAdmin):
+class OfferAdmin(BookInvalidatingAdmin):
     list_display = ["name", "slug", "status", "distribution", "pricing", "margin_percent", "floor", "ping_timeout_ms"]
     list_filter = ["status", "distribution", "pricing"]
     search_fields = ["name", "slug"]
@@ -18,3 +104,198 @@ class OfferAdmin(admin.ModelAdmin):
         ("Limits", {"fields": ("min_score", "bid_ttl_seconds", "ping_timeout_ms")}),
         ("Lead fields", {"fields": ("fields",)}),
     )
+
+
+class BidInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
+    model = Bid
+    extra = 0
+    can_delete = False
+    fields = ["public_id", "rank", "contract", "organization", "bid_price", "price", "payout", "status", "ref"]
+    readonly_fields = fields  # type: ignore[assignment]
+    show_change_link = True
+
+
+@admin.register(Ping)
+class PingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "created",
+        "public_id",
+        "organization",
+        "campaign",
+        "offer",
+        "status",
+        "reason",
+        "payout",
+        "quality_score",
+        "test",
+        "latency",
+    ]
+    list_display_links = ["created", "public_id"]
+    list_filter = ["status", "reason", "offer", "test", "source"]
+    list_select_related = ["organization", "campaign", "offer"]
+    # Exact match: public ids are unique (indexed) and a LIKE over every ping is a table scan.
+    search_fields = ["=public_id"]
+    search_help_text = "Search by ping id (png_…)."
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    inlines = [BidInline]
+    fieldsets = (
+        (None, {"fields": ("public_id", "created_at", "organization", "campaign", "offer", "source", "test")}),
+        ("Answer", {"fields": ("status", "reason", "payout", "quality_score", "latency", "expires_at", "posted_at")}),
+        ("Auction", {"fields": ("waterfall_table", "posted_lead_link")}),
+        ("Request", {"fields": ("lead", "email_hash", "phone_hash", "tracking", "consent", "response", "fingerprint")}),
+    )
+    readonly_fields = ["latency", "waterfall_table", "posted_lead_link"]
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Ping) -> str:
+        return when(obj.created_at)
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, obj: Ping) -> str:
+        return f"{obj.latency_ms:.1f} ms"
+
+    @admin.display(description="lead")
+    def posted_lead_link(self, obj: Ping) -> SafeString | str:
+        from leads.models import Lead
+
+        with market_scope():
+            lead = Lead.objects.filter(ping=obj).first()
+        return admin_link(lead) if lead is not None else "not posted"
+
+    @admin.display(description="waterfall")
+    def waterfall_table(self, obj: Ping) -> SafeString | str:
+        """Every contract the auction evaluated: its reason, price and latency, buyer named."""
+        steps = [s for s in obj.waterfall or [] if isinstance(s, dict)]
+        if not steps:
+            return "No contract was evaluated."
+        with market_scope():
+            contracts = {
+                c.public_id: c
+                for c in BuyerContract.objects.filter(public_id__in=[s.get("contract") for s in steps]).select_related(
+                    "organization"
+                )
+            }
+        rows = []
+        for step in steps:
+            contract = contracts.get(str(step.get("contract")))
+            latency = step.get("latency_ms")
+            rows.append(
+                (
+                    admin_link(contract, f"{contract.name} ({contract.public_id})")
+                    if contract
+                    else step.get("contract"),
+                    admin_link(contract.organization) if contract else "—",
+                    step.get("reason") or "—",
+                    f"{step['price']}" if step.get("price") is not None else "—",
+                    f"{latency:.1f} ms" if isinstance(latency, int | float) else "—",
+                )
+            )
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html(
+            '<table class="waterfall"><thead><tr><th>Contract</th><th>Buyer</th><th>Reason</th>'
+            "<th>Price</th><th>Latency</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+
+@admin.register(Bid)
+class BidAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "created",
+        "public_id",
+        "ping",
+        "organization",
+        "contract",
+        "rank",
+        "bid_price",
+        "price",
+        "payout",
+        "status",
+    ]
+    list_filter = ["status", ("organization", BuyerFilter)]
+    list_display_links = ["created", "public_id"]
+    list_select_related = ["ping", "organization", "contract"]
+    search_fields = ["=public_id", "=ping__public_id"]
+    search_help_text = "Search by bid id (bid_…) or ping id (png_…)."
+    show_full_result_count = False
+    ordering = ["-created_at", "-pk"]
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Bid) -> str:
+        return when(obj.created_at)
+
+
+class DeliveryAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "url", "outcome", "status_code", "reason", "latency_ms"]
+    readonly_fields = fields  # type: ignore[assignment]
+    show_change_link = True
+
+
+@admin.register(Sale)
+class SaleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "created",
+        "public_id",
+        "lead",
+        "organization",
+        "seller",
+        "contract",
+        "offer",
+        "status",
+        "price",
+        "payout",
+        "margin",
+        "test",
+        "direct",
+    ]
+    list_filter = ["status", "offer", ("organization", BuyerFilter), ("seller", SellerFilter), "test", "direct"]
+    list_display_links = ["created", "public_id"]
+    list_select_related = ["lead", "organization", "seller", "contract", "offer"]
+    search_fields = ["=public_id", "=lead__public_id"]
+    search_help_text = "Search by sale id (sal_…) or lead id (led_…)."
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fieldsets = (
+        (None, {"fields": ("public_id", "created_at", "sold_at", "status", "release_reason", "test", "direct")}),
+        ("Parties", {"fields": ("organization", "seller", "contract", "campaign", "offer", "lead", "bid")}),
+        ("Money", {"fields": ("price", "payout", "margin")}),
+        ("Dedup and caps", {"fields": ("email_hash", "phone_hash", "cap_keys")}),
+    )
+    inlines = [DeliveryAttemptInline]
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Sale) -> str:
+        return when(obj.created_at)
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["created_at", "sale", "organization", "contract", "outcome", "status_code", "reason", "latency"]
+    list_filter = ["outcome", ("organization", BuyerFilter)]
+    list_select_related = ["sale", "organization", "contract"]
+    search_fields = ["=sale__public_id"]
+    search_help_text = "Search by sale id (sal_…)."
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, obj: DeliveryAttempt) -> str:
+        return f"{obj.latency_ms:.0f} ms"
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["created_at", "key", "api_key", "organization", "state", "response_status", "completed_at"]
+    list_filter = ["state", "response_status"]
+    list_select_related = ["api_key__organization"]
+    search_fields = ["=key"]
+    search_help_text = "Search by the exact Idempotency-Key."
+    date_hierarchy = "created_at"
+
+    @admin.display(description="organization", ordering="api_key__organization__name")
+    def organization(self, obj: IdempotencyRecord) -> str:
+        return obj.api_key.organization.name

@@ -57,6 +57,7 @@ OFFER_KEYS = {
     "bid_ttl_seconds",
     "ping_timeout_ms",
     "reauction_cycles",
+    "post_timeout_ms",
     "fields",
 }
 ORGANIZATION_KEYS = {

@@ -68,6 +68,11 @@ class Offer(models.Model):
     reauction_cycles = models.PositiveSmallIntegerField(
         default=2, help_text="Background re-auctions after a post finds no taker."
     )
+    post_timeout_ms = models.PositiveIntegerField(
+        default=15000,
+        validators=[MinValueValidator(100)],
+        help_text="The post's deadline: re-routing to the next bid stops here and goes on in the background.",
+    )
     fields = models.JSONField(default=list, help_text="The lead's fields: name, type, ping, pii, min, max, choices.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -105,6 +110,7 @@ class Ping(models.Model):
     class Source(models.TextChoices):
         PING = "ping", "Ping"
         LEAD = "lead", "Full lead"
+        REAUCTION = "reauction", "Re-auction"
 
     public_id = PublicIdField(prefix="png_", verbose_name="id")
     organization = models.ForeignKey(
@@ -112,7 +118,7 @@ class Ping(models.Model):
     )
     campaign = models.ForeignKey("contracts.Campaign", on_delete=models.PROTECT, related_name="pings")
     offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="pings")
-    source = models.CharField(max_length=8, choices=Source.choices, default=Source.PING)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.PING)
     status = models.CharField(max_length=16, choices=Status.choices)
     reason = models.CharField(max_length=32, blank=True)
     lead = models.JSONField(default=dict, help_text="The ping fields, as validated.")
@@ -231,4 +237,40 @@ class Sale(models.Model):
         return self.public_id
 
 
+class DeliveryAttempt(models.Model):
+    """One try at handing a sold lead to a buyer's system, kept for the buyer and the operator.
+
+    The request is stored without its PII (the buyer has the lead in its purchases).
+    """
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        TIMEOUT = "timeout", "Timed out"
+        ERROR = "error", "Error"
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="delivery_attempts", verbose_name="buyer"
+    )
+    sale = models.ForeignKey(Sale, on_delete=models.PROTECT, related_name="delivery_attempts")
+    contract = models.ForeignKey("contracts.BuyerContract", on_delete=models.PROTECT, related_name="delivery_attempts")
+    url = models.URLField(max_length=500)
+    request = models.JSONField(default=dict, help_text="What was sent, PII redacted.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.TextField(blank=True, help_text="The buyer's answer, truncated to 2 KB.")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    reason = models.CharField(max_length=200, blank=True)
+    latency_ms = models.FloatField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.sale_id} → {self.outcome}"
+
+
 from exchange.api.idempotency import IdempotencyRecord  # noqa: E402,F401
+from exchange.webhooks import Event, EventDelivery, WebhookEndpoint  # noqa: E402,F401

@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,9 +28,11 @@ from billing.services import FundsRefused, funds_hold, funds_release, sale_book
 from contracts.services import CapRefused, cap_release, cap_reserve
 from exchange.auction.book import Book, CompiledCampaign, CompiledContract, OfferBook, book_current
 from exchange.auction.engine import LIVE_SALE_STATUSES, AuctionResult, PingInput, auction_run, cap_keys
+from exchange.delivery import delivery_send, redacted
 from exchange.errors import Invalid, NotFound, PingAlreadyPosted, PingExpired, PingMismatch
-from exchange.models import Bid, Ping, Sale
+from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from exchange.schema import LeadInvalid, lead_validate
+from leads.crypto import pii_decrypt
 from leads.models import Lead
 from leads.pii import email_hash as hash_email
 from leads.pii import phone_hash as hash_phone
@@ -120,6 +124,8 @@ def _auction(
     test: bool,
     fingerprint: str,
     source: str,
+    signing_secrets: Mapping[int, str],
+    exclude_contract_ids: frozenset[int] = frozenset(),
 ) -> tuple[Ping, list[Bid], AuctionResult | None]:
     """Run the auction for a ping (or a full lead's ping part) and store it with its bids."""
     now = timezone.now()
@@ -172,6 +178,10 @@ def _auction(
                     quality_score=ping.quality_score,
                     test=test,
                     now=now,
+                    offer_slug=offer.slug,
+                    source_token=campaign.source_token,
+                    signing_secrets=signing_secrets,
+                    exclude_contract_ids=exclude_contract_ids,
                 )
             )
             ping.status, ping.reason = result.status, result.reason or ""
@@ -232,6 +242,15 @@ def _bought_recently(contract: CompiledContract, hashes: list[str], now: dt.date
     ).exists()
 
 
+@dataclass(frozen=True)
+class LeadPackage:
+    """What a buyer receives: the full lead and its consent, in JSON form."""
+
+    lead: dict[str, Any]
+    consent: dict[str, Any]
+    pii_fields: frozenset[str]
+
+
 def sale_attempt(
     *,
     lead: Lead,
@@ -239,13 +258,17 @@ def sale_attempt(
     price: Decimal,
     margin_percent: Decimal,
     bid: Bid | None,
+    package: LeadPackage,
+    offer_slug: str,
+    secret: str,
     direct: bool = False,
 ) -> Sale | str:
     """Sell the lead to one contract: reserve its caps, budget and funds and check dedup in one
-    transaction, deliver, then book the sale. Returns the sale, or the reason it could not buy.
+    transaction, deliver, then book the sale (or release everything). Returns the sale, or the
+    waterfall reason it did not buy.
 
-    Never oversells a cap nor spends past a credit limit: each reservation is a conditional UPDATE.
-    Test leads reserve and book nothing.
+    Never oversells a cap nor spends past a credit limit: each reservation is a conditional
+    UPDATE. The buyer is called outside any transaction. Test leads reserve and book nothing.
     """
     now = timezone.now()
     hashes = [h for h in (lead.email_hash, lead.phone_hash) if h]
@@ -292,14 +315,44 @@ def sale_attempt(
                 )
                 if contract.delivery.get("method", "none") == "none":
                     # The buyer takes its leads from the portal and API: accepted at once.
-                    _sale_capture(sale)
+                    _sale_capture(sale, lead)
                     return sale
         except _Refused as refused:
             return refused.reason
-    return sale
+    payload = {
+        "lead_id": lead.public_id,
+        "sale_id": sale.public_id,
+        "ping_id": lead.ping.public_id if lead.ping else None,
+        "offer": offer_slug,
+        "price": money_str(price),
+        "ref": bid.ref if bid else "",
+        "quality_score": lead.quality_score,
+        "test": lead.test,
+        "lead": package.lead,
+        "consent": package.consent,
+    }
+    result = delivery_send(config=contract.delivery, payload=payload, secret=secret)
+    with market_scope(), transaction.atomic():
+        DeliveryAttempt.objects.create(
+            organization_id=contract.organization_id,
+            sale=sale,
+            contract_id=contract.id,
+            url=str(contract.delivery.get("url", ""))[:500],
+            request=redacted(payload, set(package.pii_fields)),
+            status_code=result.status_code,
+            response=result.response,
+            outcome=result.outcome,
+            reason=result.reason,
+            latency_ms=result.latency_ms,
+        )
+        if result.accepted:
+            _sale_capture(sale, lead)
+            return sale
+    sale_release(sale=sale, reason=f"post_rejected: {result.reason}")
+    return "post_rejected"
 
 
-def _sale_capture(sale: Sale) -> None:
+def _sale_capture(sale: Sale, lead: Lead) -> None:
     """Book a reserved sale (its hold becomes a ledger transaction)."""
     updated = Sale.objects.filter(pk=sale.pk, status=Sale.Status.RESERVED).update(
         status=Sale.Status.SOLD, sold_at=timezone.now()
@@ -314,7 +367,7 @@ def _sale_capture(sale: Sale) -> None:
             seller=Organization(pk=sale.seller_id),
             price=sale.price,
             payout=sale.payout,
-            memo=f"Sale {sale.public_id} of lead {sale.lead.public_id}",
+            memo=f"Sale {sale.public_id} of lead {lead.public_id}",
         )
 
 
@@ -336,36 +389,100 @@ def sale_release(*, sale: Sale, reason: str) -> bool:
 @dataclass
 class RouteOutcome:
     sales: list[Sale]
-    tried: list[tuple[str, str]]  # (contract public id, reason) of bids that could not buy
+    tried: list[tuple[int, str]]  # (contract id, reason) of bids that did not buy
+    out_of_time: bool = False
 
 
-def lead_route(*, lead: Lead, offer: OfferBook, margin_percent: Decimal, bids: list[Bid], winners: int) -> RouteOutcome:
-    """Sell the lead to the winning bids; a winner that cannot buy hands over to the next bid
-    in rank order (post-reject optimization). A buyer organization buys a lead once."""
+def lead_route(
+    *,
+    lead: Lead,
+    offer: OfferBook,
+    margin_percent: Decimal,
+    bids: list[Bid],
+    winners: int,
+    package: LeadPackage,
+    secrets: Mapping[int, str],
+    deadline: float,
+) -> RouteOutcome:
+    """Sell the lead to the winning bids; a winner that rejects or cannot buy hands over to the
+    next bid in rank order (post-reject optimization) until ``deadline`` (a perf_counter time).
+    A buyer organization buys a lead once."""
     outcome = RouteOutcome([], [])
     buyers: set[int] = set()
     for bid in sorted(bids, key=lambda b: b.rank):
         if len(outcome.sales) >= winners:
             break
+        if time.perf_counter() >= deadline:
+            outcome.out_of_time = True
+            break
         contract = offer.contracts_by_id.get(bid.contract_id)
         if contract is None or bid.organization_id in buyers:
             continue
-        result = sale_attempt(lead=lead, contract=contract, price=bid.price, margin_percent=margin_percent, bid=bid)
+        result = sale_attempt(
+            lead=lead,
+            contract=contract,
+            price=bid.price,
+            margin_percent=margin_percent,
+            bid=bid,
+            package=package,
+            offer_slug=offer.slug,
+            secret=secrets.get(contract.organization_id, ""),
+        )
         if isinstance(result, Sale):
             outcome.sales.append(result)
             buyers.add(bid.organization_id)
         else:
-            outcome.tried.append((contract.public_id, result))
+            outcome.tried.append((contract.id, result))
     return outcome
 
 
-def _lead_finish(lead: Lead, outcome: RouteOutcome, *, unsold_reason: str = "no_buyers") -> None:
+def _lead_event(lead: Lead, sold: list[Sale]) -> None:
+    from exchange.webhooks import event_emit  # the exchange's outbox
+
+    event_emit(
+        organization_id=lead.organization_id,
+        type="lead.sold" if lead.status == Lead.Status.SOLD else "lead.unsold",
+        data={
+            "lead_id": lead.public_id,
+            "status": lead.status,
+            "reason": lead.reason or None,
+            "payout": money_str(lead.payout),
+            "test": lead.test,
+            "sales": [{"sale_id": sale.public_id, "payout": money_str(sale.payout)} for sale in sold],
+        },
+    )
+
+
+def _lead_finish(
+    lead: Lead, outcome: RouteOutcome, *, offer: OfferBook, unsold_reason: str = "no_buyers", reauctioning: bool = False
+) -> None:
+    """Record where the lead stands: sold, unsold, or pending while background re-auctions run.
+
+    A lead goes pending when a bid it had could not take it (rejected, capped, broke, or out of
+    time) and the offer allows re-auctions; once re-auctioning, it stays pending until the last
+    cycle. Final states reach the seller as events.
+    """
     sold = [s for s in outcome.sales if s.status == Sale.Status.SOLD]
     lead.payout = sum((s.payout for s in sold), ZERO)
-    lead.status = Lead.Status.SOLD if sold else Lead.Status.UNSOLD
-    lead.reason = "" if sold else unsold_reason
-    with market_scope():
+    if sold:
+        lead.status, lead.reason = Lead.Status.SOLD, ""
+    elif (reauctioning or outcome.tried or outcome.out_of_time) and lead.reauction_cycle < offer.reauction_cycles:
+        lead.status, lead.reason = Lead.Status.PENDING, ""
+    else:
+        lead.status, lead.reason = Lead.Status.UNSOLD, unsold_reason
+    with market_scope(), transaction.atomic():
         Lead.objects.filter(pk=lead.pk).update(status=lead.status, reason=lead.reason, payout=lead.payout)
+        if lead.status == Lead.Status.PENDING:
+            from exchange.tasks import lead_reauction
+
+            cycle = lead.reauction_cycle + 1
+            transaction.on_commit(
+                lambda: lead_reauction.apply_async(
+                    kwargs={"lead_id": lead.pk, "cycle": cycle}, countdown=settings.GAVEL_REAUCTION_DELAY_S
+                )
+            )
+        else:
+            _lead_event(lead, sold)
 
 
 def lead_answer(lead: Lead, ping: Ping | None) -> dict[str, Any]:
@@ -414,6 +531,7 @@ def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any
         test=request.test,
         fingerprint=fingerprint,
         source=Ping.Source.PING,
+        signing_secrets=book.signing_secrets,
     )
     return dict(ping.response)
 
@@ -434,6 +552,7 @@ def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any
     Every check runs before anything is written; the ping is claimed by a compare-and-set, so
     one ping is posted once even when two posts race.
     """
+    started = time.perf_counter()
     ping = Ping.objects.filter(organization=seller, public_id=request.ping_id).select_related("campaign").first()
     if ping is None:
         raise NotFound("No such ping.")
@@ -457,7 +576,6 @@ def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any
     with transaction.atomic():
         if Ping.objects.filter(pk=ping.pk, posted_at__isnull=True).update(posted_at=now) != 1:
             raise PingAlreadyPosted("This ping has already been posted.")
-        rejected = ping.status == Ping.Status.REJECTED and ping.reason in ("duplicate", "suppressed")
         lead = lead_store(
             seller_id=seller.pk,
             campaign_id=campaign.id,
@@ -473,16 +591,74 @@ def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any
             test=ping.test,
             keep_pii=ping.reason != "suppressed",
         )
-    if rejected:
+    package = LeadPackage(
+        lead={k: json_value(v) for k, v in values.items()},
+        consent={k: json_value(v) for k, v in request.consent.items()},
+        pii_fields=frozenset(k for k, spec in offer.fields.items() if spec.pii),
+    )
+    return _lead_sell(
+        lead=lead,
+        ping=ping,
+        book=book,
+        offer=offer,
+        campaign=campaign,
+        package=package,
+        started=started,
+        direct_route=False,
+    )
+
+
+def _lead_sell(
+    *,
+    lead: Lead,
+    ping: Ping,
+    book: Book,
+    offer: OfferBook,
+    campaign: CompiledCampaign,
+    package: LeadPackage,
+    started: float,
+    direct_route: bool,
+) -> dict[str, Any]:
+    """The common end of a post and a full lead: reject a duplicate or suppressed consumer, else
+    try the direct route (full leads), then the ping's bids in rank order until the deadline."""
+    if ping.reason in ("duplicate", "suppressed"):
         with market_scope():
             Lead.objects.filter(pk=lead.pk).update(status=Lead.Status.REJECTED, reason=ping.reason)
         lead.status, lead.reason = Lead.Status.REJECTED, ping.reason
         return lead_answer(lead, ping)
+    secrets = book.signing_secrets
+    if direct_route and _direct_share_hit(lead, campaign):
+        contract = offer.contracts_by_id.get(campaign.direct_contract_id or 0)
+        if contract is not None and contract.active and contract.organization_active:
+            assert campaign.direct_price is not None
+            sale = sale_attempt(
+                lead=lead,
+                contract=contract,
+                price=campaign.direct_price,
+                margin_percent=campaign.margin_percent,
+                bid=None,
+                package=package,
+                offer_slug=offer.slug,
+                secret=secrets.get(contract.organization_id, ""),
+                direct=True,
+            )
+            if isinstance(sale, Sale):
+                _lead_finish(lead, RouteOutcome([sale], []), offer=offer)
+                return lead_answer(lead, ping)
     with market_scope():
         bids = list(Bid.objects.filter(ping=ping).order_by("rank"))
     winners = sum(1 for b in bids if b.status == Bid.Status.WON)
-    outcome = lead_route(lead=lead, offer=offer, margin_percent=campaign.margin_percent, bids=bids, winners=winners)
-    _lead_finish(lead, outcome, unsold_reason=ping.reason or "no_buyers")
+    outcome = lead_route(
+        lead=lead,
+        offer=offer,
+        margin_percent=campaign.margin_percent,
+        bids=bids,
+        winners=winners,
+        package=package,
+        secrets=secrets,
+        deadline=started + offer.post_timeout_ms / 1000,
+    )
+    _lead_finish(lead, outcome, offer=offer, unsold_reason=ping.reason or "no_buyers")
     return lead_answer(lead, ping)
 
 
@@ -496,13 +672,14 @@ def _direct_share_hit(lead: Lead, campaign: CompiledCampaign) -> bool:
 def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any]:
     """Sell a full lead in one call: the ping and the post together, or the campaign's direct
     route (a share of its leads to one contract at a fixed price) when the draw says so."""
+    started = time.perf_counter()
     book = book_current()
     campaign, offer = _campaign_of(book, seller, request.campaign)
     values = _validated(request.lead, offer, "post")
     email, phone = values.get("email"), values.get("phone")
     email_hash = hash_email(email) if isinstance(email, str) else ""
     phone_hash = hash_phone(phone) if isinstance(phone, str) else ""
-    ping, bids, result = _auction(
+    ping, _, _ = _auction(
         seller=seller,
         campaign=campaign,
         offer=offer,
@@ -514,6 +691,7 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
         test=request.test,
         fingerprint=_fingerprint(request.campaign, request.lead, request.test, timezone.now()),
         source=Ping.Source.LEAD,
+        signing_secrets=book.signing_secrets,
     )
     with transaction.atomic():
         Ping.objects.filter(pk=ping.pk).update(posted_at=timezone.now())
@@ -532,27 +710,83 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
             test=request.test,
             keep_pii=ping.reason != "suppressed",
         )
-    if ping.reason in ("duplicate", "suppressed"):
-        with market_scope():
-            Lead.objects.filter(pk=lead.pk).update(status=Lead.Status.REJECTED, reason=ping.reason)
-        lead.status, lead.reason = Lead.Status.REJECTED, ping.reason
-        return lead_answer(lead, ping)
-    if _direct_share_hit(lead, campaign):
-        contract = offer.contracts_by_id.get(campaign.direct_contract_id or 0)
-        if contract is not None and contract.active and contract.organization_active:
-            assert campaign.direct_price is not None
-            sale = sale_attempt(
-                lead=lead,
-                contract=contract,
-                price=campaign.direct_price,
-                margin_percent=campaign.margin_percent,
-                bid=None,
-                direct=True,
-            )
-            if isinstance(sale, Sale):
-                _lead_finish(lead, RouteOutcome([sale], []))
-                return lead_answer(lead, ping)
+    package = LeadPackage(
+        lead={k: json_value(v) for k, v in values.items()},
+        consent={k: json_value(v) for k, v in request.consent.items()},
+        pii_fields=frozenset(k for k, spec in offer.fields.items() if spec.pii),
+    )
+    return _lead_sell(
+        lead=lead,
+        ping=ping,
+        book=book,
+        offer=offer,
+        campaign=campaign,
+        package=package,
+        started=started,
+        direct_route=True,
+    )
+
+
+def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
+    """One background re-auction of a pending lead: fresh bids (contracts that rejected it left
+    out), routed like a post. Then sold, or another cycle, or unsold after the offer's limit.
+
+    Idempotent: a cycle is claimed by a compare-and-set on the lead; a repeat of the same cycle
+    (a redelivered task) carries on where it stands, an older cycle does nothing.
+    """
+    with market_scope():
+        lead = Lead.objects.select_related("ping", "campaign").filter(pk=lead_id).first()
+        if lead is None or lead.status != Lead.Status.PENDING or lead.reauction_cycle > cycle:
+            return "skipped"
+        Lead.objects.filter(pk=lead.pk, reauction_cycle__lt=cycle).update(reauction_cycle=cycle)
+        lead.reauction_cycle = cycle
+        sold = list(Sale.objects.filter(lead=lead, status=Sale.Status.SOLD))
+        if sold:
+            _lead_finish(lead, RouteOutcome(sold, []), offer=book_current().offers[lead.offer_id])
+            return lead.status
+        excluded = frozenset(
+            Sale.objects.filter(lead=lead).exclude(status=Sale.Status.RESERVED).values_list("contract_id", flat=True)
+        )
+        consent = dict(lead.consent.raw)
+    book = book_current()
+    offer = book.offers[lead.offer_id]
+    campaign = book.campaigns[lead.campaign.public_id][0]
+    ping_values = lead_validate(
+        {k: v for k, v in lead.data.items() if k in offer.fields and offer.fields[k].ping != "no"},
+        offer.fields,
+        stage="ping",
+    )
+    started = time.perf_counter()
+    ping, bids, _ = _auction(
+        seller=Organization(pk=lead.organization_id),
+        campaign=campaign,
+        offer=offer,
+        ping_values=ping_values,
+        email_hash=lead.email_hash,
+        phone_hash=lead.phone_hash,
+        tracking=dict(lead.tracking),
+        consent={k: consent[k] for k in ("trusted_form_cert_url", "jornaya_leadid") if consent.get(k)},
+        test=lead.test,
+        fingerprint=_fingerprint("reauction", lead.public_id, cycle),
+        source=Ping.Source.REAUCTION,
+        signing_secrets=book.signing_secrets,
+        exclude_contract_ids=excluded,
+    )
+    package = LeadPackage(
+        lead={**lead.data, **pii_decrypt(lead.pii_encrypted)},
+        consent=consent,
+        pii_fields=frozenset(k for k, spec in offer.fields.items() if spec.pii),
+    )
     winners = sum(1 for b in bids if b.status == Bid.Status.WON)
-    outcome = lead_route(lead=lead, offer=offer, margin_percent=campaign.margin_percent, bids=bids, winners=winners)
-    _lead_finish(lead, outcome, unsold_reason=ping.reason or "no_buyers")
-    return lead_answer(lead, ping)
+    outcome = lead_route(
+        lead=lead,
+        offer=offer,
+        margin_percent=campaign.margin_percent,
+        bids=bids,
+        winners=winners,
+        package=package,
+        secrets=book.signing_secrets,
+        deadline=started + offer.post_timeout_ms / 1000,
+    )
+    _lead_finish(lead, outcome, offer=offer, unsold_reason="no_buyers", reauctioning=True)
+    return lead.status

@@ -34,6 +34,8 @@ if not DEBUG:
         raise ImproperlyConfigured("Set GAVEL_PII_KEYS to your own Fernet keys (or DEBUG=1).")
 
 GAVEL_CURRENCY = env.str("GAVEL_CURRENCY", default="USD")
+GAVEL_RTB_BREAKER_FAILURES = env.int("GAVEL_RTB_BREAKER_FAILURES", default=5)
+GAVEL_REAUCTION_DELAY_S = env.int("GAVEL_REAUCTION_DELAY_S", default=30)
 GAVEL_ALLOW_PRIVATE_URLS = env.bool("GAVEL_ALLOW_PRIVATE_URLS", default=DEBUG)
 
 INSTALLED_APPS = [

@@ -28,6 +28,8 @@ urlpatterns = [
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
     path("", include("accounts.urls")),
     path("portal/", include("contracts.urls")),
+    path("portal/", include("exchange.portal_urls")),
+    path("portal/", include("leads.urls")),
 ]
 
 admin.site.site_header = "Gavel exchange — operator"

@@ -40,6 +40,7 @@ class Lead(models.Model):
     tracking = models.JSONField(default=dict, blank=True)
     quality_score = models.PositiveSmallIntegerField(default=0)
     payout = MoneyField(default=Decimal("0.00"))
+    reauction_cycle = models.PositiveSmallIntegerField(default=0, help_text="Background re-auctions run so far.")
     test = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

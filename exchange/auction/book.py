@@ -84,6 +84,7 @@ class OfferBook:
     bid_ttl_seconds: int
     ping_timeout_ms: int
     reauction_cycles: int
+    post_timeout_ms: int
     fields: dict[str, FieldSpec]
     contracts: tuple[CompiledContract, ...]
     contracts_by_id: dict[int, CompiledContract] = field(repr=False)
@@ -94,6 +95,7 @@ class Book:
     version: int
     offers: dict[int, OfferBook]
     campaigns: dict[str, tuple[CompiledCampaign, int]]  # public id -> (campaign, offer id)
+    signing_secrets: dict[int, str]  # organization id -> its Standard Webhooks secret
 
 
 _lock = threading.Lock()
@@ -155,6 +157,7 @@ def _build(version: int) -> Book:
             bid_ttl_seconds=o.bid_ttl_seconds,
             ping_timeout_ms=o.ping_timeout_ms,
             reauction_cycles=o.reauction_cycles,
+            post_timeout_ms=o.post_timeout_ms,
             fields=fields[o.pk],
             contracts=tuple(by_offer[o.pk]),
             contracts_by_id={c.id: c for c in by_offer[o.pk]},
@@ -181,7 +184,8 @@ def _build(version: int) -> Book:
         )
         for c in campaigns
     }
-    return Book(version=version, offers=books, campaigns=compiled_campaigns)
+    secrets = {o.pk: o.signing_secret for o in organizations.values()}
+    return Book(version=version, offers=books, campaigns=compiled_campaigns, signing_secrets=secrets)
 
 
 def book_current() -> Book:

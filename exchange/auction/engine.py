@@ -21,9 +21,12 @@ from billing.money import payout_for
 from contracts.models import CapCounter
 from contracts.schedules import period_key
 from exchange.auction.book import CompiledCampaign, CompiledContract, OfferBook
+from exchange.auction.breaker import breaker_record
 from exchange.auction.distribution import Priced, Ranked, prices_paid, rank_bids
-from exchange.auction.pricing import contract_price, effective_floor
+from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
+from exchange.auction.rtb import RtbCall, rtb_body, rtb_collect, rtb_start
 from exchange.models import Sale
+from leads.services import json_value
 
 LIVE_SALE_STATUSES = (Sale.Status.RESERVED, Sale.Status.SOLD, Sale.Status.RETURNED)
 
@@ -41,6 +44,10 @@ class PingInput:
     quality_score: int
     test: bool
     now: datetime
+    offer_slug: str = ""
+    source_token: str = ""
+    signing_secrets: Mapping[int, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
     exclude_contract_ids: frozenset[int] = frozenset()
 
 
@@ -165,6 +172,39 @@ def live_reason(contract: CompiledContract, price: Decimal, ping: PingInput, sta
     return None
 
 
+def rtb_calls(
+    ping: PingInput,
+    contracts: list[CompiledContract],
+    state: LiveState,
+    floor: Decimal | None,
+    steps: dict[int, WaterfallStep],
+) -> list[RtbCall]:
+    """The RTB requests worth sending: a buyer that could not buy at any price is not asked."""
+    calls: list[RtbCall] = []
+    remaining_ms = ping.offer.ping_timeout_ms - (time.perf_counter() - ping.started) * 1000
+    lead = {k: json_value(v) for k, v in ping.lead.items()}
+    for contract in contracts:
+        reason = live_reason(contract, floor or Decimal(0), ping, state)
+        if reason is None and floor is None:
+            reason = "below_floor"
+        if reason is not None:
+            steps[contract.id].reason = reason
+            continue
+        timeout_ms = max(min(contract.rtb_timeout_ms, remaining_ms), 1)
+        body = rtb_body(
+            ping_id=ping.seed,
+            offer=ping.offer_slug,
+            contract=contract,
+            lead=lead,
+            quality_score=ping.quality_score,
+            source=ping.source_token,
+            tmax_ms=int(timeout_ms),
+            test=ping.test,
+        )
+        calls.append(RtbCall(contract, body, timeout_ms / 1000))
+    return calls
+
+
 def _round_robin_turn(offer_id: int) -> Callable[[], int]:
     def turn() -> int:
         key = f"gavel:rr:{offer_id}"
@@ -203,22 +243,39 @@ def auction_run(ping: PingInput) -> AuctionResult:
     )
     priced: list[Priced] = []
     by_contract = {s.contract.id: s for s in steps}
-    for contract in survivors:
+
+    def admit(contract: CompiledContract, price: Decimal, ref: str = "") -> None:
         step = by_contract[contract.id]
-        started = time.perf_counter()
-        if contract.price is None:
-            # Real-time bidding lands with buyer connectivity; until then an RTB contract passes.
-            step.reason = "rtb_unavailable"
-        else:
-            price = contract_price(contract, ping.lead)
-            step.price = price
-            reason = live_reason(contract, price, ping, state)
-            if reason is None and (floor is None or price < floor):
-                reason = "below_floor"
-            if reason is None:
-                priced.append(Priced(contract, price))
-            step.reason = reason or ""
-        step.latency_ms += (time.perf_counter() - started) * 1000
+        step.price = price
+        reason = live_reason(contract, price, ping, state)
+        if reason is None and (floor is None or price < floor):
+            reason = "below_floor"
+        if reason is None:
+            priced.append(Priced(contract, price, ref))
+        step.reason = reason or ""
+
+    # RTB buyers are asked first, so their answers travel while the fixed prices are computed.
+    calls = rtb_calls(ping, [c for c in survivors if c.price is None], state, floor, by_contract)
+    deadline_s = offer.ping_timeout_ms / 1000 - (time.perf_counter() - ping.started)
+    pending = rtb_start(calls, dict(ping.signing_secrets)) if calls else None
+    for contract in survivors:
+        if contract.price is not None:
+            started = time.perf_counter()
+            admit(contract, contract_price(contract, ping.lead))
+            by_contract[contract.id].latency_ms += (time.perf_counter() - started) * 1000
+    if pending is not None:
+        remaining = offer.ping_timeout_ms / 1000 - (time.perf_counter() - ping.started)
+        answers = rtb_collect(pending, calls, min(remaining, deadline_s))
+        contracts = {c.contract.id: c.contract for c in calls}
+        for answer in answers:
+            step = by_contract[answer.contract_id]
+            step.latency_ms = answer.latency_ms
+            if answer.reason is not None:
+                step.reason = answer.reason
+            else:
+                assert answer.bid is not None
+                admit(contracts[answer.contract_id], cap_at_max(contracts[answer.contract_id], answer.bid), answer.ref)
+        breaker_record(answers, contracts)
 
     ordered, winners, rule = rank_bids(
         distribution=offer.distribution,

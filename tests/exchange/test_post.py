@@ -271,12 +271,19 @@ def test_a_winner_that_can_no_longer_buy_hands_over_to_the_next_bid():
         ]
 
 
-def test_a_lead_no_bid_can_buy_is_unsold():
-    load(buyer("a", "30.00", balance="30.00"))
+def test_a_lead_no_bid_can_buy_is_unsold_when_the_offer_has_no_re_auctions():
+    load(buyer("a", "30.00", balance="30.00"), reauction_cycles=0)
     first, second = ping(1), ping(2)
     post(first["ping_id"], 1)
     unsold = post(second["ping_id"], 2)
     assert (unsold["status"], unsold["payout"], unsold["reason"]) == ("unsold", "0.00", "no_buyers")
+
+
+def test_a_lead_no_bid_can_buy_goes_pending_for_re_auctions():
+    load(buyer("a", "30.00", balance="30.00"))
+    first, second = ping(1), ping(2)
+    post(first["ping_id"], 1)
+    assert post(second["ping_id"], 2)["status"] == "pending"
 
 
 def test_a_post_of_a_rejected_ping_is_unsold_or_rejected():

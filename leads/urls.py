@@ -1,0 +1,9 @@
+from django.urls import path
+
+from leads import views
+
+app_name = "leads"
+urlpatterns = [
+    path("leads/", views.lead_list, name="lead_list"),
+    path("leads/<str:public_id>/", views.lead_detail, name="lead_detail"),
+]

@@ -1,0 +1,326 @@
+"""The operator admin: every page opens, history is read-only, suppressions are hashed, and a
+change to the market made here reaches the next ping (the contract book is invalidated)."""
+
+from __future__ import annotations
+
+import io
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.sessions.models import Session
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Organization
+from accounts.services import membership_set, user_upsert
+from accounts.tenancy import market_scope
+from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from contracts.models import BuyerContract
+from exchange.api.idempotency import IdempotencyRecord
+from exchange.models import Bid, Ping, Sale
+from leads.models import ConsentRecord, Lead, Suppression
+from leads.pii import email_hash, phone_hash
+from tests.exchange.builder import buyer, client, load, ping, ping_body, sell
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def market() -> None:
+    """Two buyers (Acme wins at 30.00, Bravo is outbid at 20.00), three leads sold, an opt-out and
+    an idempotent request on record."""
+    load(buyer("acme", "30.00"), buyer("bravo", "20.00"))
+    for n in range(3):
+        sell(n)
+    response = client().post("/api/v1/ping", ping_body(9), format="json", headers={"Idempotency-Key": "k-1"})
+    assert response.status_code == 200
+
+
+@pytest.fixture
+def operator() -> Client:
+    user_upsert(email="op@gavel.test", password=PASSWORD, operator=True)
+    c = Client()
+    assert c.login(username="op@gavel.test", password=PASSWORD)
+    return c
+
+
+def change_url(obj: Any) -> str:
+    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+def first(model: Any) -> Any:
+    with market_scope():
+        return model._default_manager.order_by("pk").first()
+
+
+class _FormFields(HTMLParser):
+    """The fields a browser would submit from the page's change form, as (name, value) pairs."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.fields: list[tuple[str, str]] = []
+        self._select: tuple[str, bool] | None = None
+        self._options: list[tuple[str, bool]] = []
+        self._textarea: str | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if "disabled" in a or not a.get("name") and tag != "option":
+            return
+        if tag == "input":
+            kind = a.get("type", "text")
+            if kind in ("submit", "button", "reset", "file", "image"):
+                return
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                return
+            self.fields.append((a["name"], a.get("value", "on" if kind in ("checkbox", "radio") else "")))
+        elif tag == "select":
+            self._select, self._options = (a["name"], "multiple" in a), []
+        elif tag == "option" and self._select is not None:
+            self._options.append((a.get("value", ""), "selected" in a))
+        elif tag == "textarea":
+            self._textarea, self._text = a["name"], ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select" and self._select is not None:
+            name, multiple = self._select
+            chosen = [v for v, selected in self._options if selected]
+            if not chosen and not multiple and self._options:
+                chosen = [self._options[0][0]]
+            self.fields.extend((name, v) for v in chosen)
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            self.fields.append((self._textarea, self._text.removeprefix("\n")))
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self._text += data
+
+
+def form_data(html: str, **changes: str) -> dict[str, Any]:
+    parser = _FormFields()
+    parser.feed(html)
+    data: dict[str, Any] = {}
+    for name, value in parser.fields:
+        data.setdefault(name, []).append(value)
+    data.update({k: [v] for k, v in changes.items()})
+    return data
+
+
+# --- every page opens for an operator, and only for an operator ---------------------------------
+
+
+def test_an_operator_opens_every_changelist_and_a_change_page_of_each_model(market, operator):
+    Suppression.objects.create(consumer_hash=email_hash("out@example.com"), reason="asked")
+    opened = set()
+    for model in admin.site._registry:
+        meta = model._meta
+        response = operator.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
+        assert response.status_code == 200, meta.label
+        obj = first(model)
+        if obj is not None:
+            assert operator.get(change_url(obj)).status_code == 200, meta.label
+            opened.add(model)
+    market_models = {Ping, Bid, Sale, Lead, ConsentRecord, Suppression, IdempotencyRecord}
+    ledger = {LedgerAccount, LedgerTransaction, LedgerEntry, BuyerContract, Organization}
+    assert market_models | ledger <= opened
+
+
+def test_the_changelists_search_and_filter(market, operator):
+    with market_scope():
+        sale = Sale.objects.select_related("lead").first()
+        ping_id = Ping.objects.order_by("pk").first().public_id
+    assert ping_id in operator.get("/admin/exchange/ping/", {"q": ping_id}).content.decode()
+    by_lead = operator.get("/admin/exchange/sale/", {"q": sale.lead.public_id}).content.decode()
+    assert sale.public_id in by_lead
+    assert operator.get("/admin/exchange/ping/", {"status": "accepted", "test__exact": "0"}).status_code == 200
+    assert operator.get("/admin/exchange/sale/", {"status": "sold", "test__exact": "0"}).status_code == 200
+
+
+def test_the_ping_page_renders_the_waterfall_with_every_buyer_and_the_bids(market, operator):
+    with market_scope():
+        ping_row = Ping.objects.filter(status="accepted").order_by("pk").first()
+        contracts = {c.public_id: c for c in BuyerContract.objects.select_related("organization")}
+    page = operator.get(change_url(ping_row)).content.decode()
+
+    assert '<table class="waterfall">' in page
+    for public_id, contract in contracts.items():
+        assert public_id in page
+        assert f'href="{change_url(contract)}"' in page
+        assert contract.organization.name in page
+    assert "won" in page and "outbid" in page and "30.00" in page and "20.00" in page
+    with market_scope():
+        for bid in Bid.objects.filter(ping=ping_row):
+            assert bid.public_id in page  # the inline bids
+
+
+def test_the_lead_page_shows_the_decrypted_pii_to_the_operator(market, operator):
+    with market_scope():
+        lead = Lead.objects.get(ping__public_id=Ping.objects.order_by("pk").first().public_id)
+    page = operator.get(change_url(lead)).content.decode()
+
+    assert "consumer0@example.com" in page and "+12015550100" in page
+    assert "I agree to be contacted." in page  # the consent inline
+    listing = operator.get("/admin/leads/lead/").content.decode()
+    assert lead.public_id in listing and "consumer0@example.com" not in listing
+
+
+def test_a_non_operator_is_sent_to_the_admin_login(market):
+    user = user_upsert(email="owner@acme.test", password=PASSWORD)
+    membership_set(user=user, organization=Organization.objects.get(slug="acme"), role="owner")
+    c = Client()
+    assert c.login(username="owner@acme.test", password=PASSWORD)
+    for path in ["/admin/", "/admin/exchange/ping/", "/admin/leads/lead/", "/admin/leads/suppression/add/"]:
+        response = c.get(path)
+        assert response.status_code == 302, path
+        assert response["Location"].startswith("/admin/login/"), path
+
+
+# --- history is read-only ------------------------------------------------------------------------
+
+
+def snapshot() -> dict[str, list[Any]]:
+    with market_scope():
+        return {
+            "pings": list(Ping.objects.order_by("pk").values_list("pk", "status", "payout", "waterfall")),
+            "bids": list(Bid.objects.order_by("pk").values_list("pk", "price", "status")),
+            "sales": list(Sale.objects.order_by("pk").values_list("pk", "price", "payout", "status")),
+            "leads": list(Lead.objects.order_by("pk").values_list("pk", "status", "payout", "data")),
+            "consents": list(ConsentRecord.objects.order_by("pk").values_list("pk", "text")),
+            "entries": list(LedgerEntry.objects.order_by("pk").values_list("pk", "amount")),
+            "accounts": list(LedgerAccount.objects.order_by("pk").values_list("pk", "balance", "held")),
+            "transactions": list(LedgerTransaction.objects.order_by("pk").values_list("pk", "kind")),
+            "idempotency": list(IdempotencyRecord.objects.order_by("pk").values_list("pk", "state")),
+        }
+
+
+@pytest.mark.parametrize(
+    "model",
+    [Ping, Bid, Sale, Lead, ConsentRecord, LedgerAccount, LedgerTransaction, LedgerEntry, IdempotencyRecord],
+)
+def test_history_refuses_change_delete_and_add(market, operator, model):
+    obj = first(model)
+    before = snapshot()
+    meta = model._meta
+    page = operator.get(change_url(obj)).content.decode()
+
+    assert 'name="_save"' not in page  # shown, not editable
+    assert operator.post(change_url(obj), form_data(page, status="sold", price="0.01")).status_code == 403
+    delete = reverse(f"admin:{meta.app_label}_{meta.model_name}_delete", args=[obj.pk])
+    assert operator.post(delete, {"post": "yes"}).status_code == 403
+    assert operator.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_add")).status_code == 403
+    bulk = operator.post(
+        reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"),
+        {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"},
+    )
+    assert bulk.status_code in (200, 302, 403)
+    assert snapshot() == before
+
+
+# --- suppressions: typed in clear, stored hashed ------------------------------------------------
+
+
+def database_text() -> str:
+    """Everything in the database, as text: every model's rows and the decoded sessions."""
+    out = io.StringIO()
+    with market_scope():
+        call_command("dumpdata", "--all", stdout=out)
+    sessions = "".join(str(s.get_decoded()) for s in Session.objects.all())
+    return out.getvalue() + sessions
+
+
+def test_an_operator_suppresses_an_email_and_only_its_hash_is_stored(market, operator):
+    response = operator.post(
+        "/admin/leads/suppression/add/",
+        {"consumer": "  Jane.Doe@Example.COM ", "reason": "asked by phone"},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    suppression = Suppression.objects.get()
+    assert suppression.consumer_hash == email_hash("jane.doe@example.com")
+    assert suppression.reason == "asked by phone"
+    everything = database_text().lower()
+    assert "jane.doe@example.com" not in everything and "jane.doe" not in everything
+    listing = operator.get("/admin/leads/suppression/").content.decode()
+    assert suppression.consumer_hash[:16] in listing and "asked by phone" in listing
+
+
+def test_a_suppressed_email_is_refused_at_the_next_ping(market, operator):
+    operator.post("/admin/leads/suppression/add/", {"consumer": "consumer7@example.com", "reason": "opt-out"})
+
+    answer = ping(7)
+
+    assert (answer["status"], answer["reason"]) == ("rejected", "suppressed")
+
+
+def test_a_phone_is_normalized_before_it_is_hashed(market, operator):
+    operator.post("/admin/leads/suppression/add/", {"consumer": "(201) 555-0123", "reason": ""})
+    assert Suppression.objects.get().consumer_hash == phone_hash("+12015550123")
+
+
+def test_a_repeat_or_an_invalid_value_adds_nothing(market, operator):
+    operator.post("/admin/leads/suppression/add/", {"consumer": "a@example.com", "reason": "first"})
+    repeat = operator.post(
+        "/admin/leads/suppression/add/", {"consumer": "A@example.com ", "reason": "second"}, follow=True
+    )
+    invalid = operator.post("/admin/leads/suppression/add/", {"consumer": "not a phone", "reason": "x"})
+
+    assert "already suppressed" in repeat.content.decode()
+    assert invalid.status_code == 200 and "Not a usable email or phone number" in invalid.content.decode()
+    assert list(Suppression.objects.values_list("consumer_hash", "reason")) == [(email_hash("a@example.com"), "first")]
+
+
+def test_a_suppression_cannot_be_edited(market, operator):
+    operator.post("/admin/leads/suppression/add/", {"consumer": "a@example.com", "reason": "first"})
+    suppression = Suppression.objects.get()
+    response = operator.post(change_url(suppression), {"reason": "changed"})
+    assert response.status_code == 403
+    assert Suppression.objects.get().reason == "first"
+
+
+# --- the contract book follows changes made in the admin ----------------------------------------
+
+
+def test_a_contract_price_changed_in_the_admin_changes_the_next_ping(market, operator):
+    assert ping(20)["payout"] == "24.00"  # Acme's 30.00 less the 20% margin; the book is built
+    with market_scope():
+        contract = BuyerContract.objects.get(public_id="ctr_acme")
+    page = operator.get(change_url(contract)).content.decode()
+
+    response = operator.post(change_url(contract), form_data(page, price="42.50"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ping(21)["payout"] == "34.00"
+
+
+def test_an_inline_contract_change_on_the_organization_page_changes_the_next_ping(market, operator):
+    assert ping(20)["payout"] == "24.00"
+    acme = Organization.objects.get(slug="acme")
+    page = operator.get(change_url(acme)).content.decode()
+    data = form_data(page)
+    price_fields = [k for k in data if k.startswith("contracts-") and k.endswith("-price") and "__prefix__" not in k]
+    assert len(price_fields) == 1
+
+    response = operator.post(change_url(acme), {**data, price_fields[0]: ["12.00"]})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ping(21)["payout"] == "16.00"  # Bravo's 20.00 now wins
+
+
+def test_pausing_an_organization_in_the_admin_takes_its_contracts_out(market, operator):
+    assert ping(20)["payout"] == "24.00"
+    acme = Organization.objects.get(slug="acme")
+    page = operator.get(change_url(acme)).content.decode()
+
+    response = operator.post(change_url(acme), form_data(page, status="suspended"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ping(21)["payout"] == "16.00"

@@ -1,0 +1,170 @@
+"""Delivery to buyers' systems, post-reject re-routing and background re-auctions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from accounts.models import Organization
+from accounts.tenancy import market_scope
+from billing.models import LedgerAccount
+from contracts.models import BuyerContract, CapCounter
+from exchange.auction.book import book_invalidate
+from exchange.buyersim import Behaviour, BuyerSimulator
+from exchange.models import DeliveryAttempt, Sale
+from exchange.services import lead_reauction_run
+from leads.models import Lead
+from tests.exchange.builder import buyer, client, load, ping, post
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def buyers():
+    simulator = BuyerSimulator().start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset(buyers):
+    buyers.behaviours.clear()
+    buyers.received.clear()
+
+
+def webhook_buyer(buyers, slug: str, price: str, behaviour: Behaviour, **contract) -> dict:
+    buyers.behaviours[slug] = behaviour
+    delivery = {
+        "method": "webhook",
+        "url": buyers.url(slug, "deliver"),
+        "timeout_ms": 1000,
+        "accept": {"path": "status", "equals": "accepted"},
+        "reason_path": "message",
+    }
+    return buyer(slug, price, delivery=delivery, **contract)
+
+
+def balance(slug: str) -> tuple[Decimal, Decimal]:
+    with market_scope():
+        account = LedgerAccount.objects.get(organization__slug=slug, kind="buyer_balance")
+    return account.balance, account.held
+
+
+def test_a_webhook_buyer_receives_the_signed_lead_and_accepts(buyers):
+    load(webhook_buyer(buyers, "hook", "30.00", Behaviour(accept=True)))
+    answer = ping(1)
+    sold = post(answer["ping_id"], 1)
+    assert (sold["status"], sold["payout"]) == ("sold", "24.00")
+    received = buyers.requests("hook", "delivery")[0]
+    body = received.json()
+    assert body["lead"]["email"] == "consumer1@example.com" and body["price"] == "30.00"
+    assert body["lead_id"] == sold["lead_id"] and body["sale_id"].startswith("sal_")
+    assert body["consent"]["text"] == "I agree to be contacted."
+    headers = {k.lower(): v for k, v in received.headers.items()}
+    assert Webhook(Organization.objects.get(slug="hook").signing_secret).verify(received.body, headers)
+    with market_scope():
+        attempt = DeliveryAttempt.objects.get()
+    assert (attempt.outcome, attempt.status_code) == ("accepted", 200)
+    assert attempt.request["lead"]["email"] == "[redacted]" and attempt.request["lead"]["state"] == "CA"
+    assert '"accepted"' in attempt.response
+    assert balance("hook") == (Decimal("970.00"), Decimal("0.00"))
+
+
+def test_a_rejecting_buyer_hands_the_lead_to_the_next_bid(buyers):
+    load(
+        webhook_buyer(
+            buyers, "picky", "30.00", Behaviour(accept=False, reject_reason="already have it"), caps={"day": 5}
+        ),
+        webhook_buyer(buyers, "easy", "20.00", Behaviour(accept=True)),
+    )
+    answer = ping(1)
+    assert answer["payout"] == "24.00"
+    sold = post(answer["ping_id"], 1)
+    assert (sold["status"], sold["payout"]) == ("sold", "16.00")
+    with market_scope():
+        sales = list(Sale.objects.order_by("pk").values_list("contract__slug", "status", "release_reason"))
+        attempts = list(DeliveryAttempt.objects.order_by("pk").values_list("contract__slug", "outcome", "reason"))
+        counters = dict(CapCounter.objects.values_list("contract__slug", "count"))
+    assert sales == [("picky-c", "released", "post_rejected: already have it"), ("easy-c", "sold", "")]
+    assert attempts == [("picky-c", "rejected", "already have it"), ("easy-c", "accepted", "")]
+    assert counters == {"picky-c": 0}
+    assert balance("picky") == (Decimal("1000.00"), Decimal("0.00"))
+    assert balance("easy") == (Decimal("980.00"), Decimal("0.00"))
+
+
+def test_a_buyer_that_times_out_is_a_rejection(buyers):
+    load(
+        webhook_buyer(buyers, "slow", "30.00", Behaviour(delivery_latency_ms=3000)),
+        webhook_buyer(buyers, "easy", "20.00", Behaviour()),
+    )
+    answer = ping(1)
+    sold = post(answer["ping_id"], 1)
+    assert sold["status"] == "sold" and sold["payout"] == "16.00"
+    with market_scope():
+        assert DeliveryAttempt.objects.get(contract__slug="slow-c").outcome == "timeout"
+
+
+def test_when_every_bid_rejects_the_lead_is_pending_then_sold_by_a_re_auction(buyers):
+    load(
+        webhook_buyer(buyers, "picky", "30.00", Behaviour(accept=False)),
+        webhook_buyer(buyers, "late", "25.00", Behaviour(), status="paused"),
+    )
+    answer = ping(1)
+    pending = post(answer["ping_id"], 1)
+    assert (pending["status"], pending["payout"]) == ("pending", "0.00")
+    assert client().get(f"/api/v1/leads/{pending['lead_id']}").json()["status"] == "pending"
+
+    with market_scope():
+        BuyerContract.objects.filter(slug="late-c").update(status="active")
+    book_invalidate()
+    with market_scope():
+        lead_pk = Lead.objects.get(public_id=pending["lead_id"]).pk
+    assert lead_reauction_run(lead_id=lead_pk, cycle=1) == "sold"
+
+    detail = client().get(f"/api/v1/leads/{pending['lead_id']}").json()
+    assert (detail["status"], detail["payout"]) == ("sold", "20.00")
+    assert len(buyers.requests("picky", "delivery")) == 1  # the rejecter was not asked again
+    from exchange.webhooks import Event
+
+    with market_scope():
+        event = Event.objects.get(type="lead.sold")
+    assert event.data["lead_id"] == pending["lead_id"] and event.data["payout"] == "20.00"
+    # A redelivered task for the same cycle, or an old one, changes nothing.
+    assert lead_reauction_run(lead_id=lead_pk, cycle=1) == "skipped"
+    with market_scope():
+        assert Sale.objects.filter(status="sold").count() == 1
+
+
+def test_re_auctions_end_unsold_after_the_offers_limit(buyers):
+    load(webhook_buyer(buyers, "picky", "30.00", Behaviour(accept=False)), reauction_cycles=2)
+    answer = ping(1)
+    assert post(answer["ping_id"], 1)["status"] == "pending"
+    with market_scope():
+        lead = Lead.objects.get()
+    assert lead_reauction_run(lead_id=lead.pk, cycle=1) == "pending"
+    assert lead_reauction_run(lead_id=lead.pk, cycle=2) == "unsold"
+    with market_scope():
+        lead.refresh_from_db()
+        from exchange.webhooks import Event
+
+        event = Event.objects.get(type="lead.unsold")
+    assert (lead.status, lead.reason, lead.reauction_cycle) == ("unsold", "no_buyers", 2)
+    assert event.data["lead_id"] == lead.public_id
+    assert lead_reauction_run(lead_id=lead.pk, cycle=2) == "skipped"
+
+
+def test_without_re_auctions_a_rejected_lead_is_unsold_at_once(buyers):
+    load(webhook_buyer(buyers, "picky", "30.00", Behaviour(accept=False)), reauction_cycles=0)
+    answer = ping(1)
+    assert post(answer["ping_id"], 1)["status"] == "unsold"
+
+
+def test_an_unreachable_buyer_is_an_error_and_the_next_bid_buys(buyers):
+    delivery = {"method": "webhook", "url": "http://127.0.0.1:9/nothing", "timeout_ms": 500}
+    load(buyer("gone", "30.00", delivery=delivery), buyer("easy", "20.00"))
+    answer = ping(1)
+    assert post(answer["ping_id"], 1)["payout"] == "16.00"
+    with market_scope():
+        assert DeliveryAttempt.objects.get().outcome == "error"
