@@ -6,7 +6,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
@@ -73,7 +73,7 @@ def test_the_request_is_signed_with_the_buyers_secret(buyers):
     headers = {k.lower(): v for k, v in received.headers.items()}
     assert Webhook(secret).verify(received.body, headers) is not None
     tampered = received.body.replace(b"94107", b"94108")
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(tampered, headers)
 
 
