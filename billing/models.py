@@ -33,6 +33,12 @@ class LedgerAccount(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     balance = MoneyField(default=Decimal("0.00"))
     held = MoneyField(default=Decimal("0.00"), help_text="Buyers: funds reserved for sales being delivered.")
+    low_balance_threshold = MoneyField(
+        null=True, blank=True, help_text="Buyers: send balance.low when available funds fall below this."
+    )
+    low_balance_notified = models.BooleanField(
+        default=False, help_text="balance.low was sent and funds have not recovered since."
+    )
     credit_limit = MoneyField(default=Decimal("0.00"), help_text="Buyers: how far below zero the balance may go.")
     created_at = models.DateTimeField(default=timezone.now)
 
