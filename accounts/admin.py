@@ -67,6 +67,8 @@ class OrganizationAdmin(BookInvalidatingAdmin):
     list_filter = ["status", "is_buyer", "is_seller", "timezone"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ("name",)}
+    fields = ["name", "slug", "is_buyer", "is_seller", "timezone", "status", "created_at"]
+    readonly_fields = ["created_at"]  # the signing secret is never shown here: the portal rotates it
     inlines = [MembershipInline, ContractInline, CampaignInline, ApiKeyInline]
 
 

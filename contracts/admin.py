@@ -48,5 +48,12 @@ class CapCounterAdmin(admin.ModelAdmin):
     search_fields = ["contract__name", "period_key"]
     readonly_fields = ["organization", "contract", "period", "period_key", "count", "spend"]
 
+    # Counters are the caps' memory: deleting or editing one would oversell a cap.
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False

@@ -346,19 +346,21 @@ def sale_attempt(
             latency_ms=result.latency_ms,
         )
         if result.accepted:
-            _sale_capture(sale, lead)
-            return sale
+            if _sale_capture(sale, lead):
+                return sale
+            return "reservation_expired"
     sale_release(sale=sale, reason=f"post_rejected: {result.reason}")
     return "post_rejected"
 
 
-def _sale_capture(sale: Sale, lead: Lead) -> None:
-    """Book a reserved sale (its hold becomes a ledger transaction)."""
+def _sale_capture(sale: Sale, lead: Lead) -> bool:
+    """Book a reserved sale (its hold becomes a ledger transaction); False if it was released
+    meanwhile (the stale-reservation sweeper got there first)."""
     updated = Sale.objects.filter(pk=sale.pk, status=Sale.Status.RESERVED).update(
         status=Sale.Status.SOLD, sold_at=timezone.now()
     )
     if updated != 1:
-        return
+        return False
     sale.status = Sale.Status.SOLD
     if not sale.test:
         sale_book(
@@ -369,6 +371,7 @@ def _sale_capture(sale: Sale, lead: Lead) -> None:
             payout=sale.payout,
             memo=f"Sale {sale.public_id} of lead {lead.public_id}",
         )
+    return True
 
 
 def sale_release(*, sale: Sale, reason: str) -> bool:
@@ -471,7 +474,9 @@ def _lead_finish(
     else:
         lead.status, lead.reason = Lead.Status.UNSOLD, unsold_reason
     with market_scope(), transaction.atomic():
-        Lead.objects.filter(pk=lead.pk).update(status=lead.status, reason=lead.reason, payout=lead.payout)
+        Lead.objects.filter(pk=lead.pk).update(
+            status=lead.status, reason=lead.reason, payout=lead.payout, updated_at=timezone.now()
+        )
         if lead.status == Lead.Status.PENDING:
             from exchange.tasks import lead_reauction
 
@@ -731,14 +736,18 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
     """One background re-auction of a pending lead: fresh bids (contracts that rejected it left
     out), routed like a post. Then sold, or another cycle, or unsold after the offer's limit.
 
-    Idempotent: a cycle is claimed by a compare-and-set on the lead; a repeat of the same cycle
-    (a redelivered task) carries on where it stands, an older cycle does nothing.
+    Idempotent: a cycle is claimed by a compare-and-set on the lead, so a task delivered twice
+    runs once. If a worker dies mid-cycle, :func:`market_sweep` starts the next cycle.
     """
     with market_scope():
         lead = Lead.objects.select_related("ping", "campaign").filter(pk=lead_id).first()
-        if lead is None or lead.status != Lead.Status.PENDING or lead.reauction_cycle > cycle:
+        if lead is None or lead.status != Lead.Status.PENDING:
             return "skipped"
-        Lead.objects.filter(pk=lead.pk, reauction_cycle__lt=cycle).update(reauction_cycle=cycle)
+        claimed = Lead.objects.filter(pk=lead.pk, status=Lead.Status.PENDING, reauction_cycle__lt=cycle).update(
+            reauction_cycle=cycle, updated_at=timezone.now()
+        )
+        if not claimed:
+            return "skipped"
         lead.reauction_cycle = cycle
         sold = list(Sale.objects.filter(lead=lead, status=Sale.Status.SOLD))
         if sold:
@@ -790,3 +799,30 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
     )
     _lead_finish(lead, outcome, offer=offer, unsold_reason="no_buyers", reauctioning=True)
     return lead.status
+
+
+def market_sweep(*, stale_after: timedelta = timedelta(minutes=10)) -> dict[str, int]:
+    """Finish what a dead process left: release reservations older than ``stale_after`` (their
+    delivery never came back) and move on leads left pending (next re-auction cycle, or unsold).
+    Safe to run concurrently with live traffic: every step is a compare-and-set."""
+    cutoff = timezone.now() - stale_after
+    released = 0
+    with market_scope():
+        for sale in Sale.objects.filter(status=Sale.Status.RESERVED, created_at__lt=cutoff):
+            released += sale_release(sale=sale, reason="stale reservation")
+        stale = list(Lead.objects.filter(status=Lead.Status.PENDING, updated_at__lt=cutoff))
+    book = book_current()
+    requeued = finished = 0
+    for lead in stale:
+        offer = book.offers[lead.offer_id]
+        if lead.reauction_cycle < offer.reauction_cycles:
+            from exchange.tasks import lead_reauction
+
+            lead_reauction.apply_async(kwargs={"lead_id": lead.pk, "cycle": lead.reauction_cycle + 1})
+            requeued += 1
+        else:
+            with market_scope():
+                sold = list(Sale.objects.filter(lead=lead, status=Sale.Status.SOLD))
+            _lead_finish(lead, RouteOutcome(sold, []), offer=offer)
+            finished += 1
+    return {"released": released, "requeued": requeued, "finished": finished}

@@ -166,6 +166,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PingStatusEnum": ["accepted", "rejected"],
+        "LeadStatusEnum": ["sold", "unsold", "pending", "rejected"],
+        "ActivityStatusEnum": [("active", "Active"), ("paused", "Paused")],
+    },
 }
 
 LOGGING = {

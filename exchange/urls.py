@@ -35,6 +35,7 @@ urlpatterns = [
 admin.site.site_header = "Gavel exchange — operator"
 admin.site.site_title = "Gavel operator"
 admin.site.index_title = "Run the exchange"
+admin.site.enable_nav_sidebar = False  # the market's lists are wide
 
 handler404 = "exchange.views.not_found"
 handler500 = "exchange.views.server_error"

@@ -18,7 +18,7 @@ class ContractListView(TenantGenericAPIView):
     required_role = "buyer"
     serializer_class = ContractOutput
 
-    @extend_schema(summary="List your buyer contracts", tags=["buyers"])
+    @extend_schema(summary="List your buyer contracts", tags=["buyers"], operation_id="contracts_list")
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(contracts_of(organization=self.organization))
         return self.get_paginated_response(ContractOutput(page, many=True).data)
@@ -29,7 +29,7 @@ class ContractDetailView(TenantGenericAPIView):
     required_role = "buyer"
     serializer_class = ContractOutput
 
-    @extend_schema(summary="Get one of your buyer contracts", tags=["buyers"])
+    @extend_schema(summary="Get one of your buyer contracts", tags=["buyers"], operation_id="contracts_get")
     def get(self, request: Request, contract_id: str) -> Response:
         contract = contract_get(organization=self.organization, public_id=contract_id)
         return Response(ContractOutput(contract).data)
@@ -40,7 +40,7 @@ class CampaignListView(TenantGenericAPIView):
     required_role = "seller"
     serializer_class = CampaignOutput
 
-    @extend_schema(summary="List your seller campaigns", tags=["sellers"])
+    @extend_schema(summary="List your seller campaigns", tags=["sellers"], operation_id="campaigns_list")
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(campaigns_of(organization=self.organization))
         return self.get_paginated_response(CampaignOutput(page, many=True).data)
@@ -51,7 +51,7 @@ class CampaignDetailView(TenantGenericAPIView):
     required_role = "seller"
     serializer_class = CampaignOutput
 
-    @extend_schema(summary="Get one of your seller campaigns", tags=["sellers"])
+    @extend_schema(summary="Get one of your seller campaigns", tags=["sellers"], operation_id="campaigns_get")
     def get(self, request: Request, campaign_id: str, **kwargs: Any) -> Response:
         campaign = campaign_get(organization=self.organization, public_id=campaign_id)
         return Response(CampaignOutput(campaign).data)

@@ -168,3 +168,32 @@ def test_an_unreachable_buyer_is_an_error_and_the_next_bid_buys(buyers):
     assert post(answer["ping_id"], 1)["payout"] == "16.00"
     with market_scope():
         assert DeliveryAttempt.objects.get().outcome == "error"
+
+
+def test_the_sweeper_releases_a_reservation_a_dead_process_left_and_moves_the_lead_on(buyers):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from exchange.services import market_sweep
+
+    load(buyer("a", "30.00", caps={"day": 1}), reauction_cycles=0)
+    answer = ping(1)
+    sold = post(answer["ping_id"], 1)
+    # Simulate a process that died between reservation and delivery: a reserved sale, a pending lead.
+    with market_scope():
+        sale = Sale.objects.get()
+        Sale.objects.filter(pk=sale.pk).update(
+            status="reserved", sold_at=None, created_at=timezone.now() - timedelta(hours=1)
+        )
+        Lead.objects.filter(public_id=sold["lead_id"]).update(
+            status="pending", updated_at=timezone.now() - timedelta(hours=1)
+        )
+        LedgerAccount.objects.filter(organization__slug="a", kind="buyer_balance").update(held=Decimal("30.00"))
+    assert market_sweep() == {"released": 1, "requeued": 0, "finished": 1}
+    with market_scope():
+        assert Sale.objects.get().status == "released"
+        assert Lead.objects.get().status == "unsold"
+        assert CapCounter.objects.get().count == 0
+    assert balance("a")[1] == Decimal("0.00")
+    assert market_sweep() == {"released": 0, "requeued": 0, "finished": 0}

@@ -77,3 +77,16 @@ def test_redis_url_switches_cache_and_celery_to_redis():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["redis://127.0.0.1:6379/3", "False", "django.core.cache.backends.redis.RedisCache"]
+
+
+def test_the_openapi_schema_generates_without_warnings(tmp_path):
+    result = settings_run(
+        {"DEBUG": "1"},
+        "from django.core.management import call_command; "
+        f"call_command('spectacular', '--fail-on-warn', '--file', '{tmp_path / 'schema.yaml'}')",
+    )
+    assert result.returncode == 0, result.stderr
+    schema = (tmp_path / "schema.yaml").read_text()
+    for path in ("/api/v1/ping:", "/api/v1/post:", "/api/v1/leads:", "/api/v1/leads/{lead_id}:"):
+        assert path in schema
+    assert "bearerFormat" in schema
