@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import ApiKey, Membership, Organization, User
-from accounts.services import api_key_create, api_key_revoke
+from accounts.services import api_key_create, api_key_revoke, api_keys_forget
 from contracts.models import BuyerContract, Campaign
 from exchange.admin import BookInvalidatingAdmin
 
@@ -70,6 +70,11 @@ class OrganizationAdmin(BookInvalidatingAdmin):
     fields = ["name", "slug", "is_buyer", "is_seller", "timezone", "status", "created_at"]
     readonly_fields = ["created_at"]  # the signing secret is never shown here: the portal rotates it
     inlines = [MembershipInline, ContractInline, CampaignInline, ApiKeyInline]
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            api_keys_forget(organization=obj)  # a suspension or a new role applies to the API at once
 
 
 @admin.register(Membership)

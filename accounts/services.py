@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -93,14 +94,37 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     with market_scope():
         ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         api_key.refresh_from_db()
+    cache.delete(_key_cache(api_key.key_hash))
     return api_key
 
 
+def _key_cache(digest: str) -> str:
+    return f"gavel:api-key:{digest}"
+
+
+_ORG_FIELDS = ("slug", "name", "is_buyer", "is_seller", "timezone", "status")
+
+
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
-    """The active key with this value, or None. Touches ``last_used_at`` at most once a minute."""
+    """The active key with this value, or None. Touches ``last_used_at`` at most once a minute.
+
+    Every API call authenticates, so a found key is kept in the shared cache for a minute;
+    revoking it, or changing its organization, forgets it at once (:func:`api_keys_forget`).
+    """
     if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) > 200:
         return None
     digest = api_key_hash(raw_key)
+    cached = cache.get(_key_cache(digest))
+    if cached is not None:
+        organization = Organization(pk=cached["organization_id"], **cached["organization"])
+        return ApiKey(
+            pk=cached["id"],
+            organization=organization,
+            name=cached["name"],
+            prefix=cached["prefix"],
+            key_hash=digest,
+            scopes=cached["scopes"],
+        )
     with market_scope():
         key = ApiKey.objects.select_related("organization").filter(key_hash=digest).first()
         if key is None or not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
@@ -109,7 +133,40 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
         if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
             key.last_used_at = now
+    snapshot = {
+        "id": key.pk,
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": list(key.scopes),
+        "organization_id": key.organization_id,
+        "organization": {f: getattr(key.organization, f) for f in _ORG_FIELDS},
+    }
+    cache.set(_key_cache(digest), snapshot, timeout=int(_LAST_USED_RESOLUTION.total_seconds()))
     return key
+
+
+def api_keys_forget(*, organization: Organization) -> None:
+    """Drop the organization's keys from the cache (its status or roles changed)."""
+    with market_scope():
+        digests = list(ApiKey.objects.filter(organization=organization).values_list("key_hash", flat=True))
+    cache.delete_many([_key_cache(d) for d in digests])
+
+
+def organization_status_set(*, organization: Organization, status: str) -> Organization:
+    """Activate or suspend an organization: its API keys and contracts follow at once."""
+    if status not in Organization.Status.values:
+        raise AccountsError(f"unknown status '{status}'")
+    Organization.objects.filter(pk=organization.pk).update(status=status)
+    organization.status = status
+    _organization_changed(organization)
+    return organization
+
+
+def _organization_changed(organization: Organization) -> None:
+    from exchange.auction.book import book_invalidate  # the book compiles organizations too
+
+    api_keys_forget(organization=organization)
+    book_invalidate()
 
 
 @transaction.atomic
@@ -137,4 +194,6 @@ def organization_upsert(
     organization.status = status
     organization.full_clean()
     organization.save()
+    if not created:
+        _organization_changed(organization)
     return organization, created

@@ -102,3 +102,27 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account}: {self.amount}"
+
+
+class ReconciliationRun(models.Model):
+    """One run of the ledger reconciliation (``billing.services.ledger_reconcile``), for operators.
+
+    Exchange-wide (no organization). ``key`` makes a retried run record once: the Celery task's
+    id, or ``manual:…`` for the management command.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    checked_at = models.DateTimeField(default=timezone.now, db_index=True)
+    clean = models.BooleanField(default=True)
+    accounts = models.PositiveIntegerField(default=0)
+    transactions = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True, help_text="Each drift found, in words.")
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Reconciliation {self.checked_at:%Y-%m-%d %H:%M} ({'clean' if self.clean else 'DRIFT'})"
+
+
+from billing.returns import Return  # noqa: E402,F401

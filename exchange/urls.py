@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import root
+from billing.api import views as billing_api
 from contracts.api import views as contract_api
 from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
@@ -17,6 +18,11 @@ api_v1 = [
     path("contracts/<str:contract_id>", contract_api.ContractDetailView.as_view(), name="contract-detail"),
     path("campaigns", contract_api.CampaignListView.as_view(), name="campaign-list"),
     path("campaigns/<str:campaign_id>", contract_api.CampaignDetailView.as_view(), name="campaign-detail"),
+    path("purchases", billing_api.PurchaseListView.as_view(), name="purchase-list"),
+    path("purchases/<str:sale_id>", billing_api.PurchaseDetailView.as_view(), name="purchase-detail"),
+    path("purchases/<str:sale_id>/return", billing_api.PurchaseReturnView.as_view(), name="purchase-return"),
+    path("returns", billing_api.ReturnListView.as_view(), name="return-list"),
+    path("returns/<str:return_id>", billing_api.ReturnDetailView.as_view(), name="return-detail"),
     # Unknown API paths answer in the API's error format, DEBUG or not.
     re_path(r"^.*$", api_not_found),
 ]
@@ -30,6 +36,7 @@ urlpatterns = [
     path("portal/", include("contracts.urls")),
     path("portal/", include("exchange.portal_urls")),
     path("portal/", include("leads.urls")),
+    path("portal/billing/", include("billing.urls")),
 ]
 
 admin.site.site_header = "Gavel exchange — operator"

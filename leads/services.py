@@ -82,7 +82,3 @@ def suppression_add(*, consumer_hash: str, reason: str = "") -> Suppression:
     """Opt a consumer out of the exchange (idempotent)."""
     suppression, _ = Suppression.objects.get_or_create(consumer_hash=consumer_hash, defaults={"reason": reason})
     return suppression
-
-
-def is_suppressed(hashes: list[str]) -> bool:
-    return bool(hashes) and Suppression.objects.filter(consumer_hash__in=hashes).exists()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db.models import Max, Q
+from django.db import connection
+from django.utils.dateparse import parse_datetime
 
-from accounts.tenancy import market_scope
 from billing.models import LedgerAccount
 from billing.money import payout_for
 from contracts.models import CapCounter
@@ -26,6 +26,7 @@ from exchange.auction.distribution import Priced, Ranked, prices_paid, rank_bids
 from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
 from exchange.auction.rtb import RtbCall, rtb_body, rtb_collect, rtb_start
 from exchange.models import Sale
+from leads.models import Suppression
 from leads.services import json_value
 
 LIVE_SALE_STATUSES = (Sale.Status.RESERVED, Sale.Status.SOLD, Sale.Status.RETURNED)
@@ -86,11 +87,12 @@ class AuctionResult:
 
 @dataclass
 class LiveState:
-    """Caps, budgets, funds and past purchases of the candidates, read in three queries."""
+    """Caps, budgets, funds, past purchases and opt-out of one ping, read in one round trip."""
 
     counters: dict[tuple[int, str], tuple[int, Decimal]]
     funds: dict[int, Decimal]
     last_purchase: dict[int, datetime]
+    suppressed: bool = False
 
 
 def cap_keys(contract: CompiledContract, now: datetime) -> dict[str, str]:
@@ -99,40 +101,84 @@ def cap_keys(contract: CompiledContract, now: datetime) -> dict[str, str]:
     return {p: period_key(p, now, contract.tz) for p in periods}
 
 
+def _marks(values: list[object] | set[object]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
 def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes: list[str]) -> LiveState:
-    counters: dict[tuple[int, str], tuple[int, Decimal]] = {}
-    funds: dict[int, Decimal] = {}
-    last_purchase: dict[int, datetime] = {}
-    if not contracts:
-        return LiveState(counters, funds, last_purchase)
-    with market_scope():
-        keyed = [(c.id, key) for c in contracts for key in cap_keys(c, now).values()]
-        if keyed:
-            rows = CapCounter.objects.filter(
-                contract_id__in={cid for cid, _ in keyed}, period_key__in={k for _, k in keyed}
-            ).values_list("contract_id", "period_key", "count", "spend")
-            counters = {(cid, key): (count, spend) for cid, key, count, spend in rows}
-        buyer_ids = {c.organization_id for c in contracts}
-        for org_id, balance, held, credit in LedgerAccount.objects.filter(
-            organization_id__in=buyer_ids, kind=LedgerAccount.Kind.BUYER_BALANCE
-        ).values_list("organization_id", "balance", "held", "credit_limit"):
-            funds[org_id] = balance - held + credit
-        if hashes:
-            window = max(c.dedup_days for c in contracts)
-            if window > 0:
-                match = Q()
-                for column in ("email_hash", "phone_hash"):
-                    for value in hashes:
-                        match |= Q(**{column: value})
-                rows = (
-                    Sale.objects.filter(match, organization_id__in=buyer_ids, test=False)
-                    .filter(status__in=LIVE_SALE_STATUSES, created_at__gte=now - timedelta(days=window))
-                    .values("organization_id")
-                    .annotate(last=Max("created_at"))
-                    .values_list("organization_id", "last")
-                )
-                last_purchase = dict(rows)
-    return LiveState(counters, funds, last_purchase)
+    """Read everything the auction needs from the database in ONE query (a UNION ALL): the cap
+    counters of the current periods, each buyer's available funds, each buyer's last purchase of
+    this consumer within the widest dedup window, and whether the consumer opted out.
+
+    One round trip instead of four is most of a ping's database time; the rows are tagged by kind.
+    """
+    state = LiveState({}, {}, {})
+    pg = connection.vendor == "postgresql"
+    null = {
+        k: (f"CAST(NULL AS {t})" if pg else "NULL")
+        for k, t in (("text", "text"), ("int", "bigint"), ("num", "numeric"), ("at", "timestamptz"))
+    }
+    parts: list[str] = []
+    params: list[object] = []
+    buyer_ids = sorted({c.organization_id for c in contracts})
+    keyed = [(c.id, key) for c in contracts for key in cap_keys(c, now).values()]
+    if keyed:
+        ids, keys = sorted({cid for cid, _ in keyed}), sorted({k for _, k in keyed})
+        parts.append(
+            f"SELECT 'c', contract_id, period_key, count, spend, {null['at']} FROM {CapCounter._meta.db_table} "
+            f"WHERE contract_id IN ({_marks(ids)}) AND period_key IN ({_marks(keys)})"
+        )
+        params += [*ids, *keys]
+    if buyer_ids:
+        parts.append(
+            f"SELECT 'f', organization_id, {null['text']}, {null['int']}, balance - held + credit_limit, {null['at']} "
+            f"FROM {LedgerAccount._meta.db_table} WHERE organization_id IN ({_marks(buyer_ids)}) AND kind = %s"
+        )
+        params += [*buyer_ids, LedgerAccount.Kind.BUYER_BALANCE]
+    window = max((c.dedup_days for c in contracts), default=0)
+    if hashes and buyer_ids and window > 0:
+        statuses = [str(s) for s in LIVE_SALE_STATUSES]
+        parts.append(
+            f"SELECT 'd', organization_id, {null['text']}, {null['int']}, {null['num']}, MAX(created_at) "
+            f"FROM {Sale._meta.db_table} WHERE (email_hash IN ({_marks(hashes)}) OR phone_hash IN ({_marks(hashes)})) "
+            f"AND organization_id IN ({_marks(buyer_ids)}) AND status IN ({_marks(statuses)}) AND test = %s "
+            f"AND created_at >= %s GROUP BY organization_id"
+        )
+        params += [*hashes, *hashes, *buyer_ids, *statuses, False, now - timedelta(days=window)]
+    if hashes:
+        parts.append(
+            f"SELECT 's', 0, {null['text']}, {null['int']}, {null['num']}, {null['at']} "
+            f"FROM {Suppression._meta.db_table} WHERE consumer_hash IN ({_marks(hashes)})"
+        )
+        params += hashes
+    if not parts:
+        return state
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
+    for kind, key_id, period, count, amount, at in rows:
+        if kind == "c":
+            state.counters[(key_id, period)] = (int(count), _decimal(amount))
+        elif kind == "f":
+            state.funds[key_id] = _decimal(amount)
+        elif kind == "d":
+            state.last_purchase[key_id] = _aware(at)
+        else:
+            state.suppressed = True
+    return state
+
+
+def _decimal(value: object) -> Decimal:
+    # SQLite hands back floats for computed numerics; amounts are cents, so str() is exact.
+    return value if isinstance(value, Decimal) else Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def _aware(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = parse_datetime(str(value))
+    assert parsed is not None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def static_reason(contract: CompiledContract, ping: PingInput) -> str | None:
@@ -238,6 +284,10 @@ def auction_run(ping: PingInput) -> AuctionResult:
 
     hashes = [h for h in (ping.email_hash, ping.phone_hash) if h]
     state = live_state_read(survivors, now=ping.now, hashes=hashes)
+    if state.suppressed:
+        for step in steps:
+            step.reason = step.reason or "suppressed"
+        return AuctionResult(status="rejected", reason="suppressed", ranked=[], waterfall=steps)
     floor = effective_floor(
         offer_floor=offer.floor, payout_floor=campaign.floor, margin_percent=campaign.margin_percent
     )

@@ -6,7 +6,13 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from accounts.services import AccountsError, api_key_authenticate, api_key_create, api_key_revoke
+from accounts.services import (
+    AccountsError,
+    api_key_authenticate,
+    api_key_create,
+    api_key_revoke,
+    organization_status_set,
+)
 from accounts.tenancy import market_scope
 from tests.conftest import ACME_KEY, ACME_RO_KEY, api_client
 
@@ -93,9 +99,18 @@ def test_a_key_without_the_scope_is_403(orgs):
 
 
 def test_a_suspended_organization_cannot_authenticate(orgs):
-    orgs["acme"].status = "suspended"
-    orgs["acme"].save()
+    assert api_client(ACME_KEY).get("/api/v1/contracts").status_code == 200  # now cached
+    organization_status_set(organization=orgs["acme"], status="suspended")
     assert api_client(ACME_KEY).get("/api/v1/contracts").status_code == 401
+    organization_status_set(organization=orgs["acme"], status="active")
+    assert api_client(ACME_KEY).get("/api/v1/contracts").status_code == 200
+
+
+def test_a_cached_key_still_stops_at_once_when_revoked(orgs):
+    key = api_key_authenticate(ACME_KEY)
+    assert api_key_authenticate(ACME_KEY).pk == key.pk  # from the cache
+    api_key_revoke(api_key=key)
+    assert api_key_authenticate(ACME_KEY) is None
 
 
 @pytest.mark.parametrize(

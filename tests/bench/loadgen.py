@@ -48,6 +48,7 @@ class Outcome:
     status: int | None = None
     error: str | None = None  # transport failure: timeout, dropped, connection error…
     bad: str | None = None  # a 200 whose body the scenario did not expect
+    tally: str | None = None  # the scenario's label for a good answer (who won, say)
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -90,6 +91,8 @@ async def run(base_url: str, scenario: Scenario, spec: LoadSpec) -> dict[str, An
                     outcome.latency = loop.time() - due
                     outcome.status = response.status
                 outcome.bad = scenario.check(response.status, payload)
+                if scenario.tally is not None and response.status == 200 and outcome.bad is None:
+                    outcome.tally = scenario.tally(payload)
                 if i >= warmup_count and len(samples) < SAMPLES:
                     samples.append(
                         {"request": bodies[i].decode(), "status": response.status, "answer": payload[:1000].decode()}
@@ -164,6 +167,7 @@ def _stats(
         "status_codes": {str(k): v for k, v in sorted(Counter(o.status for o in answered).items())},
         "error_kinds": dict(Counter(o.error for o in measured if o.error is not None)),
         "bad_kinds": dict(Counter(o.bad for o in answered if o.bad is not None)),
+        "tallies": dict(Counter(o.tally for o in ok if o.tally is not None)),
         "send_lag_ms": {
             "p50": _ms(percentile(lags, 50)),
             "p99": _ms(percentile(lags, 99)),

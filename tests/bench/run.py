@@ -1,13 +1,16 @@
 #!/usr/bin/env python
 """Gavel's benchmark: open-loop pings against gunicorn on PostgreSQL and Redis (``make bench``).
 
-    python tests/bench/run.py [--rate 200] [--seconds 10] [--warmup 2] [--scenarios hello,ping:300]
+    python tests/bench/run.py [--scenarios hello:200,ping:40,ping-rtb:40,ping-tree:10]
+                              [--seconds 20] [--warmup 2] [--name latest]
 
 Sets up a clean world (database ``gavel_bench`` on the server of ``DATABASE_URL``, dropped and
-created again; Redis database 9 on the server of ``REDIS_URL``, flushed), migrates it, loads the
-scenarios' market files, starts gunicorn on a free local port, offers each scenario's load in
-turn, stops gunicorn (always), and writes ``results/latest.json`` and ``results/latest.md``.
-See README.md for what the figures mean.
+created again; Redis database 9 on the server of ``REDIS_URL``, flushed), migrates it, starts
+the simulated RTB buyers (``buyers.py``, a process of their own on a free local port) when a
+scenario needs them, loads the scenarios' market files (the RTB one rendered with the buyers'
+URL), starts gunicorn on a free local port, offers each scenario's load in turn (waiting for
+the server to drain between them), stops gunicorn and the buyers (always), and writes
+``results/NAME.json`` and ``results/NAME.md``. See README.md for what the figures mean.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import math
 import os
 import platform
 import signal
@@ -27,6 +31,7 @@ import urllib.error
 import urllib.request
 from importlib import metadata
 from pathlib import Path
+from string import Template
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,10 +41,18 @@ if str(ROOT) not in sys.path:
 
 import psycopg  # noqa: E402
 import redis  # noqa: E402
+import yaml  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from tests.bench import loadgen  # noqa: E402
-from tests.bench.scenarios import BASELINE, SCENARIOS, Scenario  # noqa: E402
+from tests.bench.scenarios import (  # noqa: E402
+    BASELINE,
+    BUYER_LATENCY_MS,
+    MARKET_RTB,
+    RTB_CAMPAIGN,
+    SCENARIOS,
+    Scenario,
+)
 
 HERE = ROOT / "tests" / "bench"
 BENCH_DB = "gavel_bench"
@@ -54,6 +67,16 @@ SETTINGS = "tests.bench.settings"
 # database connections (kept open: CONN_MAX_AGE). This is DESIGN.md §10's production server.
 WORKERS = 2
 THREADS = 4
+DEFAULT_SCENARIOS = "hello:200,ping:40,ping-rtb:40,ping-tree:10"
+# Between scenarios, wait until the server answers the baseline this fast three times in a row
+# (a saturated scenario leaves a backlog that gunicorn works through after its clients gave up),
+# for at most SETTLE_MAX seconds.
+SETTLE_MS = 50
+SETTLE_MAX = 120
+# The sequential ping tree against the fan-out: the pair compared, and the issue's targets.
+RTB, TREE = "ping-rtb", "ping-tree"
+TARGET_P50_OVER_BUYERS_MS = 10
+TARGET_P99_OVER_DEADLINE_MS = 20
 
 
 class BenchError(Exception):
@@ -190,6 +213,158 @@ def gunicorn_stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
+def server_settle(base_url: str, max_wait: float = SETTLE_MAX) -> float:
+    """Wait until the baseline answers within SETTLE_MS three times in a row; the seconds waited."""
+    started = time.monotonic()
+    fast = 0
+    while fast < 3 and time.monotonic() - started < max_wait:
+        request = urllib.request.Request(
+            base_url + SCENARIOS[BASELINE].path, data=b"{}", headers={"Content-Type": "application/json"}
+        )
+        sent = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=max(1.0, max_wait)) as response:
+                response.read()
+                fast = fast + 1 if (time.monotonic() - sent) * 1000 < SETTLE_MS else 0
+        except (OSError, urllib.error.URLError):
+            fast = 0
+        time.sleep(0.1)
+    return round(time.monotonic() - started, 1)
+
+
+# --- the simulated RTB buyers ------------------------------------------------------------------------
+
+
+def buyers_start(port: int, logfile: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, str(HERE / "buyers.py"), "--port", str(port), "--latency-ms", f"{BUYER_LATENCY_MS:g}"]
+    with logfile.open("wb") as out:
+        return subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def buyers_stats(base_url: str, *, reset: bool = False) -> dict[str, Any]:
+    with urllib.request.urlopen(base_url + "/stats" + ("?reset=1" if reset else ""), timeout=5) as response:
+        return dict(json.loads(response.read()))
+
+
+def buyers_wait(process: subprocess.Popen[bytes], base_url: str, logfile: Path, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"the buyer simulator exited with {process.returncode}:\n{logfile.read_text()[-3000:]}")
+        try:
+            buyers_stats(base_url)
+            return
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.1)
+    raise BenchError(f"the buyer simulator did not answer within {timeout:.0f} s:\n{logfile.read_text()[-3000:]}")
+
+
+def market_render(template: Path, buyers_url: str, out: Path) -> Path:
+    """The market file with the simulated buyers' base URL filled in (``$BUYERS``)."""
+    rendered = out / f"{template.stem}.rendered{template.suffix}"
+    rendered.write_text(Template(template.read_text()).substitute(BUYERS=buyers_url))
+    return rendered
+
+
+def market_timeouts(market: Path) -> dict[str, Any]:
+    """The RTB market's ping deadline and its RTB contracts' timeouts, as the report states them."""
+    data = yaml.safe_load(market.read_text())
+    contracts = [c for o in data["organizations"] for c in o.get("contracts") or ()]
+    return {
+        "ping_timeout_ms": data["offers"][0]["ping_timeout_ms"],
+        "rtb_timeout_ms": sorted({c["rtb_timeout_ms"] for c in contracts if c.get("rtb_url")}),
+        "internal_contracts": sum(1 for c in contracts if not c.get("rtb_url")),
+        "rtb_contracts": sum(1 for c in contracts if c.get("rtb_url")),
+    }
+
+
+WATERFALL_REASONS = """
+    SELECT c.public_id, s.step->>'reason', count(*),
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY (s.step->>'latency_ms')::float),
+           percentile_disc(0.99) WITHIN GROUP (ORDER BY (s.step->>'latency_ms')::float)
+    FROM exchange_ping p
+    JOIN contracts_campaign k ON k.id = p.campaign_id
+    CROSS JOIN LATERAL jsonb_array_elements(p.waterfall) AS s(step)
+    JOIN contracts_buyercontract c ON c.public_id = s.step->>'contract'
+    WHERE k.public_id = %(campaign)s AND c.rtb_url <> ''
+    GROUP BY 1, 2 ORDER BY 1, 2
+"""
+PINGS = """
+    SELECT count(*), count(*) FILTER (WHERE p.status = 'accepted'),
+           count(*) FILTER (WHERE EXISTS (
+               SELECT 1 FROM jsonb_array_elements(p.waterfall) s
+               JOIN contracts_buyercontract c ON c.public_id = s->>'contract'
+               WHERE s->>'reason' = 'won' AND c.rtb_url <> '')),
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY p.latency_ms),
+           percentile_disc(0.99) WITHIN GROUP (ORDER BY p.latency_ms),
+           max(p.latency_ms)
+    FROM exchange_ping p JOIN contracts_campaign k ON k.id = p.campaign_id
+    WHERE k.public_id = %(campaign)s
+"""
+RTB_WON_SAMPLES = """
+    SELECT p.public_id, p.lead, p.waterfall FROM exchange_ping p
+    JOIN contracts_campaign k ON k.id = p.campaign_id
+    WHERE k.public_id = %(campaign)s AND EXISTS (
+        SELECT 1 FROM jsonb_array_elements(p.waterfall) s
+        JOIN contracts_buyercontract c ON c.public_id = s->>'contract'
+        WHERE s->>'reason' = 'won' AND c.rtb_url <> '')
+    ORDER BY p.id DESC LIMIT 3
+"""
+
+
+def rtb_pings_read(database_url: str) -> dict[str, Any]:
+    """What the exchange stored for the RTB market's pings (warmup included): who won, each RTB
+    contract's reasons and latencies in the waterfalls, the server's own ping latency, and whether
+    the circuit breaker paused an RTB contract."""
+    with psycopg.connect(database_url.replace("pgsql://", "postgresql://", 1), connect_timeout=10) as conn:
+        total, accepted, rtb_won, p50, p99, most = conn.execute(PINGS, {"campaign": RTB_CAMPAIGN}).fetchone() or (
+            0,
+            0,
+            0,
+            None,
+            None,
+            None,
+        )
+        reasons: dict[str, dict[str, Any]] = {}
+        for contract, reason, count, lat50, lat99 in conn.execute(WATERFALL_REASONS, {"campaign": RTB_CAMPAIGN}):
+            reasons.setdefault(contract, {})[reason] = {
+                "count": count,
+                "latency_ms_p50": round(lat50, 1),
+                "latency_ms_p99": round(lat99, 1),
+            }
+        samples = [
+            {
+                "ping": ping_id,
+                "lead": lead,
+                "waterfall": [
+                    f"{s['contract']} {s['reason']} {s['price'] or '–'} {s['latency_ms']:.1f} ms"
+                    for s in waterfall
+                    if not s["reason"].startswith("filtered")
+                ],
+            }
+            for ping_id, lead, waterfall in conn.execute(RTB_WON_SAMPLES, {"campaign": RTB_CAMPAIGN})
+        ]
+        paused = [
+            row[0]
+            for row in conn.execute(
+                "SELECT public_id FROM contracts_buyercontract WHERE rtb_url <> '' AND status <> 'active'"
+            )
+        ]
+    return {
+        "pings": total,
+        "accepted": accepted,
+        "won_by_rtb": rtb_won,
+        "server_latency_ms": {
+            "p50": None if p50 is None else round(p50, 1),
+            "p99": None if p99 is None else round(p99, 1),
+            "max": None if most is None else round(most, 1),
+        },
+        "rtb_waterfall": reasons,
+        "rtb_paused": paused,
+        "rtb_won_samples": samples,
+    }
+
+
 # --- the report --------------------------------------------------------------------------------------
 
 
@@ -281,6 +456,106 @@ def table_markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join([head, rule, *("| " + " | ".join(_cells(r)) + " |" for r in results)])
 
 
+def rtb_summary(results: list[dict[str, Any]], market: dict[str, Any]) -> dict[str, Any] | None:
+    """The fan-out against the sequential ping tree, and against the issue's targets."""
+    by_name = {r["scenario"]: r for r in results}
+    rtb, tree = by_name.get(RTB), by_name.get(TREE)
+    if rtb is None and tree is None:
+        return None
+    deadline = market["ping_timeout_ms"]
+    summary: dict[str, Any] = {
+        **market,
+        "buyer_latency_ms": BUYER_LATENCY_MS,
+        "targets": {
+            "p50_minus_buyers_ms_at_most": TARGET_P50_OVER_BUYERS_MS,
+            "p99_ms_at_most": deadline + TARGET_P99_OVER_DEADLINE_MS,
+        },
+    }
+    if rtb is not None and tree is not None:
+        summary["rtb_over_tree"] = {
+            q: (
+                round(rtb["latency_ms"][q] / tree["latency_ms"][q], 2)
+                if rtb["latency_ms"][q] and tree["latency_ms"][q]
+                else None
+            )
+            for q in ("p50", "p99")
+        }
+    if rtb is not None:
+        p50, p99 = rtb["latency_ms"]["p50"], rtb["latency_ms"]["p99"]
+        clean = not (rtb["errors"] or rtb["non_200"] or rtb["bad_answers"])
+        summary["rtb_rate"] = rtb["offered_rate"]
+        summary["p50_minus_buyers_ms"] = None if p50 is None else round(p50 - BUYER_LATENCY_MS, 1)
+        summary["p99_minus_deadline_ms"] = None if p99 is None else round(p99 - deadline, 1)
+        summary["p50_target_met"] = clean and p50 is not None and p50 - BUYER_LATENCY_MS <= TARGET_P50_OVER_BUYERS_MS
+        summary["p99_target_met"] = clean and p99 is not None and p99 <= deadline + TARGET_P99_OVER_DEADLINE_MS
+    return summary
+
+
+def rtb_lines(report: dict[str, Any]) -> list[str]:
+    summary, stored = report.get("rtb"), report.get("rtb_pings")
+    if not summary:
+        return []
+    by_name = {r["scenario"]: r for r in report["results"]}
+    rtb, tree = by_name.get(RTB), by_name.get(TREE)
+    met = {True: "met", False: "**NOT met**"}
+    lines = [
+        f"Market `{MARKET_RTB.relative_to(ROOT)}`: {summary['internal_contracts']} internal + "
+        f"{summary['rtb_contracts']} RTB contracts; the RTB buyers (`tests/bench/buyers.py`, a process of "
+        f"their own on the same machine) answer in {summary['buyer_latency_ms']:g} ms; ping deadline "
+        f"{summary['ping_timeout_ms']} ms, RTB timeout {', '.join(map(str, summary['rtb_timeout_ms']))} ms",
+    ]
+    if rtb is not None and tree is not None and summary.get("rtb_over_tree"):
+        ratio = summary["rtb_over_tree"]
+        lines.append(
+            f"{RTB} ({rtb['offered_rate']:g}/s) / {TREE} ({tree['offered_rate']:g}/s): "
+            f"p50 {rtb['latency_ms']['p50']} / {tree['latency_ms']['p50']} ms = × {ratio['p50']}, "
+            f"p99 {rtb['latency_ms']['p99']} / {tree['latency_ms']['p99']} ms = × {ratio['p99']}"
+        )
+    if rtb is not None and summary.get("p50_minus_buyers_ms") is not None:
+        lines.append(
+            f"{RTB} p50 − the buyers' {summary['buyer_latency_ms']:g} ms = {summary['p50_minus_buyers_ms']} ms "
+            f"(target ≤ {TARGET_P50_OVER_BUYERS_MS} ms): {met[summary['p50_target_met']]} at "
+            f"{summary['rtb_rate']:g}/s offered"
+        )
+        lines.append(
+            f"{RTB} p99 = {rtb['latency_ms']['p99']} ms (target ≤ deadline + {TARGET_P99_OVER_DEADLINE_MS} ms = "
+            f"{summary['targets']['p99_ms_at_most']} ms): {met[summary['p99_target_met']]} at "
+            f"{summary['rtb_rate']:g}/s offered"
+        )
+    for result in (rtb, tree):
+        buyers = (result or {}).get("buyers")
+        if not buyers:
+            continue
+        lines.append(
+            f"{result['scenario']}: the simulated buyers got {buyers['total']} bid requests "
+            f"({buyers['per_request']} per request sent; {buyers['answers']}); their own lateness p99 "
+            f"{buyers['late_ms']['p99']:.1f} ms, max {buyers['late_ms']['max']:.1f} ms; at most "
+            f"{buyers['max_in_flight']} in flight"
+            if buyers["total"]
+            else f"{result['scenario']}: the simulated buyers got NO bid request"
+        )
+    if tree is not None and tree.get("tallies"):
+        lines.append(f"{TREE} winners: {tree['tallies']}")
+    if stored:
+        share = f"{100 * stored['won_by_rtb'] / stored['pings']:.0f} %" if stored["pings"] else "–"
+        lat = stored["server_latency_ms"]
+        lines.append(
+            f"{RTB} pings stored (warmup included): {stored['pings']}, {stored['accepted']} accepted, "
+            f"{stored['won_by_rtb']} won by an RTB buyer ({share}); the server's own ping time p50 "
+            f"{lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms"
+        )
+        for contract, reasons in stored["rtb_waterfall"].items():
+            lines.append(
+                f"{contract} in the waterfalls: "
+                + ", ".join(
+                    f"{reason} {r['count']} (p50 {r['latency_ms_p50']} ms, p99 {r['latency_ms_p99']} ms)"
+                    for reason, r in reasons.items()
+                )
+            )
+        lines.append("RTB contracts paused by the circuit breaker: " + (", ".join(stored["rtb_paused"]) or "none"))
+    return lines
+
+
 def ratio_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"{name} / {BASELINE}: p50 × {r['p50'] if r['p50'] is not None else '–'}, "
@@ -320,8 +595,14 @@ def markdown(report: dict[str, Any]) -> str:
         f"{p['seconds']:g} s measured after {p['warmup']:g} s warmup per scenario, at most "
         f"{p['max_in_flight']} requests in flight over {p['connections']} connections",
         f"- **The load generator, gunicorn, PostgreSQL and Redis share the machine's {m['nproc']} CPUs.**",
-        "- Market: `tests/bench/market.yaml` — one offer (exclusive, first price), 30 buyers with one "
-        "internally priced contract each (18 with filters), one seller",
+        "- Markets: `tests/bench/market.yaml` (ping) — one offer (exclusive, first price), 30 buyers with one "
+        "internally priced contract each (18 with filters), one seller"
+        + (
+            "; `tests/bench/market_rtb.yaml` (ping-rtb, ping-tree) — one offer, 25 internally priced "
+            "contracts and 5 RTB buyers, one seller"
+            if report.get("rtb")
+            else ""
+        ),
         "",
         table_markdown(report["results"]),
         "",
@@ -334,7 +615,11 @@ def markdown(report: dict[str, Any]) -> str:
             f"- {result['scenario']}: {result['requests']} requests measured, {result['ok']} good; "
             f"status codes {result['status_codes']}; generator send lag p99 {lag['p99']} ms"
             + (f"; {extra}" if extra else "")
+            + (f"; the server drained {result['settle_seconds']:g} s after it" if result.get("settle_seconds") else "")
         )
+    if report.get("rtb"):
+        lines += ["", "## RTB: the parallel fan-out against the sequential ping tree", ""]
+        lines += [f"- {line}" for line in rtb_lines(report)]
     return "\n".join(lines) + "\n"
 
 
@@ -355,19 +640,25 @@ def parse_scenarios(text: str, rate: float) -> list[tuple[Scenario, float]]:
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=200, help="offered requests/s per scenario (default 200)")
-    parser.add_argument("--seconds", type=float, default=10, help="measured seconds per scenario (default 10)")
+    parser.add_argument(
+        "--rate", type=float, default=200, help="offered requests/s of a scenario given without :RATE (default 200)"
+    )
+    parser.add_argument("--seconds", type=float, default=20, help="measured seconds per scenario (default 20)")
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds first (default 2)")
     parser.add_argument(
         "--scenarios",
-        default=f"{BASELINE},ping",
-        help=f"comma-separated, in order, each NAME or NAME:RATE (have: {', '.join(SCENARIOS)})",
+        default=DEFAULT_SCENARIOS,
+        help=(
+            f"comma-separated, in order, each NAME or NAME:RATE (have: {', '.join(SCENARIOS)}; "
+            f"default {DEFAULT_SCENARIOS})"
+        ),
     )
     parser.add_argument("--max-in-flight", type=int, default=2000, help="beyond this, a request is dropped")
     parser.add_argument("--connections", type=int, default=256, help="client connection pool size")
     parser.add_argument("--request-timeout", type=float, default=10, help="seconds; a slower answer is an error")
     parser.add_argument("--timeout", type=float, default=None, help="hard limit for the whole run, seconds")
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="where latest.json/.md go")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="where the report goes")
+    parser.add_argument("--name", default="latest", help="the report's file name: NAME.json and NAME.md")
     return parser.parse_args(argv)
 
 
@@ -383,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     chosen = parse_scenarios(args.scenarios, args.rate)
     per_scenario = args.warmup + args.seconds + args.request_timeout + 5
-    hard_limit = args.timeout or 180 + len(chosen) * per_scenario
+    hard_limit = args.timeout or 180 + len(chosen) * (per_scenario + SETTLE_MAX)
     signal.signal(signal.SIGALRM, _alarm)
     signal.signal(signal.SIGTERM, _terminate)
     signal.alarm(int(hard_limit))
@@ -401,7 +692,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     logfile = args.out / "gunicorn.log"
+    buyers_log = args.out / "buyers.log"
     server: subprocess.Popen[bytes] | None = None
+    buyers: subprocess.Popen[bytes] | None = None
+    buyers_url = ""
+    rtb_market: dict[str, Any] | None = None
+    rtb_pings: dict[str, Any] | None = None
     started = time.monotonic()
     load_before = os.getloadavg()
     try:
@@ -409,10 +705,18 @@ def main(argv: list[str] | None = None) -> int:
         pg_version = database_recreate(database_url)
         redis_version = redis_flush(redis_url)
         manage(env, "migrate", "--noinput", "-v0", timeout=300)
+        if any(s.buyers for s, _ in chosen):
+            buyers_url = f"http://127.0.0.1:{free_port()}"
+            log(f"simulated RTB buyers on {buyers_url} ({BUYER_LATENCY_MS:g} ms), log {buyers_log}")
+            buyers = buyers_start(int(buyers_url.rsplit(":", 1)[1]), buyers_log)
+            buyers_wait(buyers, buyers_url, buyers_log)
         for market in dict.fromkeys(s.market for s, _ in chosen if s.market is not None):
-            loaded = json.loads(manage(env, "load_market", str(market), timeout=120))
+            path = market_render(market, buyers_url, args.out) if market == MARKET_RTB else market
+            if market == MARKET_RTB:
+                rtb_market = market_timeouts(path)
+            loaded = json.loads(manage(env, "load_market", str(path), timeout=120))
             counts = ", ".join(f"{len(loaded.get(k) or ())} {k}" for k in ("offers", "organizations", "contracts"))
-            log(f"loaded {market.relative_to(ROOT)}: {counts}")
+            log(f"loaded {path.relative_to(ROOT)}: {counts}")
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         log(f"gunicorn on {base_url}: {WORKERS} workers × {THREADS} threads (gthread), log {logfile}")
@@ -430,15 +734,36 @@ def main(argv: list[str] | None = None) -> int:
                 request_timeout=args.request_timeout,
             )
             log(f"{scenario.name}: {rate:g}/s to {scenario.path} for {args.warmup:g} + {args.seconds:g} s")
+            if buyers is not None:
+                buyers_stats(buyers_url, reset=True)
             result = asyncio.run(asyncio.wait_for(loadgen.run(base_url, scenario, spec), timeout=per_scenario + 10))
-            results.append(result)
             if server.poll() is not None:
                 raise BenchError(f"gunicorn died during {scenario.name}:\n{logfile.read_text()[-3000:]}")
+            # A saturated scenario leaves requests queued in gunicorn, which it still works through
+            # (and which still call the buyers): wait for them before the next scenario and before
+            # counting the buyers' requests.
+            result["settle_seconds"] = server_settle(base_url)
+            if result["settle_seconds"] > 2:
+                log(f"{scenario.name}: the server drained its backlog in {result['settle_seconds']:g} s")
+            if buyers is not None:
+                if buyers.poll() is not None:
+                    tail = buyers_log.read_text()[-3000:]
+                    raise BenchError(f"the buyer simulator died during {scenario.name}:\n{tail}")
+                stats = buyers_stats(buyers_url)
+                sent = math.ceil(rate * (args.warmup + args.seconds)) - result["error_kinds"].get("dropped", 0)
+                stats["per_request"] = round(stats["total"] / sent, 2) if sent else None
+                result["buyers"] = stats
+            results.append(result)
             time.sleep(1)  # let the server settle between scenarios
+        if rtb_market is not None and any(s.name == RTB for s, _ in chosen):
+            rtb_pings = rtb_pings_read(database_url)
     finally:
         if server is not None:
             gunicorn_stop(server)
             log("gunicorn stopped")
+        if buyers is not None:
+            gunicorn_stop(buyers)  # the same: SIGTERM to its own session, then SIGKILL
+            log("buyer simulator stopped")
         signal.alarm(0)
 
     report = {
@@ -470,16 +795,19 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": results,
         "ratios_to_baseline": ratios(results),
+        "rtb": rtb_summary(results, rtb_market) if rtb_market is not None else None,
+        "rtb_pings": rtb_pings,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
-    (args.out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "latest.md").write_text(markdown(report))
+    json_path, md_path = args.out / f"{args.name}.json", args.out / f"{args.name}.md"
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    md_path.write_text(markdown(report))
     print()
     print(table_text(results))
-    for line in ratio_lines(report):
-        print(line)
+    for line in ratio_lines(report) + rtb_lines(report):
+        print(line.replace("**", ""))
     print(f"\n{report['machine']['nproc']} CPUs shared by the load generator, gunicorn, PostgreSQL and Redis.")
-    print(f"Written: {args.out / 'latest.json'}, {args.out / 'latest.md'} ({report['wall_seconds']} s)")
+    print(f"Written: {json_path}, {md_path} ({report['wall_seconds']} s)")
     failed = [r["scenario"] for r in results if r["errors"] or r["non_200"] or r["bad_answers"]]
     if failed:
         print(f"WARNING: errors, non-200 or unexpected answers in: {', '.join(failed)}", file=sys.stderr)

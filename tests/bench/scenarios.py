@@ -1,11 +1,13 @@
 """What the benchmark sends: a scenario is a market file, a target path and a body generator.
 
-Add a scenario by adding a :class:`Scenario` to :data:`SCENARIOS` (an RTB one would bring its
-own market file, whose contracts carry ``rtb_url``, and a campaign id of its own). Every market
-file of the selected scenarios is loaded before the server starts (``load_market`` is an upsert,
-so scenarios can share a file). The generator calls ``body(i)`` for the i-th request of a run,
-and ``check(status, body)`` on each answer: ``None`` when the answer is what the scenario
-expects, else a short label, counted in the report as a bad answer.
+Add a scenario by adding a :class:`Scenario` to :data:`SCENARIOS`. Every market file of the
+selected scenarios is loaded before the server starts (``load_market`` is an upsert, so
+scenarios can share a file); a scenario with ``buyers=True`` needs the simulated RTB buyers
+(``buyers.py``), and its market file is a template whose ``$BUYERS`` ``run.py`` fills in with
+their base URL. The generator calls ``body(i)`` for the i-th request of a run, and
+``check(status, body)`` on each answer: ``None`` when the answer is what the scenario expects,
+else a short label, counted in the report as a bad answer. ``tally(body)``, when given, labels
+a good answer (who won, say); the report counts the labels.
 
 Pure Python, no Django: the load generator process imports this module.
 """
@@ -22,6 +24,11 @@ HERE = Path(__file__).resolve().parent
 MARKET = HERE / "market.yaml"
 SELLER_KEY = "gvl_bench_seller_000000000000"
 CAMPAIGN = "cmp_bench"
+# The RTB market (a template: run.py fills in the simulated buyers' URL) and its seller.
+MARKET_RTB = HERE / "market_rtb.yaml"
+RTB_SELLER_KEY = "gvl_bench_rtb_seller_00000000"
+RTB_CAMPAIGN = "cmp_bench_rtb"
+BUYER_LATENCY_MS = 50.0  # how long each simulated RTB buyer takes to answer
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class Scenario:
     headers: dict[str, str] = field(default_factory=dict)
     market: Path | None = None
     description: str = ""
+    buyers: bool = False  # needs the simulated RTB buyers (and its market file is a template)
+    tally: Callable[[bytes], str] | None = None
 
 
 # --- the baseline --------------------------------------------------------------------------------
@@ -58,16 +67,16 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def ping_body(i: int) -> bytes:
+def ping_body(i: int, *, campaign: str = CAMPAIGN, consumer: str = "bench.consumer") -> bytes:
     """The i-th ping: a new consumer each time (new hashes, so neither the repeat-ping answer nor
     dedup short-cuts the auction), with state, zip and age spread over the market's filters."""
     state = STATES[i % len(STATES)]
     return json.dumps(
         {
-            "campaign": CAMPAIGN,
+            "campaign": campaign,
             "lead": {"state": state, "zip": f"{10000 + (i * 7919) % 89999:05d}", "age": 18 + (i * 13) % 63},
             "consumer": {
-                "email_sha256": _sha(f"bench.consumer.{i}@example.com"),
+                "email_sha256": _sha(f"{consumer}.{i}@example.com"),
                 "phone_sha256": _sha(f"+1{2015550000 + i}"),
             },
             "tracking": {"sub_id1": f"bench-{i % 10}"},
@@ -90,6 +99,35 @@ def ping_check(status: int, body: bytes) -> str | None:
     return None
 
 
+# --- RTB: the exchange's parallel fan-out, and the sequential ping tree it replaces ----------------
+
+
+def rtb_ping_body(i: int) -> bytes:
+    """The i-th ping of the RTB market (the same leads as ``ping``, other consumers)."""
+    return ping_body(i, campaign=RTB_CAMPAIGN, consumer="bench.rtb.consumer")
+
+
+def ping_tree_check(status: int, body: bytes) -> str | None:
+    """The baseline's answer: a winner, and every one of the 5 RTB buyers asked and answering."""
+    if status != 200:
+        return None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return "not_json"
+    if answer.get("status") != "accepted" or not answer.get("winner"):
+        return f"status_{answer.get('status')}"
+    if answer.get("rtb_calls") != 5:
+        return f"rtb_calls_{answer.get('rtb_calls')}"
+    failed = [r for r in answer.get("rtb_reasons", []) if r in ("rtb_timeout", "rtb_error", "rtb_invalid")]
+    return failed[0] if failed else None
+
+
+def ping_tree_tally(body: bytes) -> str:
+    winner = json.loads(body)["winner"]
+    return "won_by_rtb" if winner["rtb"] else "won_by_internal"
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -108,6 +146,32 @@ SCENARIOS: dict[str, Scenario] = {
             headers={"Authorization": f"Bearer {SELLER_KEY}"},
             market=MARKET,
             description="POST /api/v1/ping, exclusive auction over 30 internally priced contracts",
+        ),
+        Scenario(
+            name="ping-rtb",
+            path="/api/v1/ping",
+            body=rtb_ping_body,
+            check=ping_check,
+            headers={"Authorization": f"Bearer {RTB_SELLER_KEY}"},
+            market=MARKET_RTB,
+            buyers=True,
+            description=(
+                "POST /api/v1/ping, exclusive auction over 25 internally priced contracts and 5 RTB "
+                f"buyers answering in {BUYER_LATENCY_MS:g} ms, asked in parallel"
+            ),
+        ),
+        Scenario(
+            name="ping-tree",
+            path="/bench/ping-tree",
+            body=rtb_ping_body,
+            check=ping_tree_check,
+            market=MARKET_RTB,
+            buyers=True,
+            tally=ping_tree_tally,
+            description=(
+                "the sequential baseline: the same 30 contracts of the RTB market evaluated one after "
+                "another, each RTB buyer asked with a blocking POST; best bid returned, nothing stored"
+            ),
         ),
     )
 }

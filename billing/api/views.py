@@ -1,0 +1,284 @@
+"""Thin API views for buyers: their purchases (full lead and consent) and their returns.
+
+Every view runs in the API key's tenant scope and reads the buyer's own ``Sale`` rows only; the
+lead and its consent (the seller's rows) are reached through them, as in the portal
+(``exchange.portal``). PII is decrypted for sales that were sold (or sold, then returned).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+from typing import Any, ClassVar
+
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.base import TenantGenericAPIView
+from accounts.models import Organization
+from billing.api.serializers import PURCHASE_STATUSES, PurchaseFilters, PurchaseOutput, ReturnInput, ReturnOutput
+from billing.money import ZERO, money_str
+from billing.returns import Return, return_deadline, return_get, return_request, returns_of
+from contracts.models import BuyerContract
+from exchange.api.errors import ApiError
+from exchange.api.idempotency import IdempotentPostMixin
+from exchange.api.views import IDEMPOTENCY_HEADER
+from exchange.errors import NotFound
+from exchange.models import Offer, Sale
+from exchange.portal import BOUGHT, purchase_get, purchases_of
+from leads.crypto import PiiKeyError, pii_decrypt
+from leads.views import ordered_fields
+
+logger = logging.getLogger(__name__)
+
+ERRORS = {
+    401: {"description": "authentication_failed"},
+    403: {"description": "permission_denied (the key lacks the `purchases` scope, or the organization does not buy)"},
+}
+NOT_FOUND = {404: {"description": "not_found: no such purchase (or not yours)"}}
+
+
+class BuyerView(TenantGenericAPIView):
+    required_scope: ClassVar[str | None] = "purchases"
+    required_role: ClassVar[str | None] = "buyer"
+    # Filters are parsed and validated explicitly (PurchaseFilters): a bad value is a 422, never ignored.
+    filter_backends = []  # type: ignore[var-annotated]
+
+
+# --- shaping ------------------------------------------------------------------------------------
+
+
+def _return_summary(ret: Return | None) -> dict[str, Any] | None:
+    if ret is None:
+        return None
+    return {
+        "return_id": ret.public_id,
+        "status": ret.status,
+        "reason": ret.reason,
+        "created_at": ret.created_at,
+        "decided_at": ret.decided_at,
+    }
+
+
+def return_data(ret: Return) -> dict[str, Any]:
+    """A return as the buyer sees it."""
+    sale = ret.sale
+    return {
+        **(_return_summary(ret) or {}),
+        "sale_id": sale.public_id,
+        "lead_id": sale.lead.public_id,
+        "note": ret.note,
+        "auto": ret.auto,
+        "decision_note": ret.decision_note or None,
+        "refund": money_str(sale.price if ret.status != Return.Status.DENIED else ZERO),
+    }
+
+
+def purchase_data(sale: Sale) -> dict[str, Any]:
+    """A sold (or returned) sale with the full lead and consent. Needs ``lead__consent``, ``contract``,
+    ``offer`` and ``campaign`` selected and ``returns`` prefetched, newest first."""
+    lead = sale.lead
+    data: dict[str, Any] = dict(lead.data)
+    pii_available = True
+    try:
+        data.update(pii_decrypt(lead.pii_encrypted))
+    except PiiKeyError:
+        pii_available = False
+        logger.error("PII of lead %s cannot be decrypted (purchase %s)", lead.public_id, sale.public_id)
+    consent = getattr(lead, "consent", None)
+    returns = list(sale.returns.all())
+    return {
+        "sale_id": sale.public_id,
+        "lead_id": lead.public_id,
+        "offer": sale.offer.slug,
+        "contract": sale.contract.public_id,
+        "price": money_str(sale.price),
+        "status": sale.status,
+        "test": sale.test,
+        "sold_at": sale.sold_at,
+        "returnable_until": return_deadline(sale),
+        "quality_score": lead.quality_score,
+        "source": sale.campaign.source_token,
+        "lead": dict(ordered_fields(data, sale.offer.fields)),
+        "pii_available": pii_available,
+        "consent": None
+        if consent is None
+        else {
+            "text": consent.text,
+            "captured_at": consent.captured_at,
+            "ip": consent.ip,
+            "user_agent": consent.user_agent,
+            "page_url": consent.page_url,
+            "trusted_form_cert_url": consent.trusted_form_cert_url,
+            "jornaya_leadid": consent.jornaya_leadid,
+        },
+        "return": _return_summary(returns[0] if returns else None),
+    }
+
+
+def _with_details(sales: QuerySet[Sale]) -> QuerySet[Sale]:
+    return sales.select_related("lead__consent", "campaign").prefetch_related(
+        Prefetch("returns", queryset=Return.objects.order_by("-created_at", "-pk"))
+    )
+
+
+def _day_start(day: date, organization: Organization) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=organization.tz)
+
+
+def purchases_filtered(*, buyer: Organization, filters: dict[str, Any]) -> QuerySet[Sale]:
+    """The buyer's bought sales matching validated ``filters``; an unknown offer or contract
+    (another buyer's included) is a validation error naming the field."""
+    sales = purchases_of(buyer=buyer).filter(status__in=BOUGHT)
+    if filters.get("status"):
+        sales = sales.filter(status=filters["status"])
+    if filters.get("from"):
+        sales = sales.filter(sold_at__gte=_day_start(filters["from"], buyer))
+    if filters.get("to"):
+        sales = sales.filter(sold_at__lt=_day_start(filters["to"] + timedelta(days=1), buyer))
+    if filters.get("offer"):
+        offer = Offer.objects.filter(slug=filters["offer"]).first()
+        if offer is None:
+            raise _bad_filter("offer", "No such offer.")
+        sales = sales.filter(offer=offer)
+    if filters.get("contract"):
+        contract = BuyerContract.objects.filter(organization=buyer, public_id=filters["contract"]).first()
+        if contract is None:
+            raise _bad_filter("contract", "No such contract of yours.")
+        sales = sales.filter(contract=contract)
+    return _with_details(sales)
+
+
+def _bad_filter(field: str, message: str) -> ApiError:
+    return ApiError(code="validation_error", message="The request is not valid.", fields={field: [message]})
+
+
+def _purchase(buyer: Organization, sale_id: str) -> Sale:
+    """The buyer's bought sale, or not_found (a reserved or released sale is not a purchase)."""
+    sale = purchase_get(buyer=buyer, public_id=sale_id)
+    if sale.status not in BOUGHT:
+        raise NotFound("No such purchase.")
+    return sale
+
+
+# --- views --------------------------------------------------------------------------------------
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATE, description="Sold on or after this day (your time zone)."),
+    OpenApiParameter("to", OpenApiTypes.DATE, description="Sold on or before this day (your time zone)."),
+    OpenApiParameter("offer", str, description="An offer's slug."),
+    OpenApiParameter("contract", str, description="One of your contracts, `ctr_…`."),
+    OpenApiParameter("status", str, enum=PURCHASE_STATUSES),
+]
+
+
+class PurchaseListView(BuyerView):
+    serializer_class = PurchaseOutput
+
+    @extend_schema(
+        summary="List your purchases: the leads you bought, with full data and consent",
+        description=(
+            "Newest first, cursor-paginated (`limit` up to 500). A bad filter value is a 422 "
+            "`validation_error` naming the parameter; unknown parameters are refused the same way."
+        ),
+        tags=["buyers"],
+        operation_id="purchases_list",
+        parameters=FILTER_PARAMETERS,
+        responses={200: PurchaseOutput(many=True), **ERRORS, 422: {"description": "validation_error"}},
+    )
+    def get(self, request: Request) -> Response:
+        filters = PurchaseFilters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        sales = purchases_filtered(buyer=self.organization, filters=dict(filters.validated_data))
+        page = self.paginate_queryset(sales)
+        assert page is not None  # the API always paginates
+        return self.get_paginated_response([purchase_data(sale) for sale in page])
+
+
+class PurchaseDetailView(BuyerView):
+    serializer_class = PurchaseOutput
+
+    @extend_schema(
+        summary="Get one of your purchases",
+        tags=["buyers"],
+        operation_id="purchases_get",
+        responses={200: PurchaseOutput, **ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, sale_id: str) -> Response:
+        sale = _with_details(purchases_of(buyer=self.organization).filter(public_id=sale_id, status__in=BOUGHT)).first()
+        if sale is None:
+            raise NotFound("No such purchase.")
+        return Response(purchase_data(sale))
+
+
+class PurchaseReturnView(IdempotentPostMixin, BuyerView):  # type: ignore[misc]
+    serializer_class = ReturnOutput
+
+    @extend_schema(
+        summary="Return a purchased lead",
+        description=(
+            "Within the contract's return window (`returnable_until`), with a reason code. The return "
+            "is `approved` at once when your return policy allows it, else `requested` until the "
+            "operator decides (you hear `return.decided`)."
+        ),
+        tags=["buyers"],
+        operation_id="purchases_return",
+        request=ReturnInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            201: ReturnOutput,
+            **ERRORS,
+            **NOT_FOUND,
+            409: {"description": "return_exists: the sale already has a return (a denial is final)"},
+            422: {
+                "description": "validation_error, return_window_closed, or return_not_allowed (a test sale, "
+                "or one that is not sold)"
+            },
+        },
+        examples=[
+            OpenApiExample("A return", request_only=True, value={"reason": "bad_phone", "note": "Number disconnected."})
+        ],
+    )
+    def post(self, request: Request, sale_id: str) -> Response:
+        _purchase(self.organization, sale_id)  # another buyer's sale: 404 before anything else
+        data = ReturnInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        ret = return_request(
+            buyer=self.organization,
+            sale_public_id=sale_id,
+            reason=data.validated_data["reason"],
+            note=data.validated_data["note"],
+        )
+        return Response(return_data(ret), status=status.HTTP_201_CREATED)
+
+
+class ReturnListView(BuyerView):
+    serializer_class = ReturnOutput
+
+    @extend_schema(
+        summary="List your returns",
+        tags=["buyers"],
+        operation_id="returns_list",
+        responses={200: ReturnOutput(many=True), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(returns_of(buyer=self.organization))
+        assert page is not None
+        return self.get_paginated_response([return_data(ret) for ret in page])
+
+
+class ReturnDetailView(BuyerView):
+    serializer_class = ReturnOutput
+
+    @extend_schema(
+        summary="Get one of your returns",
+        tags=["buyers"],
+        operation_id="returns_get",
+        responses={200: ReturnOutput, **ERRORS, 404: {"description": "not_found"}},
+    )
+    def get(self, request: Request, return_id: str) -> Response:
+        return Response(return_data(return_get(buyer=self.organization, public_id=return_id)))

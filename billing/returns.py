@@ -1,0 +1,606 @@
+"""Lead returns: a buyer gives back a lead it bought, within its contract's return window.
+
+The flow (DESIGN.md §1, §6, §9):
+
+* the buyer asks (:func:`return_request`, from the portal or ``POST /api/v1/purchases/{id}/return``)
+  with a reason code from :class:`Return.Reason` and a note, while the sale is ``sold``, not a
+  test, and ``sold_at + contract.return_window_hours`` has not passed. The window is enforced
+  there, at request time: a request after it is refused (``return_window_closed``), so nothing
+  has to be "closed" in the database when a window runs out;
+* the request is approved at once when the buyer's :class:`ReturnPolicy` allows it (its return
+  rate over the last 30 days, this return included, stays at or under the policy's percent);
+  otherwise it waits, ``requested``, for an operator (the admin's approve / deny actions);
+* :func:`return_decide` settles it in one transaction: on approval the sale becomes
+  ``returned`` and one ledger transaction (kind ``return``, key ``return:<ret id>``) reverses the
+  sale — buyer balance +price, seller payable −payout, platform revenue −margin — and the
+  seller hears ``lead.returned``; approved or denied, the buyer hears ``return.decided``;
+* :func:`return_windows_close` (Celery beat, hourly) denies, with the note ``expired``, the
+  requests an operator left undecided for ``GAVEL_RETURN_EXPIRY_DAYS`` (14) days, so a request
+  never hangs forever and the buyer is told.
+
+Decisions worth knowing: a return does not give back cap or budget counts (the lead was
+delivered and counted); a denial is final (a second request for the same sale is a 409
+``return_exists``); the seller's payable may go below zero when the seller was already paid —
+the claw-back is then netted from its next earnings; the lead's own ``payout`` column (the
+``leads`` app's) is left as sold, the ledger and the sale's ``returned`` status are the record.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django_scopes import ScopedManager
+
+from accounts.models import Organization, User
+from accounts.tenancy import market_scope
+from billing.models import LedgerAccount, LedgerTransaction
+from billing.money import ZERO, money_str
+from billing.services import accounts_get, ledger_book, low_balance_check
+from contracts.models import Campaign
+from exchange.celery import app
+from exchange.errors import ExchangeError, Invalid, NotFound
+from exchange.ids import PublicIdField
+from exchange.models import Sale
+
+logger = logging.getLogger(__name__)
+
+NOTE_MAX_LENGTH = 2000
+# The period the auto-approve rule measures a buyer's return rate over.
+AUTO_APPROVE_PERIOD = timedelta(days=30)
+# Undecided requests are denied as "expired" after this many days (setting GAVEL_RETURN_EXPIRY_DAYS).
+DEFAULT_EXPIRY_DAYS = 14
+EXPIRED_NOTE = "expired"
+EXPIRY_BATCH = 500
+PERCENT = Decimal("0.01")
+
+
+# --- errors (mapped to the API error format by exchange.api.errors) ----------------------------
+
+
+class ReturnError(ExchangeError):
+    """A return that cannot be made or decided."""
+
+    code = "validation_error"
+    status = 422
+
+
+class ReturnNotAllowed(ReturnError):
+    """The sale cannot be returned: a test sale, or one that is not (or no longer) sold."""
+
+    code = "return_not_allowed"
+    status = 422
+
+
+class ReturnWindowClosed(ReturnError):
+    code = "return_window_closed"
+    status = 422
+
+
+class ReturnExists(ReturnError):
+    """The sale already has a return (requested, approved, or denied: a denial is final)."""
+
+    code = "return_exists"
+    status = 409
+
+
+class ReturnAlreadyDecided(ReturnError):
+    code = "return_already_decided"
+    status = 409
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+class Return(models.Model):
+    """A buyer's request to give back one purchased lead, and the operator's (or the rule's) decision.
+
+    Reason codes (the API's ``reason``):
+
+    ``bad_phone``
+        the phone number is disconnected, invalid or someone else's;
+    ``bad_email``
+        the email bounces or is fake;
+    ``wrong_person``
+        the contact details reach a person who did not ask;
+    ``duplicate``
+        the buyer already had this consumer (from elsewhere, or earlier);
+    ``not_interested_at_capture``
+        the consumer says they never meant to ask (no intent when the lead was taken);
+    ``fraud``
+        a fabricated, bot or incentivized lead;
+    ``out_of_area``
+        the consumer is outside the area the buyer serves;
+    ``other``
+        anything else — the note must then say what.
+    """
+
+    class Reason(models.TextChoices):
+        BAD_PHONE = "bad_phone", "Bad phone number"
+        BAD_EMAIL = "bad_email", "Bad email address"
+        WRONG_PERSON = "wrong_person", "Wrong person"
+        DUPLICATE = "duplicate", "Duplicate"
+        NOT_INTERESTED_AT_CAPTURE = "not_interested_at_capture", "Not interested at capture"
+        FRAUD = "fraud", "Fraud"
+        OUT_OF_AREA = "out_of_area", "Out of area"
+        OTHER = "other", "Other (see the note)"
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Approved"
+        DENIED = "denied", "Denied"
+
+    public_id = PublicIdField(prefix="ret_", verbose_name="id")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="returns", verbose_name="buyer"
+    )
+    seller = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="returned_leads")
+    sale = models.ForeignKey(Sale, on_delete=models.PROTECT, related_name="returns")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    note = models.TextField(blank=True, max_length=NOTE_MAX_LENGTH, help_text="The buyer's explanation.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty when asked through the API.",
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The operator; empty for automatic decisions (auto-approval, expiry).",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+    auto = models.BooleanField(default=False, help_text="Approved by the buyer's return policy, not by an operator.")
+    ledger_transaction = models.ForeignKey(
+        LedgerTransaction,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The refund and claw-back, once approved.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        app_label = "billing"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The money invariant: a sale is refunded at most once, and never while another request is open.
+            models.UniqueConstraint(
+                fields=["sale"],
+                condition=Q(status__in=["requested", "approved"]),
+                name="return_open_or_approved_once_per_sale",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="return_status_created")]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class ReturnPolicy(models.Model):
+    """How far a buyer's returns are approved without an operator.
+
+    ``auto_approve_rate_percent`` empty means never: every request waits for an operator.
+    """
+
+    organization = models.OneToOneField(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="return_policy",
+        verbose_name="buyer",
+        limit_choices_to={"is_buyer": True},
+    )
+    auto_approve_rate_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+        help_text=(
+            "Approve a return at once while the buyer's return rate over the last 30 days, this return "
+            "included, stays at or under this percent. Empty: never approve automatically."
+        ),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        app_label = "billing"
+        ordering = ["organization__name"]
+        verbose_name_plural = "return policies"
+
+    def __str__(self) -> str:
+        return f"Return policy of {self.organization}"
+
+
+# --- selectors --------------------------------------------------------------------------------
+
+
+def expiry_days() -> int:
+    return int(getattr(settings, "GAVEL_RETURN_EXPIRY_DAYS", DEFAULT_EXPIRY_DAYS))
+
+
+def return_deadline(sale: Sale) -> datetime | None:
+    """When the sale's return window closes (``sold_at`` + the contract's window), None if never sold."""
+    if sale.sold_at is None:
+        return None
+    return sale.sold_at + timedelta(hours=sale.contract.return_window_hours)
+
+
+def return_of_sale(*, buyer: Organization, sale: Sale) -> Return | None:
+    """The sale's return (the latest, should there be several), or None."""
+    with market_scope():
+        return Return.objects.filter(organization=buyer, sale=sale).order_by("-created_at", "-pk").first()
+
+
+def return_get(*, buyer: Organization, public_id: str) -> Return:
+    """The buyer's return, or NotFound — another buyer's is a missing one."""
+    with market_scope():
+        ret = (
+            Return.objects.filter(organization=buyer, public_id=public_id)
+            .select_related("sale", "sale__lead", "sale__contract")
+            .first()
+        )
+    if ret is None:
+        raise NotFound("No such return.")
+    return ret
+
+
+def returns_of(*, buyer: Organization) -> models.QuerySet[Return]:
+    """The buyer's returns, newest first (evaluate it in the buyer's scope or the market's)."""
+    return Return.objects.filter(organization=buyer).select_related("sale", "sale__lead").order_by("-pk")
+
+
+@dataclass(frozen=True)
+class Returnability:
+    """Where a purchase stands for returns: its return if any, the deadline, and whether one may be asked now."""
+
+    ret: Return | None
+    deadline: datetime | None
+    open: bool
+    why_not: str = ""
+
+
+def returnability(*, buyer: Organization, sale: Sale, now: datetime | None = None) -> Returnability:
+    """Whether the buyer may ask to return ``sale`` now, and if not, why (in words for the portal)."""
+    now = now or timezone.now()
+    ret = return_of_sale(buyer=buyer, sale=sale)
+    deadline = return_deadline(sale)
+    why_not = ""
+    if ret is not None:
+        why_not = "This sale already has a return."
+    elif sale.test:
+        why_not = "A test sale cannot be returned."
+    elif sale.status != Sale.Status.SOLD or deadline is None:
+        why_not = "Only a sold lead can be returned."
+    elif now >= deadline:
+        why_not = "The return window has closed."
+    return Returnability(ret=ret, deadline=deadline, open=not why_not, why_not=why_not)
+
+
+def _percent(part: int, whole: int) -> Decimal:
+    if whole <= 0:
+        return Decimal("0.00")
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(PERCENT, rounding=ROUND_HALF_UP)
+
+
+def _rated_sales(*, since: datetime, until: datetime | None) -> models.QuerySet[Sale]:
+    """The sales a return rate counts: real (not test) sales sold in [since, until), sold or returned."""
+    sales = Sale.objects.filter(
+        test=False, status__in=[Sale.Status.SOLD, Sale.Status.RETURNED], sold_at__gte=since, sold_at__isnull=False
+    )
+    if until is not None:
+        sales = sales.filter(sold_at__lt=until)
+    return sales
+
+
+def return_rate(
+    *,
+    buyer: Organization | None = None,
+    campaign: Campaign | None = None,
+    since: datetime,
+    until: datetime | None = None,
+) -> Decimal:
+    """The percent (two decimals) of the sales sold in [since, until) that were returned (approved).
+
+    For one buyer, one seller campaign, or (neither given) the whole exchange. Test sales and
+    sales that never sold do not count; with no sale the rate is 0.00. Reads across tenants (a
+    campaign's sales belong to their buyers), filtered explicitly.
+    """
+    with market_scope():
+        sales = _rated_sales(since=since, until=until)
+        if buyer is not None:
+            sales = sales.filter(organization=buyer)
+        if campaign is not None:
+            sales = sales.filter(campaign=campaign)
+        counts = sales.aggregate(sold=Count("pk"), returned=Count("pk", filter=Q(status=Sale.Status.RETURNED)))
+    return _percent(counts["returned"], counts["sold"])
+
+
+@dataclass(frozen=True)
+class ReturnRate:
+    """One buyer's or one seller campaign's return figures over a period."""
+
+    id: int
+    public_id: str  # the buyer's slug, or the campaign's cmp_ id
+    name: str
+    sold: int
+    returned: int
+    rate: Decimal  # percent, two decimals
+
+
+def return_rates(
+    *, by: Literal["buyer", "campaign"], since: datetime, until: datetime | None = None
+) -> list[ReturnRate]:
+    """Return figures per buyer or per seller campaign over [since, until), highest rate first.
+
+    The reporting pages call this; one aggregate query. Operator-only data (it names every
+    buyer or campaign): cut it to the viewer's own rows before showing it to a tenant.
+    """
+    with market_scope():
+        sales = _rated_sales(since=since, until=until)
+        if by == "buyer":
+            keys = ("organization_id", "organization__slug", "organization__name")
+        else:
+            keys = ("campaign_id", "campaign__public_id", "campaign__name")
+        rows = sales.values(*keys).annotate(
+            sold=Count("pk"), returned=Count("pk", filter=Q(status=Sale.Status.RETURNED))
+        )
+        rates = [
+            ReturnRate(
+                id=row[keys[0]],
+                public_id=row[keys[1]],
+                name=row[keys[2]],
+                sold=row["sold"],
+                returned=row["returned"],
+                rate=_percent(row["returned"], row["sold"]),
+            )
+            for row in rows
+        ]
+    return sorted(rates, key=lambda r: (-r.rate, r.name))
+
+
+def _auto_approve_rate(*, buyer: Organization, sale: Sale, now: datetime) -> Decimal:
+    """The buyer's return rate over the auto-approve period if ``sale`` were returned too."""
+    since = now - AUTO_APPROVE_PERIOD
+    counts = (
+        _rated_sales(since=since, until=None)
+        .filter(organization=buyer)
+        .aggregate(sold=Count("pk"), returned=Count("pk", filter=Q(status=Sale.Status.RETURNED)))
+    )
+    sold = counts["sold"] + (0 if sale.sold_at is not None and sale.sold_at >= since else 1)
+    return _percent(counts["returned"] + 1, sold)
+
+
+# --- services ---------------------------------------------------------------------------------
+
+
+def _request_validate(reason: str, note: str) -> None:
+    fields: dict[str, list[str]] = {}
+    if reason not in Return.Reason.values:
+        fields["reason"] = [f"Choose one of: {', '.join(Return.Reason.values)}."]
+    if len(note) > NOTE_MAX_LENGTH:
+        fields["note"] = [f"At most {NOTE_MAX_LENGTH} characters."]
+    elif reason == Return.Reason.OTHER and not note:
+        fields["note"] = ["Say what is wrong with the lead when the reason is 'other'."]
+    if fields:
+        raise Invalid("The return is not valid.", fields=fields)
+
+
+def return_request(
+    *,
+    buyer: Organization,
+    sale_public_id: str,
+    reason: str,
+    note: str = "",
+    user: User | None = None,
+    now: datetime | None = None,
+) -> Return:
+    """Ask to return one of the buyer's purchases; returns the Return (``requested`` or ``approved``).
+
+    Guarantees: another buyer's sale is answered as a missing one (NotFound); the reason is one
+    of :class:`Return.Reason` (else ``validation_error``); the sale is a real (not test) sale in
+    status ``sold`` (else ``return_not_allowed``), its window is open (else
+    ``return_window_closed``), and it has no return yet (else ``return_exists``, 409; a denial
+    is final). Refused requests create nothing. When the buyer's policy allows it the return is
+    approved in the same transaction (``auto``), refund and claw-back included; requests of one
+    buyer are serialized on its policy row so two at once cannot both slip under the rate.
+    """
+    note = (note or "").strip()
+    now = now or timezone.now()
+    with market_scope():
+        sale = (
+            Sale.objects.filter(organization=buyer, public_id=sale_public_id).select_related("contract", "lead").first()
+        )
+        if sale is None:
+            raise NotFound("No such purchase.")
+        _request_validate(reason, note)
+        existing = Return.objects.filter(sale=sale).order_by("-pk").first()
+        if existing is not None:
+            raise ReturnExists(f"This sale already has a return ({existing.public_id}, {existing.status}).")
+        if sale.test:
+            raise ReturnNotAllowed("A test sale cannot be returned.")
+        deadline = return_deadline(sale)
+        if sale.status != Sale.Status.SOLD or deadline is None:
+            raise ReturnNotAllowed(f"Only a sold lead can be returned; this sale is {sale.status}.")
+        if now >= deadline:
+            raise ReturnWindowClosed(
+                f"The return window of this sale closed at {deadline.isoformat()} "
+                f"({sale.contract.return_window_hours} h after the sale)."
+            )
+        with transaction.atomic():
+            policy = ReturnPolicy.objects.select_for_update().filter(organization=buyer).first()
+            try:
+                with transaction.atomic():
+                    ret = Return.objects.create(
+                        organization=buyer,
+                        seller_id=sale.seller_id,
+                        sale=sale,
+                        reason=reason,
+                        note=note,
+                        requested_by=user,
+                        created_at=now,
+                    )
+            except IntegrityError as exc:  # a concurrent request for the same sale won
+                raise ReturnExists("This sale already has a return.") from exc
+            limit = policy.auto_approve_rate_percent if policy is not None else None
+            if limit is not None:
+                rate = _auto_approve_rate(buyer=buyer, sale=sale, now=now)
+                if rate <= limit:
+                    ret, _ = _decide(
+                        ret=ret,
+                        approve=True,
+                        user=None,
+                        note=f"Auto-approved: return rate {rate}% (30 days, this one included) ≤ {limit}%.",
+                        auto=True,
+                    )
+    return ret
+
+
+def _refund_book(ret: Return, sale: Sale) -> LedgerTransaction:
+    """The reversal of the sale's booking: buyer +price, seller payable −payout, platform −margin."""
+    accounts = accounts_get(
+        [
+            (sale.organization_id, LedgerAccount.Kind.BUYER_BALANCE),
+            (sale.seller_id, LedgerAccount.Kind.SELLER_PAYABLE),
+            (None, LedgerAccount.Kind.PLATFORM_REVENUE),
+        ]
+    )
+    amounts = (sale.price, -sale.payout, -sale.margin)
+    booked, _ = ledger_book(
+        kind=LedgerTransaction.Kind.RETURN,
+        idempotency_key=f"return:{ret.public_id}",
+        lines=[(account, amount) for account, amount in zip(accounts, amounts, strict=True) if amount != ZERO],
+        memo=f"Return {ret.public_id} of sale {sale.public_id} ({ret.reason})",
+    )
+    return booked
+
+
+def _decide(*, ret: Return, approve: bool, user: User | None, note: str, auto: bool) -> tuple[Return, bool]:
+    """:func:`return_decide`, also saying whether this call made the decision."""
+    from exchange.webhooks import event_emit  # the exchange's outbox
+
+    wanted = Return.Status.APPROVED if approve else Return.Status.DENIED
+    now = timezone.now()
+    with market_scope(), transaction.atomic():
+        decided = Return.objects.filter(pk=ret.pk, status=Return.Status.REQUESTED).update(
+            status=wanted, decided_by=user, decided_at=now, decision_note=note[:500], auto=auto
+        )
+        current = Return.objects.select_related("sale", "sale__lead").get(pk=ret.pk)
+        if not decided:
+            if current.status == wanted:
+                return current, False
+            raise ReturnAlreadyDecided(f"Return {current.public_id} is already {current.status}.")
+        sale = current.sale
+        if approve:
+            returned = Sale.objects.filter(pk=sale.pk, status=Sale.Status.SOLD, test=False).update(
+                status=Sale.Status.RETURNED
+            )
+            if returned != 1:
+                # Rolls the decision back too: the return stays requested.
+                raise ReturnNotAllowed(f"Sale {sale.public_id} is no longer sold; it cannot be returned.")
+            sale.status = Sale.Status.RETURNED
+            booked = _refund_book(current, sale)
+            Return.objects.filter(pk=current.pk).update(ledger_transaction=booked)
+            current.ledger_transaction = booked
+            low_balance_check(organization_id=sale.organization_id)  # the refund may lift it back over
+            event_emit(
+                organization_id=sale.seller_id,
+                type="lead.returned",
+                data={
+                    "lead_id": sale.lead.public_id,
+                    "sale_id": sale.public_id,
+                    "return_id": current.public_id,
+                    "reason": current.reason,
+                    "payout": money_str(sale.payout),  # clawed back from the seller's payable
+                    "returned_at": now,
+                },
+            )
+        event_emit(
+            organization_id=current.organization_id,
+            type="return.decided",
+            data={
+                "return_id": current.public_id,
+                "sale_id": sale.public_id,
+                "lead_id": sale.lead.public_id,
+                "status": current.status,
+                "reason": current.reason,
+                "auto": current.auto,
+                "refund": money_str(sale.price if approve else ZERO),
+                "decision_note": current.decision_note or None,
+                "decided_at": now,
+            },
+        )
+    return current, True
+
+
+def return_decide(*, ret: Return, approve: bool, user: User | None, note: str = "") -> Return:
+    """Approve or deny a requested return; returns it as decided.
+
+    Guarantees: the decision is a compare-and-set from ``requested``, so of two concurrent or
+    repeated decisions one wins. Approval, in ONE transaction: the sale goes ``sold`` →
+    ``returned``, the ledger books the reversal once (key ``return:<ret id>``; the entries sum to
+    zero, cached balances move with them), the seller gets ``lead.returned`` and the buyer
+    ``return.decided`` (events in the same transaction, sent after commit). Denial moves no
+    money and tells the buyer. Deciding again the same way is a no-op; the other way is
+    ``return_already_decided`` (409).
+    """
+    decided, _ = _decide(ret=ret, approve=approve, user=user, note=note, auto=False)
+    return decided
+
+
+def return_windows_close(*, now: datetime | None = None) -> int:
+    """The hourly sweep; returns how many requests it closed.
+
+    Return windows need no closing in the database: :func:`return_request` refuses a request
+    after its window, which is the enforcement. What the sweep does close are requests an
+    operator left ``requested`` for ``GAVEL_RETURN_EXPIRY_DAYS`` (default 14) days: each is
+    denied with the note ``expired`` through :func:`return_decide` (the buyer is told by
+    ``return.decided``; no money moves). Safe to run at any time and concurrently: each denial
+    is a compare-and-set, so a request an operator decides meanwhile keeps the operator's decision.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=expiry_days())
+    with market_scope():
+        stale = list(
+            Return.objects.filter(status=Return.Status.REQUESTED, created_at__lt=cutoff).order_by("pk")[:EXPIRY_BATCH]
+        )
+    closed = 0
+    for ret in stale:
+        try:
+            _, changed = _decide(ret=ret, approve=False, user=None, note=EXPIRED_NOTE, auto=False)
+        except ReturnAlreadyDecided:
+            continue
+        closed += int(changed)
+    return closed
+
+
+# --- task -------------------------------------------------------------------------------------
+
+
+@app.task(name="billing.return_windows_close", acks_late=True, ignore_result=True)
+def return_windows_close_task() -> int:
+    """Celery beat, hourly: :func:`return_windows_close` (market-wide; it opens its own scope)."""
+    return return_windows_close()
+
+
+app.add_periodic_task(3600.0, return_windows_close_task.s(), name="billing.return_windows_close")

@@ -1,0 +1,170 @@
+"""Portal pages for money: a buyer's balance, a seller's payouts, and monthly statements.
+
+Every page runs in the current organization's tenant scope (``accounts.middleware``) and reads
+through ``billing.selectors`` with that organization: there is no id in these URLs to point at
+another tenant's account, and a page for a role the organization does not have is a 404.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from accounts.models import Organization
+from billing.models import LedgerAccount, LedgerTransaction
+from billing.selectors import account_of, entries_of, entries_of_kind, payout_summary
+from billing.services import BillingError, low_balance_threshold_set
+from billing.statements import (
+    StatementMonthError,
+    month_parse,
+    months_available,
+    statement_build,
+    statement_csv,
+    statement_pdf,
+)
+
+PAGE_SIZE = 50
+TOPUPS_SHOWN = 20
+
+
+def _organization(request: HttpRequest) -> Organization | None:
+    return getattr(request, "organization", None)
+
+
+def _no_organization(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/no_organization.html", status=403)
+
+
+class ThresholdForm(forms.Form):
+    low_balance_threshold = forms.DecimalField(
+        label="Low-balance alert below",
+        required=False,
+        min_value=Decimal("0.00"),
+        max_digits=14,
+        decimal_places=2,
+        help_text="Leave empty for no alert.",
+    )
+
+
+@login_required
+def billing_home(request: HttpRequest) -> HttpResponse:
+    """``/portal/billing/``: a buyer's balance, else a seller's payouts."""
+    organization = _organization(request)
+    if organization is None:
+        return _no_organization(request)
+    if organization.is_buyer:
+        return redirect("billing:balance")
+    if organization.is_seller:
+        return redirect("billing:payouts")
+    return redirect("billing:statements")
+
+
+@login_required
+def balance(request: HttpRequest) -> HttpResponse:
+    """A buyer's funds (balance, held, credit limit, available, alert threshold), its top-ups and
+    every transaction with the balance after it. Owners and managers set the alert threshold."""
+    organization = _organization(request)
+    if organization is None:
+        return _no_organization(request)
+    if not organization.is_buyer:
+        raise Http404("No such page.")
+    can_manage = bool(request.membership.can_manage)  # type: ignore[attr-defined]
+    account = account_of(organization=organization, kind=LedgerAccount.Kind.BUYER_BALANCE)
+    form = ThresholdForm(initial={"low_balance_threshold": account.low_balance_threshold if account else None})
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("Only owners and managers change the alert threshold.")
+        form = ThresholdForm(request.POST)
+        if form.is_valid():
+            threshold = form.cleaned_data["low_balance_threshold"]
+            try:
+                low_balance_threshold_set(organization=organization, threshold=threshold)
+            except BillingError as exc:
+                form.add_error("low_balance_threshold", str(exc))
+            else:
+                messages.success(
+                    request,
+                    f"You will be told (balance.low) when available funds fall below ${threshold}."
+                    if threshold is not None
+                    else "Low-balance alerts are off.",
+                )
+                return redirect("billing:balance")
+    if account is None:
+        return render(request, "billing/balance.html", {"account": None, "form": form, "can_manage": can_manage})
+    page = Paginator(entries_of(organization=organization, account=account), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    topups = entries_of_kind(organization=organization, account=account, kind=LedgerTransaction.Kind.TOPUP)[
+        :TOPUPS_SHOWN
+    ]
+    return render(
+        request,
+        "billing/balance.html",
+        {
+            "account": account,
+            "page": page,
+            "topups": topups,
+            "form": form,
+            "can_manage": can_manage,
+            "status": 400 if form.errors else 200,
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+def payouts(request: HttpRequest) -> HttpResponse:
+    """A seller's money: owed now, earned, paid and clawed back to date, its payouts, and every
+    entry of its payable with the balance after it."""
+    organization = _organization(request)
+    if organization is None:
+        return _no_organization(request)
+    if not organization.is_seller:
+        raise Http404("No such page.")
+    account = account_of(organization=organization, kind=LedgerAccount.Kind.SELLER_PAYABLE)
+    context: dict[str, object] = {"account": account, "summary": payout_summary(organization=organization)}
+    if account is not None:
+        context["payouts"] = entries_of_kind(
+            organization=organization, account=account, kind=LedgerTransaction.Kind.PAYOUT
+        )
+        context["page"] = Paginator(entries_of(organization=organization, account=account), PAGE_SIZE).get_page(
+            request.GET.get("page")
+        )
+    return render(request, "billing/payouts.html", context)
+
+
+@login_required
+def statements(request: HttpRequest) -> HttpResponse:
+    """The organization's statement for ``?month=YYYY-MM`` (default: last month, in its time zone),
+    as a page, or ``?format=csv`` / ``?format=pdf`` as a download."""
+    organization = _organization(request)
+    if organization is None:
+        return _no_organization(request)
+    try:
+        month = month_parse(request.GET.get("month"), organization=organization)
+    except StatementMonthError as exc:
+        raise Http404(str(exc)) from exc
+    statement = statement_build(organization=organization, month=month)
+    wanted = request.GET.get("format", "html")
+    if wanted == "csv":
+        response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{statement.filename_stem}.csv"'
+        return response
+    if wanted == "pdf":
+        response = HttpResponse(statement_pdf(statement), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{statement.filename_stem}.pdf"'
+        return response
+    if wanted != "html":
+        raise Http404("No such format.")
+    return render(
+        request,
+        "billing/statement.html",
+        {"statement": statement, "months": months_available(organization=organization), "month": month},
+    )
