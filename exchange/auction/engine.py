@@ -154,6 +154,7 @@ def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes:
     if not parts:
         return state
     with connection.cursor() as cursor:
+        # Only table names and placeholders are interpolated; every value is a parameter.
         cursor.execute(" UNION ALL ".join(parts), params)
         rows = cursor.fetchall()
     for kind, key_id, period, count, amount, at in rows:

@@ -21,7 +21,8 @@ def test_a_ping_takes_a_fixed_number_of_queries(market, django_assert_max_num_qu
     assert response.json()["status"] == "accepted"
 
 
-# PostgreSQL adds two advisory locks (dedup); SQLite needs none. The sale's event (lead.sold) is 2, the low-balance check 1.
+# PostgreSQL adds two advisory locks (dedup); SQLite needs none.
+# The sale's event (lead.sold) is 2 queries, the low-balance check 1.
 def test_a_post_takes_a_fixed_number_of_queries(market, django_assert_max_num_queries):
     answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
     with django_assert_max_num_queries(42):
