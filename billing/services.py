@@ -447,25 +447,26 @@ def ledger_reconcile() -> ReconciliationReport:
     * every transaction: its entries sum to 0.00;
     * every buyer account: ``held`` = the prices of its non-test sales still being delivered.
 
-    The first and last checks are one statement each, so they read one consistent snapshot while
-    sales are booked around them. Cost: one pass over the entries per run (indexed by account).
+    The balance and hold checks are one statement (one snapshot), and so is the zero-sum check, so
+    sales booked while it runs are never reported as drift. Cost: about two passes over the
+    entries per run; fine every 15 minutes up to millions of entries (then check new ones only).
     """
     checked_at = timezone.now()
-    entry_sum = (
-        LedgerEntry.objects.filter(account=OuterRef("pk"))
-        .order_by()
-        .values("account")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
-    reserved_sum = (
-        Sale.objects.filter(organization=OuterRef("organization"), status=Sale.Status.RESERVED, test=False)
-        .order_by()
-        .values("organization")
-        .annotate(total=Sum("price"))
-        .values("total")
-    )
     with market_scope():
+        entry_sum = (
+            LedgerEntry.objects.filter(account=OuterRef("pk"))
+            .order_by()
+            .values("account")
+            .annotate(total=Sum("amount"))
+            .values("total")
+        )
+        reserved_sum = (
+            Sale.objects.filter(organization=OuterRef("organization"), status=Sale.Status.RESERVED, test=False)
+            .order_by()
+            .values("organization")
+            .annotate(total=Sum("price"))
+            .values("total")
+        )
         rows = list(
             LedgerAccount.objects.select_related("organization")
             .annotate(

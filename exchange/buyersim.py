@@ -26,6 +26,7 @@ class Behaviour:
     failure_rate: float = 0.0  # share of bid requests answered 500
     answer: Any = None  # a raw JSON answer to send instead of a bid (malformed answers)
     accept: bool = True  # deliveries
+    reject_rate: float = 0.0  # share of deliveries rejected even when accepting
     reject_reason: str = "duplicate in our CRM"
     delivery_latency_ms: float = 0.0
     seed: int = 1
@@ -94,7 +95,7 @@ class BuyerSimulator:
         behaviour = self.behaviours.get(name, Behaviour())
         if behaviour.delivery_latency_ms:
             await asyncio.sleep(behaviour.delivery_latency_ms / 1000)
-        if behaviour.accept:
+        if behaviour.accept and not (behaviour.reject_rate and behaviour.rng.random() < behaviour.reject_rate):
             return web.json_response({"status": "accepted", "id": f"{name}-{len(self.received)}"})
         return web.json_response({"status": "rejected", "message": behaviour.reject_reason})
 

@@ -716,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
                 rtb_market = market_timeouts(path)
             loaded = json.loads(manage(env, "load_market", str(path), timeout=120))
             counts = ", ".join(f"{len(loaded.get(k) or ())} {k}" for k in ("offers", "organizations", "contracts"))
-            log(f"loaded {path.relative_to(ROOT)}: {counts}")
+            log(f"loaded {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {counts}")
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         log(f"gunicorn on {base_url}: {WORKERS} workers × {THREADS} threads (gthread), log {logfile}")

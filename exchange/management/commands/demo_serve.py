@@ -25,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.tenancy import market_scope
 from contracts.models import Campaign
+from exchange.buyersim import Behaviour, BuyerSimulator
 from exchange.demo_traffic import DEFAULT_LEADS, DEFAULT_SEED, MAX_LEADS, USER_AGENT, server_wait, traffic_run
 from exchange.models import Ping
 
@@ -71,6 +72,14 @@ class _TrafficLogFilter(logging.Filter):
         return not (isinstance(line, str) and _SELLER_API_LINE.match(line))
 
 
+# The buyers' own systems in the demo market (exchange/fixtures/demo_market.yaml points at them).
+DEMO_BUYERS = {
+    "cardinal": Behaviour(bid="26.00", latency_ms=40),
+    "acme": Behaviour(reject_rate=0.35, reject_reason="Already in our CRM", delivery_latency_ms=30, seed=3),
+    "bluebird": Behaviour(delivery_latency_ms=20),
+}
+
+
 class Command(BaseCommand):
     help = "Serve the demo exchange on 127.0.0.1, print how to log in, and send simulated seller traffic."
 
@@ -79,6 +88,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-traffic", action="store_true", help="Serve only; do not send simulated seller traffic."
         )
+        parser.add_argument("--buyers-port", type=int, default=8900, help="Port of the simulated buyers.")
         parser.add_argument("--traffic-leads", type=int, default=DEFAULT_LEADS, help="Leads the traffic sends.")
         parser.add_argument(
             "--traffic-seed",
@@ -121,7 +131,19 @@ class Command(BaseCommand):
                 name="demo-traffic",
                 daemon=True,
             ).start()
+        self._buyers(options["buyers_port"])
         call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
+
+    def _buyers(self, port: int) -> None:
+        """The demo market's RTB and webhook buyers answer here (their URLs name this port)."""
+        if not _port_free(port):
+            self._say(f"Simulated buyers: port {port} is taken; RTB and webhook buyers may not answer.")
+            return
+        BuyerSimulator(dict(DEMO_BUYERS), port=port).start()
+        self._say(
+            f"Simulated buyers on http://127.0.0.1:{port}: Cardinal bids by RTB, Acme and Bluebird take "
+            "deliveries by webhook (Acme rejects about a third)."
+        )
 
     def _say(self, line: str, *, error: bool = False) -> None:
         """Write a line and flush it at once: the output may be a pipe (``make demo | tee``)."""
