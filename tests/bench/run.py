@@ -510,6 +510,7 @@ def rtb_lines(report: dict[str, Any]) -> list[str]:
             f"{RTB} ({rtb['offered_rate']:g}/s) / {TREE} ({tree['offered_rate']:g}/s): "
             f"p50 {rtb['latency_ms']['p50']} / {tree['latency_ms']['p50']} ms = × {ratio['p50']}, "
             f"p99 {rtb['latency_ms']['p99']} / {tree['latency_ms']['p99']} ms = × {ratio['p99']}"
+            + (f" (the sequential tree takes {1 / ratio['p50']:.1f}× as long at the median)" if ratio["p50"] else "")
         )
     if rtb is not None and summary.get("p50_minus_buyers_ms") is not None:
         lines.append(
@@ -521,6 +522,13 @@ def rtb_lines(report: dict[str, Any]) -> list[str]:
             f"{RTB} p99 = {rtb['latency_ms']['p99']} ms (target ≤ deadline + {TARGET_P99_OVER_DEADLINE_MS} ms = "
             f"{summary['targets']['p99_ms_at_most']} ms): {met[summary['p99_target_met']]} at "
             f"{summary['rtb_rate']:g}/s offered"
+        )
+    ping = by_name.get("ping")
+    if rtb is not None and ping is not None and rtb["latency_ms"]["p50"] and ping["latency_ms"]["p50"]:
+        lines.append(
+            f"{RTB} p50 − ping p50 (30 internal contracts, {ping['offered_rate']:g}/s) = "
+            f"{rtb['latency_ms']['p50'] - ping['latency_ms']['p50']:.1f} ms: what asking the RTB buyers adds to a "
+            f"ping, their {summary['buyer_latency_ms']:g} ms included"
         )
     for result in (rtb, tree):
         buyers = (result or {}).get("buyers")
