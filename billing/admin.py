@@ -58,12 +58,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 # --- the operator's money forms -----------------------------------------------------------------
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-
 
 class TopupForm(forms.Form):
     organization = forms.ModelChoiceField(queryset=Organization.objects.filter(is_buyer=True), label="Buyer")
-    amount = forms.DecimalField(min_value=Decimal("0.01"), help_text="The money received, e.g. 500.00.", **MONEY)
+    amount = forms.DecimalField(
+        min_value=Decimal("0.01"), help_text="The money received, e.g. 500.00.", max_digits=14, decimal_places=2
+    )
     reference = forms.CharField(max_length=200, help_text="Required: the wire id, check number or invoice paid.")
     memo = forms.CharField(max_length=250, required=False, help_text="Optional; the buyer sees it.")
     submission = forms.UUIDField(widget=forms.HiddenInput)
@@ -71,7 +71,9 @@ class TopupForm(forms.Form):
 
 class PayoutForm(forms.Form):
     organization = forms.ModelChoiceField(queryset=Organization.objects.filter(is_seller=True), label="Seller")
-    amount = forms.DecimalField(min_value=Decimal("0.01"), help_text="At most what the seller is owed.", **MONEY)
+    amount = forms.DecimalField(
+        min_value=Decimal("0.01"), help_text="At most what the seller is owed.", max_digits=14, decimal_places=2
+    )
     period_start = forms.DateField(help_text="First day the payout covers (YYYY-MM-DD).")
     period_end = forms.DateField(help_text="Last day the payout covers.")
     reference = forms.CharField(max_length=200, help_text="Required: the wire or transfer id.")
@@ -88,13 +90,17 @@ class PayoutForm(forms.Form):
 
 class LimitsForm(forms.Form):
     credit_limit = forms.DecimalField(
-        min_value=Decimal("0.00"), help_text="How far below zero the balance may go (0.00: prepaid only).", **MONEY
+        min_value=Decimal("0.00"),
+        help_text="How far below zero the balance may go (0.00: prepaid only).",
+        max_digits=14,
+        decimal_places=2,
     )
     low_balance_threshold = forms.DecimalField(
         min_value=Decimal("0.00"),
         required=False,
         help_text="Send balance.low when available funds fall below this; empty for never.",
-        **MONEY,
+        max_digits=14,
+        decimal_places=2,
     )
 
 
@@ -393,8 +399,8 @@ class ReconciliationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     edited; a run with drift may be deleted once it is dealt with."""
 
     list_display = ["checked_at", "result", "accounts", "transactions", "first_problem"]
-    list_filter = ["clean"]
-    readonly_fields = ["key", "checked_at", "clean", "accounts", "transactions", "problem_list"]
+    list_filter = ["is_clean"]
+    readonly_fields = ["key", "checked_at", "is_clean", "accounts", "transactions", "problem_list"]
     exclude = ["problems"]
     change_list_template = "billing/admin/reconciliationrun_change_list.html"
 
@@ -406,7 +412,7 @@ class ReconciliationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="Result", boolean=False)
     def result(self, run: ReconciliationRun) -> SafeString:
-        if run.clean:
+        if run.is_clean:
             return format_html('<span style="color: #1f8a4c">clean</span>')
         return format_html('<strong style="color: #9b1c1c">DRIFT ({})</strong>', len(run.problems))
 
@@ -431,7 +437,7 @@ class ReconciliationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if not request.user.is_staff:
             raise PermissionDenied
         run = reconciliation_record(ledger_reconcile(), key=f"manual:{uuid.uuid4()}")
-        if run.clean:
+        if run.is_clean:
             self.message_user(
                 request, f"The ledger is clean: {run.accounts} accounts, {run.transactions} transactions."
             )

@@ -113,7 +113,7 @@ class ReconciliationRun(models.Model):
 
     key = models.CharField(max_length=200, unique=True)
     checked_at = models.DateTimeField(default=timezone.now, db_index=True)
-    clean = models.BooleanField(default=True)
+    is_clean = models.BooleanField("clean", default=True)
     accounts = models.PositiveIntegerField(default=0)
     transactions = models.PositiveIntegerField(default=0)
     problems = models.JSONField(default=list, blank=True, help_text="Each drift found, in words.")
@@ -122,7 +122,7 @@ class ReconciliationRun(models.Model):
         ordering = ["-checked_at", "-id"]
 
     def __str__(self) -> str:
-        return f"Reconciliation {self.checked_at:%Y-%m-%d %H:%M} ({'clean' if self.clean else 'DRIFT'})"
+        return f"Reconciliation {self.checked_at:%Y-%m-%d %H:%M} ({'clean' if self.is_clean else 'DRIFT'})"
 
 
 from billing.returns import Return  # noqa: E402,F401

@@ -518,13 +518,13 @@ def reconciliation_record(report: ReconciliationReport, *, key: str, keep_clean_
             key=key,
             defaults={
                 "checked_at": report.checked_at,
-                "clean": report.clean,
+                "is_clean": report.clean,
                 "accounts": report.accounts,
                 "transactions": report.transactions,
                 "problems": report.problems(),
             },
         )
         ReconciliationRun.objects.filter(
-            clean=True, checked_at__lt=report.checked_at - timedelta(days=keep_clean_days)
+            is_clean=True, checked_at__lt=report.checked_at - timedelta(days=keep_clean_days)
         ).delete()
     return run

@@ -146,7 +146,7 @@ def statement_build(*, organization: Organization, month: date, now: datetime | 
     """
     now = now or timezone.now()
     start, end = month_bounds(month=month, organization=organization)
-    kind_labels = dict(LedgerTransaction.Kind.choices)
+    kind_labels: dict[str, str] = dict(LedgerTransaction.Kind.choices)
     accounts = []
     for account in accounts_of(organization=organization):
         opening = balance_at(organization=organization, account=account, at=start)

@@ -121,7 +121,7 @@ class BuyerSimulator:
         await site.start()
         server = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     def start(self) -> BuyerSimulator:
         """Serve in a daemon thread; returns once the port is open."""

@@ -36,16 +36,14 @@ class HasKeyScope(permissions.BasePermission):
 class TenantViewMixin:
     """Every tenant endpoint: API-key auth, a key scope, and the key's tenant scope around the handler."""
 
-    permission_classes: ClassVar[list[Any]] = [HasKeyScope]
     required_scope: ClassVar[str | None] = None
     required_role: ClassVar[str | None] = None
     _scope_stack: ExitStack
 
-    request: Request
-
     @property
     def organization(self) -> Organization:
-        return self.request.auth.organization  # type: ignore[union-attr,no-any-return]
+        request: Request = self.request  # type: ignore[attr-defined]
+        return request.auth.organization  # type: ignore[union-attr,no-any-return]
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         with ExitStack() as stack:
@@ -58,9 +56,9 @@ class TenantViewMixin:
         self._scope_stack.enter_context(tenant_scope(self.organization))
 
 
-class TenantAPIView(TenantViewMixin, APIView):  # type: ignore[misc]
-    pass
+class TenantAPIView(TenantViewMixin, APIView):
+    permission_classes = [HasKeyScope]
 
 
-class TenantGenericAPIView(TenantViewMixin, GenericAPIView):  # type: ignore[misc,type-arg]
-    pass
+class TenantGenericAPIView(TenantViewMixin, GenericAPIView):  # type: ignore[type-arg]
+    permission_classes = [HasKeyScope]

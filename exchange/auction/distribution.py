@@ -44,7 +44,8 @@ def _by_price(bids: Sequence[Priced], seed: str) -> list[Priced]:
 def _best_per_buyer(ordered: list[Priced]) -> tuple[list[Priced], list[Priced]]:
     """Each buyer organization's best bid, in order, and the rest."""
     seen: set[int] = set()
-    best, rest = [], []
+    best: list[Priced] = []
+    rest: list[Priced] = []
     for bid in ordered:
         (rest if bid.contract.organization_id in seen else best).append(bid)
         seen.add(bid.contract.organization_id)

@@ -7,10 +7,11 @@ must store; cutting it to what each party may see is the API's job.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
@@ -101,7 +102,7 @@ def cap_keys(contract: CompiledContract, now: datetime) -> dict[str, str]:
     return {p: period_key(p, now, contract.tz) for p in periods}
 
 
-def _marks(values: list[object] | set[object]) -> str:
+def _marks(values: Collection[object]) -> str:
     return ", ".join(["%s"] * len(values))
 
 
@@ -119,7 +120,7 @@ def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes:
         for k, t in (("text", "text"), ("int", "bigint"), ("num", "numeric"), ("at", "timestamptz"))
     }
     parts: list[str] = []
-    params: list[object] = []
+    params: list[Any] = []
     buyer_ids = sorted({c.organization_id for c in contracts})
     keyed = [(c.id, key) for c in contracts for key in cap_keys(c, now).values()]
     if keyed:

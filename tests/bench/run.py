@@ -524,21 +524,24 @@ def rtb_lines(report: dict[str, Any]) -> list[str]:
             f"{summary['rtb_rate']:g}/s offered"
         )
     ping = by_name.get("ping")
-    if rtb is not None and ping is not None and rtb["latency_ms"]["p50"] and ping["latency_ms"]["p50"]:
+    if (
+        rtb is not None
+        and ping is not None
+        and rtb["offered_rate"] == ping["offered_rate"]
+        and rtb["latency_ms"]["p50"]
+        and ping["latency_ms"]["p50"]
+    ):
         lines.append(
             f"{RTB} p50 − ping p50 (30 internal contracts, {ping['offered_rate']:g}/s) = "
             f"{rtb['latency_ms']['p50'] - ping['latency_ms']['p50']:.1f} ms: what asking the RTB buyers adds to a "
             f"ping, their {summary['buyer_latency_ms']:g} ms included"
         )
-    for result in (rtb, tree):
-        buyers = (result or {}).get("buyers")
-        if not buyers:
-            continue
+    for result in (r for r in (rtb, tree) if r is not None and r.get("buyers")):
+        buyers, late = result["buyers"], result["buyers"]["late_ms"]
         lines.append(
             f"{result['scenario']}: the simulated buyers got {buyers['total']} bid requests "
             f"({buyers['per_request']} per request sent; {buyers['answers']}); their own lateness p99 "
-            f"{buyers['late_ms']['p99']:.1f} ms, max {buyers['late_ms']['max']:.1f} ms; at most "
-            f"{buyers['max_in_flight']} in flight"
+            f"{late['p99'] or 0:.1f} ms, max {late['max'] or 0:.1f} ms; at most {buyers['max_in_flight']} in flight"
             if buyers["total"]
             else f"{result['scenario']}: the simulated buyers got NO bid request"
         )
@@ -774,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
             log("buyer simulator stopped")
         signal.alarm(0)
 
-    report = {
+    report: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "commit": git_commit(),
         "machine": {

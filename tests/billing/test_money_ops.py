@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accounts.models import Organization
-from accounts.services import membership_set, user_upsert
+from accounts.services import user_upsert
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.money import CENT, MoneyError, money_str, payout_for, to_money
@@ -255,13 +255,17 @@ def test_booking_a_sale_again_books_it_and_drops_its_hold_once(market: None):
         sale_public_id="sal_1", buyer=org("acme"), seller=org("seller"), price=D("30.00"), payout=D("24.00"), memo="x"
     )
     assert again.pk == first.pk
-    assert money() == before == {
-        "acme": D("70.00"),
-        "acme_held": D("0.00"),
-        "seller": D("24.00"),
-        "platform": D("6.00"),
-        "cash": D("-100.00"),
-    }
+    assert (
+        money()
+        == before
+        == {
+            "acme": D("70.00"),
+            "acme_held": D("0.00"),
+            "seller": D("24.00"),
+            "platform": D("6.00"),
+            "cash": D("-100.00"),
+        }
+    )
     assert transactions() == 2  # the opening top-up and the sale
     ledger_is_consistent()
 

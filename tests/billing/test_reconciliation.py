@@ -129,7 +129,7 @@ def test_the_task_logs_drift_at_error_and_keeps_the_run(ledger: None, caplog: py
         "ledger reconciliation found 1 problem(s) in 5 accounts, 6 transactions",
     ]
     run = ReconciliationRun.objects.get()
-    assert (run.key, run.clean, run.accounts, run.transactions) == ("task:beat-1", False, 5, 6)
+    assert (run.key, run.is_clean, run.accounts, run.transactions) == ("task:beat-1", False, 5, 6)
     assert run.problems == result["problems"]
 
 
@@ -139,7 +139,7 @@ def test_a_retried_run_records_once(ledger: None):
     assert ReconciliationRun.objects.filter(key="task:beat-1").count() == 1
     ledger_reconcile_task.apply(task_id="beat-2")
     assert ReconciliationRun.objects.count() == 2
-    assert all(run.clean for run in ReconciliationRun.objects.all())
+    assert all(run.is_clean for run in ReconciliationRun.objects.all())
 
 
 def test_a_clean_run_logs_at_info_only(ledger: None, caplog: pytest.LogCaptureFixture):
@@ -150,8 +150,8 @@ def test_a_clean_run_logs_at_info_only(ledger: None, caplog: pytest.LogCaptureFi
 
 def test_old_clean_runs_are_dropped_and_drift_is_kept(ledger: None):
     long_ago = timezone.now() - timedelta(days=31)
-    ReconciliationRun.objects.create(key="old-clean", checked_at=long_ago, clean=True)
-    ReconciliationRun.objects.create(key="old-drift", checked_at=long_ago, clean=False, problems=["x"])
+    ReconciliationRun.objects.create(key="old-clean", checked_at=long_ago, is_clean=True)
+    ReconciliationRun.objects.create(key="old-drift", checked_at=long_ago, is_clean=False, problems=["x"])
     reconciliation_record(ledger_reconcile(), key="now")
     assert sorted(ReconciliationRun.objects.values_list("key", flat=True)) == ["now", "old-drift"]
 
@@ -172,7 +172,7 @@ def test_the_command_exits_non_zero_on_drift(ledger: None, capsys: pytest.Captur
     with pytest.raises(CommandError, match="ledger drift: 1 problem"):
         call_command("ledger_reconcile")
     assert "balance drift on Seller · Seller payable" in capsys.readouterr().err
-    assert ReconciliationRun.objects.filter(clean=False).count() == 1
+    assert ReconciliationRun.objects.filter(is_clean=False).count() == 1
 
 
 def test_the_operator_reconciles_from_the_admin(ledger: None):

@@ -7,13 +7,13 @@ were booked). Acme buys in America/New_York; the seller keeps UTC. Every sale pa
 
     when (UTC)             Acme's local time          what                   Acme's balance
     2026-09-15 12:00       Sep 15 08:00 EDT           top-up 1000.00 W-0915  1000.00
-    2026-10-01 03:30       Sep 30 23:30 EDT           sale 30.00 (sal_a)      970.00   ← September for Acme, October for the seller
+    2026-10-01 03:30       Sep 30 23:30 EDT           sale 30.00 (sal_a)      970.00  ← Sep (Acme), Oct (seller)
     2026-10-01 04:30       Oct  1 00:30 EDT           sale 30.00 (sal_b)      940.00
     2026-10-15 16:00       Oct 15 12:00 EDT           top-up 200.00 W-1015   1140.00
-    2026-11-01 03:59       Oct 31 23:59 EDT           sale 10.01 (sal_c)     1129.99   ← October for Acme, November for the seller
+    2026-11-01 03:59       Oct 31 23:59 EDT           sale 10.01 (sal_c)     1129.99  ← Oct (Acme), Nov (seller)
     2026-11-01 04:00       Nov  1 00:00 EDT           sale 30.00 (sal_d)     1099.99
     2026-11-10 15:00       —                          payout 50.00 ACH-1 (seller)
-    2026-12-01 04:30       Nov 30 23:30 EST           sale 5.00 (sal_e)      1094.99   ← after the DST change: still November
+    2026-12-01 04:30       Nov 30 23:30 EST           sale 5.00 (sal_e)      1094.99  ← after DST ends: November
     2026-12-01 05:00       Dec  1 00:00 EST           sale 5.00 (sal_f)      1089.99
 """
 
@@ -93,7 +93,10 @@ def ledger() -> None:
         buyer("bravo", "20.00", balance="75.00"),
     )
     acme = org("acme")
-    dated(topup_record(organization=acme, amount=D("1000.00"), reference="W-0915", idempotency_key="t1"), utc(2026, 9, 15, 12))
+    dated(
+        topup_record(organization=acme, amount=D("1000.00"), reference="W-0915", idempotency_key="t1"),
+        utc(2026, 9, 15, 12),
+    )
     sale("sal_a", "30.00", "24.00", utc(2026, 10, 1, 3, 30))
     sale("sal_b", "30.00", "24.00", utc(2026, 10, 1, 4, 30))
     dated(
@@ -198,9 +201,7 @@ def test_the_sellers_statement_follows_its_own_time_zone(ledger: None):
 def test_an_organization_with_both_roles_gets_both_accounts(db: None):
     load({**buyer("both", "10.00", balance="40.00"), "roles": ["buyer", "seller"]})
     statement = build("both", 2026, 11)
-    assert [(a.kind, a.opening, a.closing) for a in statement.accounts] == [
-        ("buyer_balance", D("0.00"), D("40.00"))
-    ]
+    assert [(a.kind, a.opening, a.closing) for a in statement.accounts] == [("buyer_balance", D("0.00"), D("40.00"))]
 
 
 def test_month_parse():
@@ -255,7 +256,15 @@ def test_the_pdf_shows_the_statement(ledger: None):
     content = statement_pdf(build("acme", 2026, 10))
     assert content.startswith(b"%PDF-")
     text = pdf_text(content)
-    for expected in ("Statement for October 2026", "Acme", "Opening balance", "970.00", "W-1015", "Closing balance", "1129.99"):
+    for expected in (
+        "Statement for October 2026",
+        "Acme",
+        "Opening balance",
+        "970.00",
+        "W-1015",
+        "Closing balance",
+        "1129.99",
+    ):
         assert expected in text, expected
     assert "-10.01" in text
 
@@ -267,7 +276,7 @@ def test_the_pdf_copes_with_characters_outside_latin_1(db: None):
     with tenant_scope(org("acme")):
         statement = statement_build(organization=org("acme"), month=date(now.year, now.month, 1), now=now)
     text = pdf_text(statement_pdf(statement))
-    assert "W-1 \"quoted\" ->" in text
+    assert 'W-1 "quoted" ->' in text
     assert statement.complete is False
 
 
@@ -389,7 +398,12 @@ def test_strangers_get_nothing(ledger: None):
     lonely = Client()
     user_upsert(email="nobody@x.test", password=PASSWORD)
     assert lonely.login(username="nobody@x.test", password=PASSWORD)
-    for url in ("/portal/billing/", "/portal/billing/balance/", "/portal/billing/payouts/", "/portal/billing/statements/"):
+    for url in (
+        "/portal/billing/",
+        "/portal/billing/balance/",
+        "/portal/billing/payouts/",
+        "/portal/billing/statements/",
+    ):
         response = lonely.get(url)
         assert response.status_code == 403, url
         assert b"W-1015" not in response.content
