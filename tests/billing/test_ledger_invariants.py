@@ -1,0 +1,174 @@
+"""The money invariants under random operations, some of them concurrent, on real PostgreSQL.
+
+A hypothesis state machine tops buyers up (and retries top-ups), sells leads (several posts at
+once), returns and decides purchases, and pays sellers (and retries payouts). After every step:
+every transaction sums to zero, every cached balance is the sum of its entries, no funds stay
+held, no buyer is below its credit limit, and no sale or retry is booked twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.db.models import Count, Sum
+from hypothesis import HealthCheck
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+
+from accounts.models import Organization
+from accounts.tenancy import market_scope
+from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from billing.returns import return_decide, return_request
+from billing.services import BillingError, payout_record, topup_record
+from exchange.errors import ExchangeError
+from exchange.models import Sale
+from tests.exchange.builder import buyer, client, load, ping_body, post_body
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="needs real concurrent connections"
+    ),
+]
+
+AMOUNTS = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("80.00"), places=2)
+
+
+def at_once(calls):
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+
+    def run(i, call):
+        try:
+            barrier.wait()
+            results[i] = call()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+class Money(RuleBasedStateMachine):
+    consumer = 0
+
+    @initialize()
+    def market(self):
+        load(
+            buyer("rich", "30.00", balance="200.00", credit_limit="50.00"),
+            buyer("lean", "22.50", balance="40.00"),
+            buyer("tiny", "0.01", balance="1.00", filters={"field": "age", "op": "gt", "value": 60}),
+            floor="0.00",
+            reauction_cycles=0,
+            margin_percent="33.33",
+        )
+        self.keys: list[tuple[str, str, Decimal]] = []
+
+    def _org(self, slug):
+        return Organization.objects.get(slug=slug)
+
+    @rule(slug=st.sampled_from(["rich", "lean", "tiny"]), amount=AMOUNTS, retry=st.booleans())
+    def top_up(self, slug, amount, retry):
+        Money.consumer += 1
+        key = f"hyp-topup-{Money.consumer}"
+        for _ in range(2 if retry else 1):
+            topup_record(organization=self._org(slug), amount=amount, reference="wire", idempotency_key=key)
+
+    @rule(posts=st.integers(min_value=1, max_value=4), old=st.booleans())
+    def sell(self, posts, old):
+        bodies = []
+        for _ in range(posts):
+            Money.consumer += 1
+            age = 70 if old else 30
+            answer = client().post("/api/v1/ping", ping_body(Money.consumer, age=age), format="json").json()
+            bodies.append(post_body(answer["ping_id"], Money.consumer, age=age))
+        results = at_once([(lambda b=b: client().post("/api/v1/post", b, format="json").status_code) for b in bodies])
+        assert results == [200] * posts
+
+    @rule(pick=st.integers(min_value=0, max_value=10_000), approve=st.booleans())
+    def give_back(self, pick, approve):
+        with market_scope():
+            sold = list(Sale.objects.filter(status="sold", test=False).select_related("organization").order_by("pk"))
+        if not sold:
+            return
+        sale = sold[pick % len(sold)]
+        try:
+            ret = return_request(buyer=sale.organization, sale_public_id=sale.public_id, reason="bad_phone")
+        except ExchangeError:
+            return  # already returned, or decided: nothing to book
+        if ret.status == "requested":
+            return_decide(ret=ret, approve=approve, user=None)
+            return_decide(ret=ret, approve=approve, user=None)  # deciding twice books once
+
+    @rule(share=st.integers(min_value=1, max_value=100), retry=st.booleans())
+    def pay_out(self, share, retry):
+        seller = self._org("seller")
+        with market_scope():
+            owed = LedgerAccount.objects.filter(organization=seller, kind="seller_payable").values_list(
+                "balance", flat=True
+            ).first() or Decimal(0)
+        amount = (owed * share / 100).quantize(Decimal("0.01"))
+        if amount <= 0:
+            return
+        Money.consumer += 1
+        key = f"hyp-payout-{Money.consumer}"
+        for _ in range(2 if retry else 1):
+            try:
+                payout_record(
+                    seller=seller,
+                    amount=amount,
+                    period_start=date(2026, 11, 1),
+                    period_end=date(2026, 11, 30),
+                    reference="ach",
+                    idempotency_key=key,
+                )
+            except BillingError:
+                return
+
+    @invariant()
+    def books_balance(self):
+        with market_scope():
+            unbalanced = LedgerTransaction.objects.annotate(total=Sum("entries__amount")).exclude(total=0).count()
+            assert unbalanced == 0
+            for account in LedgerAccount.objects.all():
+                total = LedgerEntry.objects.filter(account=account).aggregate(t=Sum("amount"))["t"] or Decimal(0)
+                assert account.balance == total, account
+                assert account.held == Decimal("0.00"), account
+                if account.kind == "buyer_balance":
+                    assert account.balance >= -account.credit_limit, account
+                # A seller's payable may go below zero: a return after a payout claws money back.
+            booked = Sale.objects.filter(status__in=["sold", "returned"], test=False).count()
+            sale_txns = LedgerTransaction.objects.filter(kind="sale").count()
+            assert booked == sale_txns
+            twice = (
+                LedgerTransaction.objects.filter(kind="sale")
+                .values("idempotency_key")
+                .annotate(n=Count("id"))
+                .filter(n__gt=1)
+                .count()
+            )
+            assert twice == 0
+            returned = Sale.objects.filter(status="returned").count()
+            assert LedgerTransaction.objects.filter(kind="return").count() == returned
+
+
+def test_the_money_invariants_hold_under_random_concurrent_operations():
+    run_state_machine_as_test(
+        Money,
+        settings=hsettings(
+            max_examples=12,
+            stateful_step_count=10,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )
