@@ -155,11 +155,34 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gavel exchange API",
-    "DESCRIPTION": (
-        "Sell and buy leads on a Gavel exchange. Authenticate with `Authorization: Bearer <key>` "
-        "(or `X-API-Key`). Money is a string with two decimals. Errors look like "
-        '`{"error": {"code": "...", "message": "...", "fields": {...}}}`.'
-    ),
+    "DESCRIPTION": """
+Sell and buy leads on a Gavel exchange.
+
+**Authenticate** every call with an API key of your organization: `Authorization: Bearer gvl_…`
+(or `X-API-Key: gvl_…`). Sellers' keys need the `leads` scope; buyers' keys `purchases` and
+`contracts`.
+
+**Sell a lead in two steps (ping-post).**
+1. `POST /api/v1/ping` with your campaign id and the offer's *ping fields only* — no PII — plus
+   `consumer.email_sha256` / `consumer.phone_sha256`: the SHA-256 hex of the email trimmed and
+   lower-cased, and of the phone in E.164 (`+14155550100`). Every eligible buyer bids at once; the
+   answer says `accepted` with your `payout` (what you earn if the post sells) and `expires_at`,
+   or `rejected` with a reason (`no_buyers`, `duplicate`, `suppressed`, `below_min_score`).
+2. `POST /api/v1/post` with the `ping_id`, the full lead (the same ping fields, plus the PII
+   that hashes to the ping's `consumer`) and the consent record, before `expires_at`. The answer
+   is `sold` with your payout, `unsold`, `rejected`, or `pending` (the lead is being re-routed in
+   the background: the final state comes by event webhook and by `GET /api/v1/leads/{lead_id}`).
+
+Or **sell in one call**: `POST /api/v1/leads` with the full lead.
+
+**Money** is a string with two decimals (`"24.00"`). **Retries** are safe with an
+`Idempotency-Key` header on any POST (kept 24 h). **Test mode** (`"test": true`) runs the whole
+path and charges nothing. **Errors** look like
+`{"error": {"code": "validation_error", "message": "…", "fields": {"lead.zip": ["…"]}}}`:
+400 `malformed_json`, 401 `authentication_failed`, 403 `permission_denied`, 404 `not_found`,
+409 `ping_already_posted`, 410 `ping_expired`, 413 `payload_too_large`, 422 `validation_error`
+or `ping_mismatch`. A business outcome (no buyer, duplicate) is never an error.
+""",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
