@@ -253,6 +253,14 @@ class LeadPackage:
     consent: dict[str, Any]
     pii_fields: frozenset[str]
 
+    @classmethod
+    def of(cls, values: Mapping[str, object], consent: Mapping[str, object], offer: OfferBook) -> LeadPackage:
+        return cls(
+            lead={k: json_value(v) for k, v in values.items()},
+            consent={k: json_value(v) for k, v in consent.items()},
+            pii_fields=frozenset(k for k, spec in offer.fields.items() if spec.pii),
+        )
+
 
 def sale_attempt(
     *,
@@ -598,11 +606,7 @@ def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any
             test=ping.test,
             keep_pii=ping.reason != "suppressed",
         )
-    package = LeadPackage(
-        lead={k: json_value(v) for k, v in values.items()},
-        consent={k: json_value(v) for k, v in request.consent.items()},
-        pii_fields=frozenset(k for k, spec in offer.fields.items() if spec.pii),
-    )
+    package = LeadPackage.of(values, request.consent, offer)
     return _lead_sell(
         lead=lead,
         ping=ping,
@@ -717,11 +721,7 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
             test=request.test,
             keep_pii=ping.reason != "suppressed",
         )
-    package = LeadPackage(
-        lead={k: json_value(v) for k, v in values.items()},
-        consent={k: json_value(v) for k, v in request.consent.items()},
-        pii_fields=frozenset(k for k, spec in offer.fields.items() if spec.pii),
-    )
+    package = LeadPackage.of(values, request.consent, offer)
     return _lead_sell(
         lead=lead,
         ping=ping,
@@ -783,11 +783,7 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         signing_secrets=book.signing_secrets,
         exclude_contract_ids=excluded,
     )
-    package = LeadPackage(
-        lead={**lead.data, **pii_decrypt(lead.pii_encrypted)},
-        consent=consent,
-        pii_fields=frozenset(k for k, spec in offer.fields.items() if spec.pii),
-    )
+    package = LeadPackage.of({**lead.data, **pii_decrypt(lead.pii_encrypted)}, consent, offer)
     winners = sum(1 for b in bids if b.status == Bid.Status.WON)
     outcome = lead_route(
         lead=lead,
