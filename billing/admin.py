@@ -74,8 +74,10 @@ class PayoutForm(forms.Form):
     amount = forms.DecimalField(
         min_value=Decimal("0.01"), help_text="At most what the seller is owed.", max_digits=14, decimal_places=2
     )
-    period_start = forms.DateField(help_text="First day the payout covers (YYYY-MM-DD).")
-    period_end = forms.DateField(help_text="Last day the payout covers.")
+    period_start = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}), help_text="First day the payout covers (YYYY-MM-DD)."
+    )
+    period_end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Last day it covers.")
     reference = forms.CharField(max_length=200, help_text="Required: the wire or transfer id.")
     memo = forms.CharField(max_length=200, required=False, help_text="Optional; the seller sees it.")
     submission = forms.UUIDField(widget=forms.HiddenInput)
@@ -131,6 +133,7 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["kind", "low_balance_notified"]
     list_select_related = ["organization"]
+    readonly_fields = ["available_funds", "operations"]
     search_fields = ["organization__name"]
     change_list_template = "billing/admin/ledgeraccount_change_list.html"
     actions = ["record_topup", "record_payout"]

@@ -31,10 +31,9 @@ def payout_for(price: Decimal, margin_percent: Decimal) -> Decimal:
     Rounding down means the platform keeps the fraction of a cent, so payout + margin = price
     always holds exactly.
     """
-    raw = price * (Decimal(100) - margin_percent) / Decimal(100)
-    return raw.quantize(CENT, rounding=ROUND_DOWN)
+    return to_money(price * (Decimal(100) - margin_percent) / Decimal(100), rounding=ROUND_DOWN)
 
 
 def money_str(amount: Decimal) -> str:
     """The API form of an amount: a string with two decimals."""
-    return str(amount.quantize(CENT, rounding=ROUND_HALF_UP))
+    return str(to_money(amount))

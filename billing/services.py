@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -60,8 +60,10 @@ def accounts_get(wanted: Sequence[tuple[int | None, str]]) -> list[LedgerAccount
         found = {(a.organization_id, a.kind): a for a in LedgerAccount.objects.filter(match)}
         for organization_id, kind in wanted:
             if (organization_id, kind) not in found:
+                # None is the exchange's own account: the stubs do not know the FK is nullable.
                 found[(organization_id, kind)], _ = LedgerAccount.objects.get_or_create(
-                    organization_id=organization_id, kind=kind
+                    organization_id=organization_id,  # type: ignore[misc]
+                    kind=kind,
                 )
     return [found[pair] for pair in wanted]
 
@@ -119,7 +121,7 @@ def ledger_book(
 AVAILABLE = F("balance") - F("held") + F("credit_limit")
 
 
-def _buyer_account(organization_id: int) -> Any:
+def _buyer_account(organization_id: int) -> QuerySet[LedgerAccount]:
     return LedgerAccount.objects.filter(organization_id=organization_id, kind=LedgerAccount.Kind.BUYER_BALANCE)
 
 
@@ -192,7 +194,7 @@ def topup_record(
             kind=LedgerTransaction.Kind.TOPUP,
             idempotency_key=idempotency_key,
             lines=lines,
-            memo=f"Top-up: {memo.strip()}" if memo.strip() else "Top-up",
+            memo=memo.strip(),
             reference=reference.strip(),
         )
         if created:

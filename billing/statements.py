@@ -25,7 +25,11 @@ from billing.money import money_str, to_money
 from billing.selectors import accounts_of, balance_at
 
 MONTH_FORMAT = re.compile(r"^(\d{4})-(\d{2})$")
-ACCOUNT_NOTES = {
+ACCOUNT_LABELS: dict[str, str] = {
+    LedgerAccount.Kind.BUYER_BALANCE: "Prepaid balance",
+    LedgerAccount.Kind.SELLER_PAYABLE: "Owed to you (seller payable)",
+}
+ACCOUNT_NOTES: dict[str, str] = {
     LedgerAccount.Kind.BUYER_BALANCE: "Your prepaid funds: top-ups and returns add, purchases subtract.",
     LedgerAccount.Kind.SELLER_PAYABLE: "What the exchange owes you: sales add, payouts and returns subtract.",
 }
@@ -74,15 +78,16 @@ def month_parse(value: str | None, *, organization: Organization, now: datetime 
 
 
 def months_available(*, organization: Organization, now: datetime | None = None) -> list[date]:
-    """The months that have a statement, newest first: from the organization's first month on the
-    exchange (or its first entry, if earlier) to the current one."""
+    """The months offered, newest first: the current one back to last month (the default) or the
+    organization's first month on the exchange or of its first entry, whichever is earliest."""
     current = month_current(organization=organization, now=now)
     first_at = organization.created_at
     first_entry = LedgerEntry.objects.filter(organization=organization).order_by("created_at").first()
     if first_entry is not None and first_entry.created_at < first_at:
         first_at = first_entry.created_at
     local = first_at.astimezone(organization.tz)
-    month, months = date(local.year, local.month, 1), []
+    month = min(date(local.year, local.month, 1), month_add(current, -1))
+    months = []
     while month <= current:
         months.append(month)
         month = month_add(month, 1)
@@ -175,7 +180,7 @@ def statement_build(*, organization: Organization, month: date, now: datetime | 
         accounts.append(
             AccountStatement(
                 kind=account.kind,
-                label=account.get_kind_display(),
+                label=ACCOUNT_LABELS.get(account.kind, account.get_kind_display()),
                 note=ACCOUNT_NOTES.get(account.kind, ""),
                 opening=opening,
                 lines=lines,
@@ -219,7 +224,7 @@ def statement_csv(statement: Statement) -> str:
             writer.writerow(
                 [
                     label,
-                    line.at.isoformat(),
+                    line.at.isoformat(timespec="seconds"),
                     line.kind,
                     _cell(line.memo),
                     _cell(line.reference),
@@ -293,9 +298,10 @@ def statement_pdf(statement: Statement) -> bytes:
         pdf.set_text_color(93, 107, 130)
         pdf.cell(0, 5, _pdf_text(account.note), new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(29, 36, 51)
+        pdf.set_font("Helvetica", size=8.5)
         pdf.ln(1)
         with pdf.table(
-            col_widths=(24, 18, 70, 32, 26, 26),
+            col_widths=(30, 24, 70, 26, 23, 23),
             text_align=("LEFT", "LEFT", "LEFT", "LEFT", "RIGHT", "RIGHT"),
             headings_style=FontFace(emphasis="BOLD", fill_color=(238, 242, 251)),
             line_height=5,

@@ -29,6 +29,7 @@ from billing.statements import (
     statement_csv,
     statement_pdf,
 )
+from billing.templatetags.money import dollars
 
 PAGE_SIZE = 50
 TOPUPS_SHOWN = 20
@@ -91,7 +92,7 @@ def balance(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    f"You will be told (balance.low) when available funds fall below ${threshold}."
+                    f"You will be told (balance.low) when available funds fall below {dollars(threshold)}."
                     if threshold is not None
                     else "Low-balance alerts are off.",
                 )
@@ -166,5 +167,9 @@ def statements(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "billing/statement.html",
-        {"statement": statement, "months": months_available(organization=organization), "month": month},
+        {
+            "statement": statement,
+            "months": sorted({month, *months_available(organization=organization)}, reverse=True),
+            "month": month,
+        },
     )

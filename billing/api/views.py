@@ -46,7 +46,7 @@ class BuyerView(TenantGenericAPIView):
     required_scope: ClassVar[str | None] = "purchases"
     required_role: ClassVar[str | None] = "buyer"
     # Filters are parsed and validated explicitly (PurchaseFilters): a bad value is a 422, never ignored.
-    filter_backends = []  # type: ignore[var-annotated]
+    filter_backends = []
 
 
 # --- shaping ------------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ class PurchaseDetailView(BuyerView):
         return Response(purchase_data(sale))
 
 
-class PurchaseReturnView(IdempotentPostMixin, BuyerView):  # type: ignore[misc]
+class PurchaseReturnView(IdempotentPostMixin, BuyerView):
     serializer_class = ReturnOutput
 
     @extend_schema(

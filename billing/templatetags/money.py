@@ -6,15 +6,15 @@ from decimal import Decimal
 
 from django import template
 
-from billing.money import money_str, to_money
+from billing.money import to_money
 
 register = template.Library()
 
 
 @register.filter
 def dollars(value: Decimal | None) -> str:
-    """``-12.5`` → ``−$12.50`` (a true minus sign); None → ``—``."""
+    """``-1234.5`` → ``−$1,234.50`` (a true minus sign, thousands grouped); None → ``—``."""
     if value is None:
         return "—"
     amount = to_money(value)
-    return f"−${money_str(-amount)}" if amount < 0 else f"${money_str(amount)}"
+    return f"−${-amount:,.2f}" if amount < 0 else f"${amount:,.2f}"

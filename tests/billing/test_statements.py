@@ -161,7 +161,7 @@ def test_octobers_statement_for_a_buyer_in_new_york(ledger: None):
     assert account.closing == D("1129.99")
     assert account.opening + sum(line.amount for line in account.lines) == account.closing
     assert (account.money_in, account.money_out) == (D("200.00"), D("-40.01"))
-    assert account.lines[1].memo == "Top-up: wire"
+    assert account.lines[1].memo == "wire"
     assert statement.complete is True
 
 
@@ -222,11 +222,11 @@ def test_the_csv_has_the_opening_every_entry_and_the_closing(ledger: None):
     rows = list(csv.reader(io.StringIO(statement_csv(build("acme", 2026, 10)))))
     assert rows == [
         ["account", "date", "type", "description", "reference", "amount", "balance"],
-        ["Buyer balance", "2026-10-01T00:00:00-04:00", "opening", "Opening balance", "", "", "970.00"],
-        ["Buyer balance", "2026-10-01T00:30:00-04:00", "sale", "Sale sal_b", "", "-30.00", "940.00"],
-        ["Buyer balance", "2026-10-15T12:00:00-04:00", "topup", "Top-up: wire", "W-1015", "200.00", "1140.00"],
-        ["Buyer balance", "2026-10-31T23:59:00-04:00", "sale", "Sale sal_c", "", "-10.01", "1129.99"],
-        ["Buyer balance", "2026-10-31", "closing", "Closing balance", "", "", "1129.99"],
+        ["Prepaid balance", "2026-10-01T00:00:00-04:00", "opening", "Opening balance", "", "", "970.00"],
+        ["Prepaid balance", "2026-10-01T00:30:00-04:00", "sale", "Sale sal_b", "", "-30.00", "940.00"],
+        ["Prepaid balance", "2026-10-15T12:00:00-04:00", "topup", "wire", "W-1015", "200.00", "1140.00"],
+        ["Prepaid balance", "2026-10-31T23:59:00-04:00", "sale", "Sale sal_c", "", "-10.01", "1129.99"],
+        ["Prepaid balance", "2026-10-31", "closing", "Closing balance", "", "", "1129.99"],
     ]
 
 
@@ -288,13 +288,13 @@ def test_the_statement_page_csv_and_pdf_downloads(ledger: None):
     page = c.get("/portal/billing/statements/?month=2026-10")
     assert page.status_code == 200
     html = page.content.decode()
-    for expected in ("Statement for October 2026", "$970.00", "−$10.01", "$1129.99", "W-1015", "2026-10-31 23:59"):
+    for expected in ("Statement for October 2026", "$970.00", "−$10.01", "$1,129.99", "W-1015", "2026-10-31 23:59"):
         assert expected in html, expected
     assert "Sale sal_a" not in html  # September's, for Acme
     download = c.get("/portal/billing/statements/?month=2026-10&format=csv")
     assert download["Content-Type"] == "text/csv; charset=utf-8"
     assert download["Content-Disposition"] == 'attachment; filename="gavel-statement-acme-2026-10.csv"'
-    assert download.content.decode().splitlines()[-1] == "Buyer balance,2026-10-31,closing,Closing balance,,,1129.99"
+    assert download.content.decode().splitlines()[-1] == "Prepaid balance,2026-10-31,closing,Closing balance,,,1129.99"
     pdf = c.get("/portal/billing/statements/?month=2026-10&format=pdf")
     assert pdf["Content-Type"] == "application/pdf"
     assert pdf["Content-Disposition"] == 'attachment; filename="gavel-statement-acme-2026-10.pdf"'
@@ -316,7 +316,7 @@ def test_the_balance_page_shows_funds_topups_and_transactions(ledger: None):
     page = c.get("/portal/billing/balance/")
     assert page.status_code == 200
     html = page.content.decode()
-    for expected in ("$1089.99", "W-0915", "W-1015", "Top-up: wire", "Sale sal_f", "−$5.00", "$1094.99"):
+    for expected in ("$1,089.99", "W-0915", "W-1015", "wire", "Sale sal_f", "−$5.00", "$1,094.99"):
         assert expected in html, expected
     assert [e.transaction.reference for e in page.context["topups"]] == ["W-1015", "W-0915"]
     # Each row's balance after it, newest first.
@@ -334,7 +334,7 @@ def test_a_manager_sets_the_alert_threshold_and_an_analyst_cannot(ledger: None):
     manager = login("m@acme.test", "acme", "manager")
     assert manager.post("/portal/billing/balance/", {"low_balance_threshold": "-1"}).status_code == 400
     response = manager.post("/portal/billing/balance/", {"low_balance_threshold": "5000.00"}, follow=True)
-    assert "You will be told (balance.low) when available funds fall below $5000.00." in response.content.decode()
+    assert "You will be told (balance.low) when available funds fall below $5,000.00." in response.content.decode()
     account.refresh_from_db()
     assert (account.low_balance_threshold, account.low_balance_notified) == (D("5000.00"), True)
 
@@ -369,7 +369,7 @@ def test_an_outsider_sees_only_its_own_money(ledger: None):
     bravo = login("b@bravo.test", "bravo")
     balance = bravo.get("/portal/billing/balance/").content.decode()
     assert "$75.00" in balance
-    for secret in ("W-0915", "W-1015", "1089.99", "sal_"):
+    for secret in ("W-0915", "W-1015", "1089.99", "1,089.99", "sal_"):
         assert secret not in balance
     statement = bravo.get("/portal/billing/statements/?month=2026-10")
     assert statement.status_code == 200
@@ -377,7 +377,7 @@ def test_an_outsider_sees_only_its_own_money(ledger: None):
     for fmt in ("", "&format=csv", "&format=pdf"):
         content = bravo.get(f"/portal/billing/statements/?month=2026-10{fmt}").content
         body = pdf_text(content) if fmt.endswith("pdf") else content.decode()
-        for secret in ("W-1015", "1129.99", "970.00", "sal_"):
+        for secret in ("W-1015", "1129.99", "1,129.99", "970.00", "sal_"):
             assert secret not in body, (fmt, secret)
     # A buyer has no payouts page; a seller no balance page: answered as missing.
     assert bravo.get("/portal/billing/payouts/").status_code == 404
