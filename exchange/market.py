@@ -27,7 +27,7 @@ from accounts.services import (
     user_upsert,
 )
 from accounts.tenancy import market_scope
-from billing.services import BillingError, credit_limit_set, topup_record
+from billing.services import BillingError, credit_limit_set, low_balance_threshold_set, topup_record
 from contracts.models import PERIODS, BuyerContract, delivery_validate
 from contracts.rules import RuleError, modifiers_validate, rule_validate
 from contracts.schedules import ScheduleError, budget_validate, caps_validate, schedule_validate
@@ -68,6 +68,7 @@ ORGANIZATION_KEYS = {
     "status",
     "balance",
     "credit_limit",
+    "low_balance_threshold",
     "users",
     "api_keys",
     "contracts",
@@ -402,14 +403,35 @@ class _Loader:
                 exc, path, {"direct_contract": "direct_route.contract", "direct_price": "direct_route.price"}
             )
         self.report["campaigns"][campaign.slug] = campaign.public_id
+        if campaign.webhook_url:
+            self.seller_endpoint(organization, campaign.webhook_url, f"{path}.webhook_url")
         if created:
             self.report["created"].append(f"campaign:{campaign.slug}")
+
+    def seller_endpoint(self, organization: Organization, url: str, path: str) -> None:
+        """A campaign's ``webhook_url`` receives its organization's lead events (once per URL)."""
+        from exchange.webhooks import WebhookEndpoint, WebhookError, endpoint_create
+
+        if WebhookEndpoint.objects.filter(organization=organization, url=url).exists():
+            return
+        try:
+            endpoint, secret = endpoint_create(
+                organization=organization, url=url, event_types=["lead.sold", "lead.unsold", "lead.returned"]
+            )
+        except (WebhookError, ValueError) as exc:
+            raise MarketError(path, str(exc)) from exc
+        self.report.setdefault("webhook_endpoints", []).append(
+            {"organization": organization.slug, "url": url, "id": endpoint.public_id, "secret": secret}
+        )
 
     def money(self, data: dict[str, Any], organization: Organization, path: str) -> None:
         try:
             credit_limit = _money(data.get("credit_limit"), f"{path}.credit_limit")
             if credit_limit is not None:
                 credit_limit_set(organization=organization, credit_limit=credit_limit)
+            if "low_balance_threshold" in data:
+                threshold = _money(data["low_balance_threshold"], f"{path}.low_balance_threshold")
+                low_balance_threshold_set(organization=organization, threshold=threshold)
             balance = _money(data.get("balance"), f"{path}.balance")
             if balance is not None and balance > 0:
                 # Booked once, on the first load: re-loading the file never tops up twice.

@@ -239,3 +239,25 @@ def test_unparsable_and_missing_files(tmp_path):
     not_json.write_text("{'single': quotes}")
     with pytest.raises(CommandError, match="cannot parse the file"):
         call_command("load_market", str(not_json), stdout=StringIO())
+
+
+def test_a_campaign_webhook_url_becomes_an_endpoint_once_and_thresholds_load(tmp_path):
+    from exchange.webhooks import WebhookEndpoint
+
+    data = market_copy()
+    data["organizations"][2]["campaigns"][0]["webhook_url"] = "https://hooks.leadgen.test/gavel"
+    data["organizations"][0]["low_balance_threshold"] = "250.00"
+    first = load(tmp_path, data)
+    again = load(tmp_path, data)
+
+    [endpoint] = first["webhook_endpoints"]
+    assert endpoint["organization"] == "leadgen" and endpoint["secret"].startswith("whsec_")
+    assert "webhook_endpoints" not in again
+    with market_scope():
+        stored = WebhookEndpoint.objects.get()
+        assert (stored.url, stored.event_types) == (
+            "https://hooks.leadgen.test/gavel",
+            ["lead.sold", "lead.unsold", "lead.returned"],
+        )
+        account = LedgerAccount.objects.get(organization__slug="acme", kind="buyer_balance")
+    assert account.low_balance_threshold == Decimal("250.00")
