@@ -31,7 +31,7 @@ from billing.returns import Return, return_request, returnability
 from contracts.models import BuyerContract
 from contracts.selectors import contracts_of
 from exchange.errors import ExchangeError
-from exchange.models import Bid, Ping, Sale
+from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from leads.crypto import PiiKeyError, pii_decrypt
 from leads.views import ordered_fields
 
@@ -248,6 +248,7 @@ def purchase_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "return_reasons": Return.Reason.choices,
             "return_error": return_error,
             "can_manage": request.membership.can_manage,  # type: ignore[attr-defined]
+            "attempts": DeliveryAttempt.objects.filter(organization=buyer, sale=sale).order_by("created_at"),
         },
         status=status,
     )

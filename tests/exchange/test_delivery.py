@@ -197,3 +197,23 @@ def test_the_sweeper_releases_a_reservation_a_dead_process_left_and_moves_the_le
         assert CapCounter.objects.get().count == 0
     assert balance("a")[1] == Decimal("0.00")
     assert market_sweep() == {"released": 0, "requeued": 0, "finished": 0}
+
+
+def test_the_buyer_sees_its_delivery_attempts_on_the_purchase_page(buyers):
+    from django.test import Client
+
+    from accounts.services import membership_set, user_upsert
+
+    load(
+        webhook_buyer(buyers, "picky", "30.00", Behaviour(accept=False, reject_reason="Already have it")),
+        webhook_buyer(buyers, "easy", "20.00", Behaviour()),
+    )
+    post(ping(1)["ping_id"], 1)
+    user = user_upsert(email="p@picky.test", password="correct-horse-battery")
+    membership_set(user=user, organization=Organization.objects.get(slug="picky"), role="analyst")
+    web = Client()
+    web.login(username="p@picky.test", password="correct-horse-battery")
+    with market_scope():
+        released = Sale.objects.get(contract__slug="picky-c")
+    page = web.get(f"/portal/purchases/{released.public_id}/").content.decode()
+    assert "Delivery to your system" in page and "Already have it" in page and "Rejected" in page
