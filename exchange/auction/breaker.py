@@ -27,12 +27,7 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
     for answer in answers:
         if not answer.failed:
             continue
-        key = _key(answer.contract_id)
-        try:
-            failures = int(cache.incr(key))
-        except ValueError:
-            cache.add(key, 0, timeout=86400)
-            failures = int(cache.incr(key))
+        failures = _count_failure(_key(answer.contract_id))
         if failures >= threshold:
             from contracts.services import contract_pause
 
@@ -40,4 +35,15 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
             reason = f"Circuit breaker: {failures} RTB failures in a row (last: {answer.reason})"
             if contract_pause(contract_id=contract.id, reason=reason):
                 logger.warning("paused contract %s: %s", contract.public_id, reason)
-            cache.delete(key)
+            cache.delete(_key(answer.contract_id))
+
+
+def _count_failure(key: str) -> int:
+    """Add one failure; never raises, though another ping may reset or create the key meanwhile."""
+    for _ in range(3):
+        try:
+            return int(cache.incr(key))
+        except ValueError:  # no such key (yet, or any more: a success just reset it)
+            if cache.add(key, 1, timeout=86400):
+                return 1
+    return 1

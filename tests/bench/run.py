@@ -29,6 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from string import Template
@@ -68,11 +69,14 @@ SETTINGS = "tests.bench.settings"
 WORKERS = 2
 THREADS = 4
 DEFAULT_SCENARIOS = "hello:200,ping:40,ping-rtb:40,ping-tree:10"
-# Between scenarios, wait until the server answers the baseline this fast three times in a row
-# (a saturated scenario leaves a backlog that gunicorn works through after its clients gave up),
-# for at most SETTLE_MAX seconds.
+# Between scenarios, wait until the server has drained (a saturated scenario leaves a backlog
+# that gunicorn works through after its clients gave up): the baseline answered within SETTLE_MS
+# three times in a row, and in the last SETTLE_QUIET seconds gunicorn used less than
+# SETTLE_ACTIVITY CPU seconds and the buyers got no request; for at most SETTLE_MAX seconds.
 SETTLE_MS = 50
 SETTLE_MAX = 120
+SETTLE_QUIET = 1.0
+SETTLE_ACTIVITY = 0.1
 # The sequential ping tree against the fan-out: the pair compared, and the issue's targets.
 RTB, TREE = "ping-rtb", "ping-tree"
 TARGET_P50_OVER_BUYERS_MS = 10
@@ -143,7 +147,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def gunicorn_start(env: dict[str, str], port: int, logfile: Path) -> subprocess.Popen[bytes]:
+def gunicorn_start(
+    env: dict[str, str], port: int, logfile: Path, *, workers: int = WORKERS, threads: int = THREADS
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -152,11 +158,11 @@ def gunicorn_start(env: dict[str, str], port: int, logfile: Path) -> subprocess.
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
-        str(WORKERS),
+        str(workers),
         "--worker-class",
         "gthread",
         "--threads",
-        str(THREADS),
+        str(threads),
         "--env",
         f"DJANGO_SETTINGS_MODULE={SETTINGS}",
         "--keep-alive",
@@ -213,11 +219,19 @@ def gunicorn_stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def server_settle(base_url: str, max_wait: float = SETTLE_MAX) -> float:
-    """Wait until the baseline answers within SETTLE_MS three times in a row; the seconds waited."""
+def server_settle(base_url: str, activity: Callable[[], float], max_wait: float = SETTLE_MAX) -> float:
+    """Wait until the server has worked through its backlog; the seconds waited.
+
+    Drained means: the baseline answered within SETTLE_MS three times in a row, and ``activity``
+    (the server's CPU seconds plus the buyers' request count, say) grew by less than
+    SETTLE_ACTIVITY over the last SETTLE_QUIET seconds. The baseline alone is not enough: each
+    gunicorn worker has its queue of accepted connections, and a quick answer from an idle worker
+    says nothing of the other's.
+    """
     started = time.monotonic()
     fast = 0
-    while fast < 3 and time.monotonic() - started < max_wait:
+    marks = [(started, activity())]
+    while time.monotonic() - started < max_wait:
         request = urllib.request.Request(
             base_url + SCENARIOS[BASELINE].path, data=b"{}", headers={"Content-Type": "application/json"}
         )
@@ -228,8 +242,88 @@ def server_settle(base_url: str, max_wait: float = SETTLE_MAX) -> float:
                 fast = fast + 1 if (time.monotonic() - sent) * 1000 < SETTLE_MS else 0
         except (OSError, urllib.error.URLError):
             fast = 0
+        now = time.monotonic()
+        marks.append((now, activity()))
+        older = [m for m in marks if m[0] <= now - SETTLE_QUIET]
+        if fast >= 3 and older and marks[-1][1] - older[-1][1] < SETTLE_ACTIVITY:
+            break
         time.sleep(0.1)
     return round(time.monotonic() - started, 1)
+
+
+# --- where the CPU went ------------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used; 0 when it is gone or unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def postgres_backends(database_url: str) -> list[int]:
+    """The server processes of the bench database's connections (gunicorn's), this one's not."""
+    try:
+        with psycopg.connect(database_url.replace("pgsql://", "postgresql://", 1), connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (BENCH_DB,)
+            ).fetchall()
+    except psycopg.Error:
+        return []
+    return [int(row[0]) for row in rows]
+
+
+def cpu_snapshot(groups: dict[str, list[int]]) -> dict[str, Any]:
+    """The machine's busy and total CPU seconds so far (/proc/stat), and each group's processes'
+    CPU seconds so far. Linux only; empty elsewhere."""
+    try:
+        jiffies = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return {}
+    user, nice, system, idle, iowait, irq, softirq, steal = jiffies
+    return {
+        "busy": (user + nice + system + irq + softirq + steal) / CLOCK_TICKS,
+        "total": sum(jiffies) / CLOCK_TICKS,
+        "groups": {name: {pid: _process_cpu(pid) for pid in pids} for name, pids in groups.items()},
+    }
+
+
+def cpu_used(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """Between two snapshots: how busy the machine was (percent of all its CPUs, whoever used
+    them), how many cores each group used on average (a process new since the first snapshot
+    counts from zero), and the rest: everything else on the machine, other people's work too."""
+    if not before or not after:
+        return {}
+    total = after["total"] - before["total"]
+    wall = total / (os.cpu_count() or 1)
+    if total <= 0:
+        return {}
+    busy_cores = (after["busy"] - before["busy"]) / wall
+    used: dict[str, float] = {"box_busy_percent": round(100 * (after["busy"] - before["busy"]) / total, 1)}
+    ours = 0.0
+    for name, pids in after["groups"].items():
+        seconds = sum(max(cpu - before["groups"].get(name, {}).get(pid, 0.0), 0.0) for pid, cpu in pids.items())
+        used[f"{name}_cores"] = round(seconds / wall, 2)
+        ours += seconds / wall
+    used["rest_cores"] = round(max(busy_cores - ours, 0.0), 2)
+    used["seconds"] = round(wall, 1)
+    return used
 
 
 # --- the simulated RTB buyers ------------------------------------------------------------------------
@@ -506,10 +600,16 @@ def rtb_lines(report: dict[str, Any]) -> list[str]:
     ]
     if rtb is not None and tree is not None and summary.get("rtb_over_tree"):
         ratio = summary["rtb_over_tree"]
+
+        def shown(value: Any) -> str:
+            return "–" if value is None else f"{value:g}"
+
         lines.append(
             f"{RTB} ({rtb['offered_rate']:g}/s) / {TREE} ({tree['offered_rate']:g}/s): "
-            f"p50 {rtb['latency_ms']['p50']} / {tree['latency_ms']['p50']} ms = × {ratio['p50']}, "
-            f"p99 {rtb['latency_ms']['p99']} / {tree['latency_ms']['p99']} ms = × {ratio['p99']}"
+            + ", ".join(
+                f"{q} {shown(rtb['latency_ms'][q])} / {shown(tree['latency_ms'][q])} ms = × {shown(ratio[q])}"
+                for q in ("p50", "p99")
+            )
             + (f" (the sequential tree takes {1 / ratio['p50']:.1f}× as long at the median)" if ratio["p50"] else "")
         )
     if rtb is not None and summary.get("p50_minus_buyers_ms") is not None:
@@ -528,6 +628,8 @@ def rtb_lines(report: dict[str, Any]) -> list[str]:
         rtb is not None
         and ping is not None
         and rtb["offered_rate"] == ping["offered_rate"]
+        and not rtb["saturated"]
+        and not ping["saturated"]
         and rtb["latency_ms"]["p50"]
         and ping["latency_ms"]["p50"]
     ):
@@ -588,6 +690,18 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cpu_text(cpu: dict[str, float]) -> str:
+    cores = ", ".join(
+        f"{name.removesuffix('_cores').replace('rest', 'the rest')} {value:g}"
+        for name, value in cpu.items()
+        if name.endswith("_cores")
+    )
+    per_request = cpu.get("gunicorn_ms_per_request")
+    return f"the machine {cpu['box_busy_percent']:g} % busy; cores used by {cores}" + (
+        f"; gunicorn {per_request:g} ms of CPU per request" if per_request is not None else ""
+    )
+
+
 def markdown(report: dict[str, Any]) -> str:
     m, p = report["machine"], report["parameters"]
     lines = [
@@ -605,7 +719,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"- Load: open loop (aiohttp {m['aiohttp']}), latency from each request's scheduled send time; "
         f"{p['seconds']:g} s measured after {p['warmup']:g} s warmup per scenario, at most "
         f"{p['max_in_flight']} requests in flight over {p['connections']} connections",
-        f"- **The load generator, gunicorn, PostgreSQL and Redis share the machine's {m['nproc']} CPUs.**",
+        "- **The load generator, gunicorn, PostgreSQL, Redis"
+        + (" and the simulated RTB buyers" if report.get("rtb") else "")
+        + f" share the machine's {m['nproc']} CPUs.**",
         "- Markets: `tests/bench/market.yaml` (ping) — one offer (exclusive, first price), 30 buyers with one "
         "internally priced contract each (18 with filters), one seller"
         + (
@@ -626,7 +742,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"- {result['scenario']}: {result['requests']} requests measured, {result['ok']} good; "
             f"status codes {result['status_codes']}; generator send lag p99 {lag['p99']} ms"
             + (f"; {extra}" if extra else "")
-            + (f"; the server drained {result['settle_seconds']:g} s after it" if result.get("settle_seconds") else "")
+            + (f"; CPU: {cpu_text(result['cpu'])}" if result.get("cpu") else "")
+            + (
+                f"; the server took {result['settle_seconds']:g} s to drain its backlog after it"
+                if result.get("settle_seconds", 0) > SETTLE_QUIET + 1
+                else ""
+            )
         )
     if report.get("rtb"):
         lines += ["", "## RTB: the parallel fan-out against the sequential ping tree", ""]
@@ -664,6 +785,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
             f"default {DEFAULT_SCENARIOS})"
         ),
     )
+    parser.add_argument("--workers", type=int, default=WORKERS, help=f"gunicorn workers (default {WORKERS})")
+    parser.add_argument("--threads", type=int, default=THREADS, help=f"threads per worker (default {THREADS})")
     parser.add_argument("--max-in-flight", type=int, default=2000, help="beyond this, a request is dropped")
     parser.add_argument("--connections", type=int, default=256, help="client connection pool size")
     parser.add_argument("--request-timeout", type=float, default=10, help="seconds; a slower answer is an error")
@@ -730,9 +853,26 @@ def main(argv: list[str] | None = None) -> int:
             log(f"loaded {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {counts}")
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-        log(f"gunicorn on {base_url}: {WORKERS} workers × {THREADS} threads (gthread), log {logfile}")
-        server = gunicorn_start(env, port, logfile)
+        log(f"gunicorn on {base_url}: {args.workers} workers × {args.threads} threads (gthread), log {logfile}")
+        server = gunicorn_start(env, port, logfile, workers=args.workers, threads=args.threads)
         gunicorn_wait(server, base_url, logfile)
+
+        def cpu_groups() -> dict[str, list[int]]:
+            assert server is not None
+            groups = {
+                "gunicorn": [server.pid, *_children(server.pid)],
+                "postgres": postgres_backends(database_url),
+                "generator": [os.getpid()],
+            }
+            if buyers is not None:
+                groups["buyers"] = [buyers.pid]
+            return groups
+
+        def activity() -> float:
+            """gunicorn's CPU seconds so far, plus the bid requests the buyers have had."""
+            assert server is not None
+            cpu = sum(_process_cpu(pid) for pid in [server.pid, *_children(server.pid)])
+            return cpu + (buyers_stats(buyers_url)["total"] if buyers is not None else 0)
 
         results = []
         for scenario, rate in chosen:
@@ -747,21 +887,26 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{scenario.name}: {rate:g}/s to {scenario.path} for {args.warmup:g} + {args.seconds:g} s")
             if buyers is not None:
                 buyers_stats(buyers_url, reset=True)
+            cpu_before = cpu_snapshot(cpu_groups())
             result = asyncio.run(asyncio.wait_for(loadgen.run(base_url, scenario, spec), timeout=per_scenario + 10))
+            result["cpu"] = cpu = cpu_used(cpu_before, cpu_snapshot(cpu_groups()))
+            sent = math.ceil(rate * (args.warmup + args.seconds)) - result["error_kinds"].get("dropped", 0)
+            if cpu and sent:
+                # gunicorn's CPU per request sent (the warmup's included, as in the CPU window).
+                cpu["gunicorn_ms_per_request"] = round(1000 * cpu["gunicorn_cores"] * cpu["seconds"] / sent, 1)
             if server.poll() is not None:
                 raise BenchError(f"gunicorn died during {scenario.name}:\n{logfile.read_text()[-3000:]}")
             # A saturated scenario leaves requests queued in gunicorn, which it still works through
             # (and which still call the buyers): wait for them before the next scenario and before
             # counting the buyers' requests.
-            result["settle_seconds"] = server_settle(base_url)
-            if result["settle_seconds"] > 2:
+            result["settle_seconds"] = server_settle(base_url, activity)
+            if result["settle_seconds"] > SETTLE_QUIET + 1:
                 log(f"{scenario.name}: the server drained its backlog in {result['settle_seconds']:g} s")
             if buyers is not None:
                 if buyers.poll() is not None:
                     tail = buyers_log.read_text()[-3000:]
                     raise BenchError(f"the buyer simulator died during {scenario.name}:\n{tail}")
                 stats = buyers_stats(buyers_url)
-                sent = math.ceil(rate * (args.warmup + args.seconds)) - result["error_kinds"].get("dropped", 0)
                 stats["per_request"] = round(stats["total"] / sent, 2) if sent else None
                 result["buyers"] = stats
             results.append(result)
@@ -798,8 +943,8 @@ def main(argv: list[str] | None = None) -> int:
             "max_in_flight": args.max_in_flight,
             "connections": args.connections,
             "request_timeout": args.request_timeout,
-            "workers": WORKERS,
-            "threads": THREADS,
+            "workers": args.workers,
+            "threads": args.threads,
             "worker_class": "gthread",
             "database": BENCH_DB,
             "redis_db": BENCH_REDIS_DB,
@@ -815,9 +960,12 @@ def main(argv: list[str] | None = None) -> int:
     md_path.write_text(markdown(report))
     print()
     print(table_text(results))
+    for result in results:
+        if result.get("cpu"):
+            print(f"{result['scenario']} CPU: {cpu_text(result['cpu'])}")
     for line in ratio_lines(report) + rtb_lines(report):
         print(line.replace("**", ""))
-    print(f"\n{report['machine']['nproc']} CPUs shared by the load generator, gunicorn, PostgreSQL and Redis.")
+    print(f"\n{report['machine']['nproc']} CPUs shared by the generator, gunicorn, PostgreSQL, Redis and the buyers.")
     print(f"Written: {json_path}, {md_path} ({report['wall_seconds']} s)")
     failed = [r["scenario"] for r in results if r["errors"] or r["non_200"] or r["bad_answers"]]
     if failed:

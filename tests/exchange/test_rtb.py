@@ -186,3 +186,22 @@ def test_rtb_bids_respect_budget_and_floor(buyers):
     assert steps(answer["ping_id"])["ctr_rtb"]["reason"] == "below_floor"
     assert answer["status"] == "rejected"
     assert Decimal(steps(answer["ping_id"])["ctr_rtb"]["price"]) == Decimal("0.50")
+
+
+def test_a_failure_counted_while_another_ping_resets_the_count_never_raises(monkeypatch):
+    from django.core.cache import cache
+
+    from exchange.auction import breaker
+
+    calls = {"n": 0}
+    real_incr = cache.incr
+
+    def racing_incr(key, delta=1):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("gone")  # the key vanished between a reset and this failure
+        return real_incr(key, delta)
+
+    monkeypatch.setattr(cache, "incr", racing_incr)
+    assert breaker._count_failure("gavel:rtb-failures:test") == 1
+    assert breaker._count_failure("gavel:rtb-failures:test") == 2
