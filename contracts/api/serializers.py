@@ -54,3 +54,27 @@ class CampaignOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
     class Meta:
         model = Campaign
         fields = ["id", "slug", "name", "offer", "status", "margin_percent", "floor", "webhook_url", "created_at"]
+
+
+class ContractPatchInput(serializers.Serializer):  # type: ignore[type-arg]
+    """What a buyer may change on its contract over the API (bid automation)."""
+
+    status = serializers.ChoiceField(choices=["active", "paused"], required=False)
+    price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True)
+    max_price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True)
+    modifiers = serializers.JSONField(required=False)
+    filters = serializers.JSONField(required=False)
+    caps = serializers.JSONField(required=False, help_text='{"day": 100, "week": null, "month": 2000, "total": null}')
+    budget = serializers.JSONField(required=False, help_text='{"day": "3000.00"}')
+    schedule = serializers.JSONField(required=False)
+    priority = serializers.IntegerField(required=False)
+    weight = serializers.IntegerField(required=False, min_value=0)
+    min_score = serializers.IntegerField(required=False, min_value=0, max_value=100)
+    dedup_days = serializers.IntegerField(required=False, min_value=0)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)

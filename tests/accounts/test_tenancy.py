@@ -194,3 +194,50 @@ def test_admin_is_for_operators_only(market):
         org = contract.organization
     assert client.get(f"/admin/contracts/buyercontract/{contract.pk}/change/").status_code == 200
     assert client.get(f"/admin/accounts/organization/{org.pk}/change/").status_code == 200
+
+
+# --- bid automation: PATCH /api/v1/contracts/{id} ------------------------------------------------
+
+
+def test_a_buyer_patches_its_contract_and_the_next_ping_sees_it(market):
+    from tests.conftest import LEADGEN_KEY as SELLER
+
+    response = api_client(ACME_KEY).patch(
+        "/api/v1/contracts/ctr_acme_west",
+        {"price": "41.50", "caps": {"day": 3, "month": None}, "budget": {"day": "500.00"}, "status": "active"},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["price"] == "41.50" and body["caps"]["day"] == 3 and body["budget"]["day"] == "500.00"
+    ping = api_client(SELLER).post(
+        "/api/v1/ping", {"campaign": "cmp_leadgen_auto", "lead": {"state": "CA", "zip": "94107"}}, format="json"
+    )
+    assert ping.json()["payout"] == "33.20"  # 41.50 less 20 %
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"filters": {"field": "colour", "op": "eq", "value": "red"}}, "filters"),
+        ({"caps": {"hour": 5}}, "caps.hour"),
+        ({"budget": {"day": "lots"}}, "budget.day"),
+        ({"price": "-1.00"}, "price"),
+        ({"status": "deleted"}, "status"),
+        ({"organization": 3}, "organization"),
+        ({"schedule": {"days": ["funday"]}}, "schedule"),
+    ],
+)
+def test_a_bad_patch_is_422_naming_the_field_and_changes_nothing(market, patch, field):
+    before = api_client(ACME_KEY).get("/api/v1/contracts/ctr_acme_west").json()
+    response = api_client(ACME_KEY).patch("/api/v1/contracts/ctr_acme_west", patch, format="json")
+    assert response.status_code == 422, response.content
+    assert field in response.json()["error"]["fields"]
+    assert api_client(ACME_KEY).get("/api/v1/contracts/ctr_acme_west").json() == before
+
+
+def test_another_buyers_contract_cannot_be_patched(market):
+    response = api_client(CHARLIE_KEY).patch("/api/v1/contracts/ctr_acme_west", {"status": "paused"}, format="json")
+    assert response.status_code == 404
+    with market_scope():
+        assert BuyerContract.objects.get(public_id="ctr_acme_west").status == "active"
