@@ -1,0 +1,317 @@
+"""Posts, full leads, background re-auctions and the sweeper: a lead from arrival to sold or unsold."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from accounts.tenancy import market_scope
+from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
+from exchange.errors import NotFound, PingAlreadyPosted, PingExpired, PingMismatch
+from exchange.models import Bid, Ping, Sale
+from exchange.schema import lead_validate
+from exchange.services.pings import (
+    LeadRequest,
+    PostRequest,
+    auction_store,
+    campaign_of,
+    fingerprint_of,
+    lead_validated,
+    ping_fields_of,
+)
+from exchange.services.selling import (
+    LeadPackage,
+    RouteOutcome,
+    lead_answer,
+    lead_finish,
+    lead_route,
+    sale_attempt,
+    sale_release,
+)
+from leads.crypto import pii_decrypt
+from leads.models import Lead
+from leads.pii import email_hash as hash_email
+from leads.pii import phone_hash as hash_phone
+from leads.services import json_value, lead_store
+
+
+def _pii_mismatches(values: Mapping[str, object], ping: Ping) -> dict[str, list[str]]:
+    problems: dict[str, list[str]] = {}
+    email, phone = values.get("email"), values.get("phone")
+    if ping.email_hash and (not isinstance(email, str) or hash_email(email) != ping.email_hash):
+        problems["lead.email"] = ["Does not match the ping's consumer.email_sha256."]
+    if ping.phone_hash and (not isinstance(phone, str) or hash_phone(phone) != ping.phone_hash):
+        problems["lead.phone"] = ["Does not match the ping's consumer.phone_sha256."]
+    return problems
+
+
+def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any]:
+    """Sell a pinged lead: check the post against its ping, store it, route it to the bids.
+
+    Every check runs before anything is written; the ping is claimed by a compare-and-set, so
+    one ping is posted once even when two posts race.
+    """
+    started = time.perf_counter()
+    ping = Ping.objects.filter(organization=seller, public_id=request.ping_id).select_related("campaign").first()
+    if ping is None:
+        raise NotFound("No such ping.")
+    if ping.posted_at is not None:
+        raise PingAlreadyPosted("This ping has already been posted.")
+    now = timezone.now()
+    if now >= ping.expires_at:
+        raise PingExpired("The bids of this ping have expired; ping again.")
+    book = book_current()
+    offer = book.offers[ping.offer_id]
+    values = lead_validated(request.lead, offer, "post")
+    mismatches = {
+        f"lead.{name}": ["Differs from the ping."]
+        for name, spec in offer.fields.items()
+        if spec.ping != "no" and json_value(values.get(name)) != ping.lead.get(name)
+    }
+    mismatches.update(_pii_mismatches(values, ping))
+    if mismatches:
+        raise PingMismatch("The post does not match its ping.", fields=mismatches)
+    campaign = book.campaigns[ping.campaign.public_id][0]
+    with transaction.atomic():
+        if Ping.objects.filter(pk=ping.pk, posted_at__isnull=True).update(posted_at=now) != 1:
+            raise PingAlreadyPosted("This ping has already been posted.")
+        lead = lead_store(
+            seller_id=seller.pk,
+            campaign_id=campaign.id,
+            offer_id=offer.id,
+            ping_id=ping.pk,
+            values=values,
+            fields=offer.fields,
+            consent=request.consent,
+            tracking=ping.tracking,
+            email_hash=ping.email_hash,
+            phone_hash=ping.phone_hash,
+            quality_score=ping.quality_score,
+            test=ping.test,
+            keep_pii=ping.reason != "suppressed",
+        )
+    package = LeadPackage.of(values, request.consent, offer)
+    return _lead_sell(
+        lead=lead,
+        ping=ping,
+        book=book,
+        offer=offer,
+        campaign=campaign,
+        package=package,
+        started=started,
+        direct_route=False,
+    )
+
+
+def _lead_sell(
+    *,
+    lead: Lead,
+    ping: Ping,
+    book: Book,
+    offer: OfferBook,
+    campaign: CompiledCampaign,
+    package: LeadPackage,
+    started: float,
+    direct_route: bool,
+) -> dict[str, Any]:
+    """The common end of a post and a full lead: reject a duplicate or suppressed consumer, else
+    try the direct route (full leads), then the ping's bids in rank order until the deadline."""
+    if ping.reason in ("duplicate", "suppressed"):
+        with market_scope():
+            Lead.objects.filter(pk=lead.pk).update(status=Lead.Status.REJECTED, reason=ping.reason)
+        lead.status, lead.reason = Lead.Status.REJECTED, ping.reason
+        return lead_answer(lead, ping)
+    secrets = book.signing_secrets
+    if direct_route and _direct_share_hit(lead, campaign):
+        contract = offer.contracts_by_id.get(campaign.direct_contract_id or 0)
+        if contract is not None and contract.active and contract.organization_active:
+            assert campaign.direct_price is not None
+            sale = sale_attempt(
+                lead=lead,
+                contract=contract,
+                price=campaign.direct_price,
+                margin_percent=campaign.margin_percent,
+                bid=None,
+                package=package,
+                offer_slug=offer.slug,
+                secret=secrets.get(contract.organization_id, ""),
+                direct=True,
+            )
+            if isinstance(sale, Sale):
+                lead_finish(lead, RouteOutcome([sale], []), offer=offer)
+                return lead_answer(lead, ping)
+    with market_scope():
+        bids = list(Bid.objects.filter(ping=ping).order_by("rank"))
+    winners = sum(1 for b in bids if b.status == Bid.Status.WON)
+    outcome = lead_route(
+        lead=lead,
+        offer=offer,
+        margin_percent=campaign.margin_percent,
+        bids=bids,
+        winners=winners,
+        package=package,
+        secrets=secrets,
+        deadline=started + offer.post_timeout_ms / 1000,
+    )
+    lead_finish(lead, outcome, offer=offer, unsold_reason=ping.reason or "no_buyers")
+    return lead_answer(lead, ping)
+
+
+def _direct_share_hit(lead: Lead, campaign: CompiledCampaign) -> bool:
+    if campaign.direct_contract_id is None or campaign.direct_price is None or campaign.direct_share_percent <= 0:
+        return False
+    draw = int.from_bytes(hashlib.sha256(lead.public_id.encode()).digest()[:4], "big") % 100
+    return draw < campaign.direct_share_percent
+
+
+def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any]:
+    """Sell a full lead in one call: the ping and the post together, or the campaign's direct
+    route (a share of its leads to one contract at a fixed price) when the draw says so."""
+    started = time.perf_counter()
+    book = book_current()
+    campaign, offer = campaign_of(book, seller, request.campaign)
+    values = lead_validated(request.lead, offer, "post")
+    email, phone = values.get("email"), values.get("phone")
+    email_hash = hash_email(email) if isinstance(email, str) else ""
+    phone_hash = hash_phone(phone) if isinstance(phone, str) else ""
+    ping, _, _ = auction_store(
+        seller=seller,
+        campaign=campaign,
+        offer=offer,
+        ping_values=ping_fields_of(values, offer),
+        email_hash=email_hash,
+        phone_hash=phone_hash,
+        tracking=request.tracking,
+        consent={k: json_value(v) for k, v in request.consent.items()},
+        test=request.test,
+        fingerprint=fingerprint_of(request.campaign, request.lead, request.test, timezone.now()),
+        source=Ping.Source.LEAD,
+        signing_secrets=book.signing_secrets,
+    )
+    with transaction.atomic():
+        Ping.objects.filter(pk=ping.pk).update(posted_at=timezone.now())
+        lead = lead_store(
+            seller_id=seller.pk,
+            campaign_id=campaign.id,
+            offer_id=offer.id,
+            ping_id=ping.pk,
+            values=values,
+            fields=offer.fields,
+            consent=request.consent,
+            tracking=request.tracking,
+            email_hash=email_hash,
+            phone_hash=phone_hash,
+            quality_score=ping.quality_score,
+            test=request.test,
+            keep_pii=ping.reason != "suppressed",
+        )
+    package = LeadPackage.of(values, request.consent, offer)
+    return _lead_sell(
+        lead=lead,
+        ping=ping,
+        book=book,
+        offer=offer,
+        campaign=campaign,
+        package=package,
+        started=started,
+        direct_route=True,
+    )
+
+
+def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
+    """One background re-auction of a pending lead: fresh bids (contracts that rejected it left
+    out), routed like a post. Then sold, or another cycle, or unsold after the offer's limit.
+
+    Idempotent: a cycle is claimed by a compare-and-set on the lead, so a task delivered twice
+    runs once. If a worker dies mid-cycle, :func:`market_sweep` starts the next cycle.
+    """
+    with market_scope():
+        lead = Lead.objects.select_related("ping", "campaign").filter(pk=lead_id).first()
+        if lead is None or lead.status != Lead.Status.PENDING:
+            return "skipped"
+        claimed = Lead.objects.filter(pk=lead.pk, status=Lead.Status.PENDING, reauction_cycle__lt=cycle).update(
+            reauction_cycle=cycle, updated_at=timezone.now()
+        )
+        if not claimed:
+            return "skipped"
+        lead.reauction_cycle = cycle
+        sold = list(Sale.objects.filter(lead=lead, status=Sale.Status.SOLD))
+        if sold:
+            lead_finish(lead, RouteOutcome(sold, []), offer=book_current().offers[lead.offer_id])
+            return lead.status
+        excluded = frozenset(
+            Sale.objects.filter(lead=lead).exclude(status=Sale.Status.RESERVED).values_list("contract_id", flat=True)
+        )
+        consent = dict(lead.consent.raw)
+    book = book_current()
+    offer = book.offers[lead.offer_id]
+    campaign = book.campaigns[lead.campaign.public_id][0]
+    ping_values = lead_validate(
+        {k: v for k, v in lead.data.items() if k in offer.fields and offer.fields[k].ping != "no"},
+        offer.fields,
+        stage="ping",
+    )
+    started = time.perf_counter()
+    ping, bids, _ = auction_store(
+        seller=Organization(pk=lead.organization_id),
+        campaign=campaign,
+        offer=offer,
+        ping_values=ping_values,
+        email_hash=lead.email_hash,
+        phone_hash=lead.phone_hash,
+        tracking=dict(lead.tracking),
+        consent={k: consent[k] for k in ("trusted_form_cert_url", "jornaya_leadid") if consent.get(k)},
+        test=lead.test,
+        fingerprint=fingerprint_of("reauction", lead.public_id, cycle),
+        source=Ping.Source.REAUCTION,
+        signing_secrets=book.signing_secrets,
+        exclude_contract_ids=excluded,
+    )
+    package = LeadPackage.of({**lead.data, **pii_decrypt(lead.pii_encrypted)}, consent, offer)
+    winners = sum(1 for b in bids if b.status == Bid.Status.WON)
+    outcome = lead_route(
+        lead=lead,
+        offer=offer,
+        margin_percent=campaign.margin_percent,
+        bids=bids,
+        winners=winners,
+        package=package,
+        secrets=book.signing_secrets,
+        deadline=started + offer.post_timeout_ms / 1000,
+    )
+    lead_finish(lead, outcome, offer=offer, unsold_reason="no_buyers", reauctioning=True)
+    return lead.status
+
+
+def market_sweep(*, stale_after: timedelta = timedelta(minutes=10)) -> dict[str, int]:
+    """Finish what a dead process left: release reservations older than ``stale_after`` (their
+    delivery never came back) and move on leads left pending (next re-auction cycle, or unsold).
+    Safe to run concurrently with live traffic: every step is a compare-and-set."""
+    cutoff = timezone.now() - stale_after
+    released = 0
+    with market_scope():
+        for sale in Sale.objects.filter(status=Sale.Status.RESERVED, created_at__lt=cutoff):
+            released += sale_release(sale=sale, reason="stale reservation")
+        stale = list(Lead.objects.filter(status=Lead.Status.PENDING, updated_at__lt=cutoff))
+    book = book_current()
+    requeued = finished = 0
+    for lead in stale:
+        offer = book.offers[lead.offer_id]
+        if lead.reauction_cycle < offer.reauction_cycles:
+            from exchange.tasks import lead_reauction
+
+            lead_reauction.apply_async(kwargs={"lead_id": lead.pk, "cycle": lead.reauction_cycle + 1})
+            requeued += 1
+        else:
+            with market_scope():
+                sold = list(Sale.objects.filter(lead=lead, status=Sale.Status.SOLD))
+            lead_finish(lead, RouteOutcome(sold, []), offer=offer)
+            finished += 1
+    return {"released": released, "requeued": requeued, "finished": finished}

@@ -1,0 +1,232 @@
+"""Pings: validate, run the auction, store the ping with its bids and waterfall, answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from accounts.tenancy import market_scope
+from billing.money import ZERO, money_str
+from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
+from exchange.auction.engine import AuctionResult, PingInput, auction_run
+from exchange.errors import Invalid
+from exchange.models import Bid, Ping
+from exchange.schema import LeadInvalid, lead_validate
+from leads.scoring import quality_score
+from leads.services import json_value
+
+
+@dataclass(frozen=True)
+class PingRequest:
+    campaign: str
+    lead: dict[str, Any]
+    test: bool = False
+    consumer: dict[str, str | None] = field(default_factory=dict)
+    tracking: dict[str, Any] = field(default_factory=dict)
+    consent: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    ping_id: str
+    lead: dict[str, Any]
+    consent: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LeadRequest:
+    campaign: str
+    lead: dict[str, Any]
+    consent: dict[str, Any]
+    test: bool = False
+    tracking: dict[str, Any] = field(default_factory=dict)
+
+
+STANDBY_BIDS = 5
+
+# --- shared steps --------------------------------------------------------------------------------
+
+
+def campaign_of(book: Book, seller: Organization, public_id: str) -> tuple[CompiledCampaign, OfferBook]:
+    """The seller's campaign; another seller's campaign is answered like a missing one."""
+    found = book.campaigns.get(public_id)
+    if found is None or found[0].organization_id != seller.pk:
+        raise Invalid("The request is not valid.", fields={"campaign": ["No such campaign."]})
+    campaign, offer_id = found
+    return campaign, book.offers[offer_id]
+
+
+def lead_validated(data: object, offer: OfferBook, stage: str) -> dict[str, object]:
+    try:
+        return lead_validate(data, offer.fields, stage=stage)
+    except LeadInvalid as exc:
+        raise Invalid("The lead is not valid.", fields={f"lead.{k}": v for k, v in exc.errors.items()}) from exc
+
+
+def ping_fields_of(values: Mapping[str, object], offer: OfferBook) -> dict[str, object]:
+    return {k: v for k, v in values.items() if offer.fields[k].ping != "no"}
+
+
+def fingerprint_of(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _ping_answer(ping: Ping, result: AuctionResult | None, bids: list[Bid]) -> dict[str, Any]:
+    return {
+        "ping_id": ping.public_id,
+        "status": ping.status,
+        "reason": ping.reason or None,
+        "payout": money_str(ping.payout),
+        "bids": [{"bid_id": b.public_id, "payout": money_str(b.payout)} for b in bids if b.status == Bid.Status.WON],
+        "expires_at": ping.expires_at.isoformat().replace("+00:00", "Z"),
+        "test": ping.test,
+    }
+
+
+def auction_store(
+    *,
+    seller: Organization,
+    campaign: CompiledCampaign,
+    offer: OfferBook,
+    ping_values: dict[str, object],
+    email_hash: str,
+    phone_hash: str,
+    tracking: dict[str, Any],
+    consent: dict[str, Any],
+    test: bool,
+    fingerprint: str,
+    source: str,
+    signing_secrets: Mapping[int, str],
+    exclude_contract_ids: frozenset[int] = frozenset(),
+) -> tuple[Ping, list[Bid], AuctionResult | None]:
+    """Run the auction for a ping (or a full lead's ping part) and store it with its bids."""
+    now = timezone.now()
+    ping = Ping(
+        organization_id=seller.pk,
+        campaign_id=campaign.id,
+        offer_id=offer.id,
+        source=source,
+        lead={k: json_value(v) for k, v in ping_values.items()},
+        email_hash=email_hash,
+        phone_hash=phone_hash,
+        tracking=tracking,
+        consent=consent,
+        test=test,
+        fingerprint=fingerprint,
+        expires_at=now + timedelta(seconds=offer.bid_ttl_seconds),
+        created_at=now,
+    )
+    from exchange.ids import public_id_new
+
+    ping.public_id = public_id_new("png_")
+    ping.quality_score = quality_score(
+        lead=ping_values,
+        fields=offer.fields,
+        consumer={"email_sha256": email_hash or None, "phone_sha256": phone_hash or None},
+        consent=consent,
+        tracking=tracking,
+    )
+    result: AuctionResult | None = None
+    started = timezone.now()
+    with market_scope():
+        if not campaign.active or not offer.active:
+            ping.status, ping.reason = (
+                Ping.Status.REJECTED,
+                "campaign_paused" if not campaign.active else "offer_paused",
+            )
+        elif ping.quality_score < offer.min_score:
+            ping.status, ping.reason = Ping.Status.REJECTED, "below_min_score"
+        else:
+            result = auction_run(
+                PingInput(
+                    seed=ping.public_id,
+                    offer=offer,
+                    campaign=campaign,
+                    lead=ping_values,
+                    email_hash=email_hash,
+                    phone_hash=phone_hash,
+                    quality_score=ping.quality_score,
+                    test=test,
+                    now=now,
+                    offer_slug=offer.slug,
+                    source_token=campaign.source_token,
+                    signing_secrets=signing_secrets,
+                    exclude_contract_ids=exclude_contract_ids,
+                )
+            )
+            ping.status, ping.reason = result.status, result.reason or ""
+            ping.waterfall = [step.as_json() for step in result.waterfall]
+        bids = []
+        if result is not None:
+            # The winners and a few stand-ins for post-reject re-routing; the waterfall keeps all.
+            for ranked in result.ranked[: len(result.winners) + STANDBY_BIDS]:
+                bids.append(
+                    Bid(
+                        public_id=public_id_new("bid_"),
+                        organization_id=ranked.contract.organization_id,
+                        contract_id=ranked.contract.id,
+                        rank=ranked.rank,
+                        bid_price=ranked.bid_price,
+                        price=ranked.price,
+                        payout=result.payout_of(ranked),
+                        status=Bid.Status.WON if ranked.won else Bid.Status.OUTBID,
+                        ref=ranked.ref,
+                        created_at=now,
+                    )
+                )
+        ping.payout = sum((b.payout for b in bids if b.status == Bid.Status.WON), ZERO)
+        ping.latency_ms = (timezone.now() - started).total_seconds() * 1000
+        ping.response = _ping_answer(ping, result, bids)
+        with transaction.atomic():
+            ping.save(force_insert=True)
+            for bid in bids:
+                bid.ping = ping
+            Bid.objects.bulk_create(bids)
+    return ping, bids, result
+
+
+# --- the three entry points ----------------------------------------------------------------------
+
+
+def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any]:
+    """Answer a ping: validate it, run the auction, store the ping, its bids and its waterfall.
+
+    A ping repeated with an identical body before its bids expire gets the first answer again.
+    """
+    book = book_current()
+    campaign, offer = campaign_of(book, seller, request.campaign)
+    fingerprint = fingerprint_of(
+        request.campaign, request.lead, request.consumer, request.tracking, request.consent, request.test
+    )
+    repeat_key = f"gavel:ping-answer:{seller.pk}:{fingerprint}"
+    repeat = cache.get(repeat_key)
+    if repeat is not None:
+        return dict(repeat)
+    values = lead_validated(request.lead, offer, "ping")
+    consumer = request.consumer
+    ping, _, _ = auction_store(
+        seller=seller,
+        campaign=campaign,
+        offer=offer,
+        ping_values=values,
+        email_hash=consumer.get("email_sha256") or "",
+        phone_hash=consumer.get("phone_sha256") or "",
+        tracking=request.tracking,
+        consent=request.consent,
+        test=request.test,
+        fingerprint=fingerprint,
+        source=Ping.Source.PING,
+        signing_secrets=book.signing_secrets,
+    )
+    # A repeat of this exact ping before its bids expire gets this answer again, not a new auction.
+    cache.set(repeat_key, ping.response, timeout=offer.bid_ttl_seconds)
+    return dict(ping.response)

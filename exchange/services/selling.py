@@ -1,0 +1,331 @@
+"""Selling a lead to a contract: reserve, deliver, book or release; route through the bids."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Organization
+from accounts.tenancy import market_scope
+from billing.money import ZERO, money_str, payout_for
+from billing.services import FundsRefused, funds_hold, funds_release, sale_book
+from contracts.services import CapRefused, cap_release, cap_reserve
+from exchange.auction.book import CompiledContract, OfferBook
+from exchange.auction.engine import LIVE_SALE_STATUSES, cap_keys
+from exchange.delivery import delivery_send, redacted
+from exchange.models import Bid, DeliveryAttempt, Ping, Sale
+from leads.models import Lead
+from leads.services import json_value
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- selling ------------------------------------------------------------------------------------
+
+
+def _dedup_lock(buyer_id: int, hashes: list[str]) -> None:
+    """Serialize purchases of one consumer by one buyer (PostgreSQL advisory locks, sorted)."""
+    if connection.vendor != "postgresql":
+        return  # SQLite takes the database write lock at BEGIN IMMEDIATE: already serialized
+    keys = sorted(
+        int.from_bytes(hashlib.sha256(f"{buyer_id}:{h}".encode()).digest()[:8], "big", signed=True) for h in hashes
+    )
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def _bought_recently(contract: CompiledContract, hashes: list[str], now: dt.datetime) -> bool:
+    if contract.dedup_days <= 0 or not hashes:
+        return False
+    match = Q(email_hash__in=hashes) | Q(phone_hash__in=hashes)
+    return Sale.objects.filter(
+        match,
+        organization_id=contract.organization_id,
+        status__in=LIVE_SALE_STATUSES,
+        test=False,
+        created_at__gte=now - timedelta(days=contract.dedup_days),
+    ).exists()
+
+
+@dataclass(frozen=True)
+class LeadPackage:
+    """What a buyer receives: the full lead and its consent, in JSON form."""
+
+    lead: dict[str, Any]
+    consent: dict[str, Any]
+    pii_fields: frozenset[str]
+
+    @classmethod
+    def of(cls, values: Mapping[str, object], consent: Mapping[str, object], offer: OfferBook) -> LeadPackage:
+        return cls(
+            lead={k: json_value(v) for k, v in values.items()},
+            consent={k: json_value(v) for k, v in consent.items()},
+            pii_fields=frozenset(k for k, spec in offer.fields.items() if spec.pii),
+        )
+
+
+def sale_attempt(
+    *,
+    lead: Lead,
+    contract: CompiledContract,
+    price: Decimal,
+    margin_percent: Decimal,
+    bid: Bid | None,
+    package: LeadPackage,
+    offer_slug: str,
+    secret: str,
+    direct: bool = False,
+) -> Sale | str:
+    """Sell the lead to one contract: reserve its caps, budget and funds and check dedup in one
+    transaction, deliver, then book the sale (or release everything). Returns the sale, or the
+    waterfall reason it did not buy.
+
+    Never oversells a cap nor spends past a credit limit: each reservation is a conditional
+    UPDATE. The buyer is called outside any transaction. Test leads reserve and book nothing.
+    """
+    now = timezone.now()
+    hashes = [h for h in (lead.email_hash, lead.phone_hash) if h]
+    keys = cap_keys(contract, now)
+    payout = payout_for(price, margin_percent)
+    with market_scope():
+        try:
+            with transaction.atomic():
+                if not lead.test:
+                    _dedup_lock(contract.organization_id, hashes)
+                    if _bought_recently(contract, hashes, now):
+                        raise _Refused("duplicate")
+                    try:
+                        cap_reserve(
+                            contract_id=contract.id,
+                            organization_id=contract.organization_id,
+                            keys=keys,
+                            caps=contract.caps,
+                            budgets=contract.budgets,
+                            price=price,
+                        )
+                        funds_hold(organization_id=contract.organization_id, amount=price)
+                    except CapRefused as exc:
+                        raise _Refused(exc.reason) from exc
+                    except FundsRefused as exc:
+                        raise _Refused("insufficient_balance") from exc
+                sale = Sale.objects.create(
+                    organization_id=contract.organization_id,
+                    seller_id=lead.organization_id,
+                    lead=lead,
+                    bid=bid,
+                    contract_id=contract.id,
+                    campaign_id=lead.campaign_id,
+                    offer_id=lead.offer_id,
+                    price=price,
+                    payout=payout,
+                    margin=price - payout,
+                    test=lead.test,
+                    direct=direct,
+                    email_hash=lead.email_hash,
+                    phone_hash=lead.phone_hash,
+                    cap_keys=sorted(keys.values()),
+                    created_at=now,
+                )
+                if contract.delivery.get("method", "none") == "none":
+                    # The buyer takes its leads from the portal and API: accepted at once.
+                    _sale_capture(sale, lead)
+                    return sale
+        except _Refused as refused:
+            return refused.reason
+    payload = {
+        "lead_id": lead.public_id,
+        "sale_id": sale.public_id,
+        "ping_id": lead.ping.public_id if lead.ping else None,
+        "offer": offer_slug,
+        "price": money_str(price),
+        "ref": bid.ref if bid else "",
+        "quality_score": lead.quality_score,
+        "test": lead.test,
+        "lead": package.lead,
+        "consent": package.consent,
+    }
+    result = delivery_send(config=contract.delivery, payload=payload, secret=secret)
+    with market_scope(), transaction.atomic():
+        DeliveryAttempt.objects.create(
+            organization_id=contract.organization_id,
+            sale=sale,
+            contract_id=contract.id,
+            url=str(contract.delivery.get("url", ""))[:500],
+            request=redacted(payload, set(package.pii_fields)),
+            status_code=result.status_code,
+            response=result.response,
+            outcome=result.outcome,
+            reason=result.reason,
+            latency_ms=result.latency_ms,
+        )
+        if result.accepted:
+            if _sale_capture(sale, lead):
+                return sale
+            return "reservation_expired"
+    sale_release(sale=sale, reason=f"post_rejected: {result.reason}")
+    return "post_rejected"
+
+
+def _sale_capture(sale: Sale, lead: Lead) -> bool:
+    """Book a reserved sale (its hold becomes a ledger transaction); False if it was released
+    meanwhile (the stale-reservation sweeper got there first)."""
+    updated = Sale.objects.filter(pk=sale.pk, status=Sale.Status.RESERVED).update(
+        status=Sale.Status.SOLD, sold_at=timezone.now()
+    )
+    if updated != 1:
+        return False
+    sale.status = Sale.Status.SOLD
+    if not sale.test:
+        sale_book(
+            sale_public_id=sale.public_id,
+            buyer=Organization(pk=sale.organization_id),
+            seller=Organization(pk=sale.seller_id),
+            price=sale.price,
+            payout=sale.payout,
+            memo=f"Sale {sale.public_id} of lead {lead.public_id}",
+        )
+    return True
+
+
+def sale_release(*, sale: Sale, reason: str) -> bool:
+    """Hand a reserved sale's cap, budget and funds back; False if it was no longer reserved."""
+    with market_scope(), transaction.atomic():
+        updated = Sale.objects.filter(pk=sale.pk, status=Sale.Status.RESERVED).update(
+            status=Sale.Status.RELEASED, release_reason=reason[:64]
+        )
+        if updated != 1:
+            return False
+        if not sale.test:
+            cap_release(contract_id=sale.contract_id, keys=list(sale.cap_keys), price=sale.price)
+            funds_release(organization_id=sale.organization_id, amount=sale.price)
+    sale.status = Sale.Status.RELEASED
+    return True
+
+
+@dataclass
+class RouteOutcome:
+    sales: list[Sale]
+    tried: list[tuple[int, str]]  # (contract id, reason) of bids that did not buy
+    out_of_time: bool = False
+
+
+def lead_route(
+    *,
+    lead: Lead,
+    offer: OfferBook,
+    margin_percent: Decimal,
+    bids: list[Bid],
+    winners: int,
+    package: LeadPackage,
+    secrets: Mapping[int, str],
+    deadline: float,
+) -> RouteOutcome:
+    """Sell the lead to the winning bids; a winner that rejects or cannot buy hands over to the
+    next bid in rank order (post-reject optimization) until ``deadline`` (a perf_counter time).
+    A buyer organization buys a lead once."""
+    outcome = RouteOutcome([], [])
+    buyers: set[int] = set()
+    for bid in sorted(bids, key=lambda b: b.rank):
+        if len(outcome.sales) >= winners:
+            break
+        if time.perf_counter() >= deadline:
+            outcome.out_of_time = True
+            break
+        contract = offer.contracts_by_id.get(bid.contract_id)
+        if contract is None or bid.organization_id in buyers:
+            continue
+        result = sale_attempt(
+            lead=lead,
+            contract=contract,
+            price=bid.price,
+            margin_percent=margin_percent,
+            bid=bid,
+            package=package,
+            offer_slug=offer.slug,
+            secret=secrets.get(contract.organization_id, ""),
+        )
+        if isinstance(result, Sale):
+            outcome.sales.append(result)
+            buyers.add(bid.organization_id)
+        else:
+            outcome.tried.append((contract.id, result))
+    return outcome
+
+
+def _lead_event(lead: Lead, sold: list[Sale]) -> None:
+    from exchange.webhooks import event_emit  # the exchange's outbox
+
+    event_emit(
+        organization_id=lead.organization_id,
+        type="lead.sold" if lead.status == Lead.Status.SOLD else "lead.unsold",
+        data={
+            "lead_id": lead.public_id,
+            "status": lead.status,
+            "reason": lead.reason or None,
+            "payout": money_str(lead.payout),
+            "test": lead.test,
+            "sales": [{"sale_id": sale.public_id, "payout": money_str(sale.payout)} for sale in sold],
+        },
+    )
+
+
+def lead_finish(
+    lead: Lead, outcome: RouteOutcome, *, offer: OfferBook, unsold_reason: str = "no_buyers", reauctioning: bool = False
+) -> None:
+    """Record where the lead stands: sold, unsold, or pending while background re-auctions run.
+
+    A lead goes pending when a bid it had could not take it (rejected, capped, broke, or out of
+    time) and the offer allows re-auctions; once re-auctioning, it stays pending until the last
+    cycle. Final states reach the seller as events.
+    """
+    sold = [s for s in outcome.sales if s.status == Sale.Status.SOLD]
+    lead.payout = sum((s.payout for s in sold), ZERO)
+    if sold:
+        lead.status, lead.reason = Lead.Status.SOLD, ""
+    elif (reauctioning or outcome.tried or outcome.out_of_time) and lead.reauction_cycle < offer.reauction_cycles:
+        lead.status, lead.reason = Lead.Status.PENDING, ""
+    else:
+        lead.status, lead.reason = Lead.Status.UNSOLD, unsold_reason
+    with market_scope(), transaction.atomic():
+        Lead.objects.filter(pk=lead.pk).update(
+            status=lead.status, reason=lead.reason, payout=lead.payout, updated_at=timezone.now()
+        )
+        if lead.status == Lead.Status.PENDING:
+            from exchange.tasks import lead_reauction
+
+            cycle = lead.reauction_cycle + 1
+            transaction.on_commit(
+                lambda: lead_reauction.apply_async(
+                    kwargs={"lead_id": lead.pk, "cycle": cycle}, countdown=settings.GAVEL_REAUCTION_DELAY_S
+                )
+            )
+        else:
+            _lead_event(lead, sold)
+
+
+def lead_answer(lead: Lead, ping: Ping | None) -> dict[str, Any]:
+    return {
+        "lead_id": lead.public_id,
+        "ping_id": ping.public_id if ping else None,
+        "status": lead.status,
+        "reason": lead.reason or None,
+        "payout": money_str(lead.payout),
+        "redirect_url": None,
+        "test": lead.test,
+    }
