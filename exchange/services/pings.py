@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -186,12 +186,56 @@ def auction_store(
         ping.payout = sum((b.payout for b in bids if b.status == Bid.Status.WON), ZERO)
         ping.latency_ms = (timezone.now() - started).total_seconds() * 1000
         ping.response = _ping_answer(ping, result, bids)
+        ping_store(ping, bids)
+    return ping, bids, result
+
+
+def _row(instance: Ping | Bid, skip: set[str]) -> tuple[list[str], list[Any]]:
+    fields = [f for f in instance._meta.concrete_fields if not f.primary_key and f.attname not in skip]
+    columns = [connection.ops.quote_name(str(f.column)) for f in fields]
+    values = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    return columns, values
+
+
+def ping_store(ping: Ping, bids: list[Bid]) -> None:
+    """Write the ping and its bids. On PostgreSQL one statement (a data-modifying CTE: atomic by
+    itself), so the answer waits for one round trip instead of four; elsewhere a transaction."""
+    if connection.vendor != "postgresql":
         with transaction.atomic():
             ping.save(force_insert=True)
             for bid in bids:
                 bid.ping = ping
             Bid.objects.bulk_create(bids)
-    return ping, bids, result
+        return
+    ping_columns, ping_values = _row(ping, set())
+    sql = (
+        f"WITH p AS (INSERT INTO {Ping._meta.db_table} ({', '.join(ping_columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(ping_values))}) RETURNING id)"
+    )
+    params: list[Any] = list(ping_values)
+    if bids:
+        bid_columns, _ = _row(bids[0], {"ping_id"})
+        rows = []
+        for bid in bids:
+            _, values = _row(bid, {"ping_id"})
+            rows.append(f"({', '.join(['%s'] * len(values))})")
+            params += values
+        ping_fk = connection.ops.quote_name(Bid._meta.get_field("ping").column)
+        sql += (
+            f", b AS (INSERT INTO {Bid._meta.db_table} ({ping_fk}, {', '.join(bid_columns)}) "
+            f"SELECT p.id, v.* FROM p, (VALUES {', '.join(rows)}) AS v RETURNING id, rank)"
+            " SELECT id, -1 FROM p UNION ALL SELECT id, rank FROM b"
+        )
+    else:
+        sql += " SELECT id, -1 FROM p"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = {rank: pk for pk, rank in cursor.fetchall()}
+    ping.pk = ids[-1]
+    ping._state.adding = False
+    for bid in bids:
+        bid.ping, bid.pk = ping, ids[bid.rank]
+        bid._state.adding = False
 
 
 # --- the three entry points ----------------------------------------------------------------------
