@@ -52,6 +52,25 @@ def _pii_mismatches(values: Mapping[str, object], ping: Ping) -> dict[str, list[
     return problems
 
 
+def _lead_store(*, ping: Ping, offer: OfferBook, values: dict[str, object], consent: dict[str, Any]) -> Lead:
+    """Store the lead a ping announced (its tracking, consumer hashes, score and test flag)."""
+    return lead_store(
+        seller_id=ping.organization_id,
+        campaign_id=ping.campaign_id,
+        offer_id=offer.id,
+        ping_id=ping.pk,
+        values=values,
+        fields=offer.fields,
+        consent=consent,
+        tracking=ping.tracking,
+        email_hash=ping.email_hash,
+        phone_hash=ping.phone_hash,
+        quality_score=ping.quality_score,
+        test=ping.test,
+        keep_pii=ping.reason != "suppressed",
+    )
+
+
 def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any]:
     """Sell a pinged lead: check the post against its ping, store it, route it to the bids.
 
@@ -82,21 +101,7 @@ def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any
     with transaction.atomic():
         if Ping.objects.filter(pk=ping.pk, posted_at__isnull=True).update(posted_at=now) != 1:
             raise PingAlreadyPosted("This ping has already been posted.")
-        lead = lead_store(
-            seller_id=seller.pk,
-            campaign_id=campaign.id,
-            offer_id=offer.id,
-            ping_id=ping.pk,
-            values=values,
-            fields=offer.fields,
-            consent=request.consent,
-            tracking=ping.tracking,
-            email_hash=ping.email_hash,
-            phone_hash=ping.phone_hash,
-            quality_score=ping.quality_score,
-            test=ping.test,
-            keep_pii=ping.reason != "suppressed",
-        )
+        lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
     package = LeadPackage.of(values, request.consent, offer)
     return _lead_sell(
         lead=lead,
@@ -197,21 +202,7 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
     )
     with transaction.atomic():
         Ping.objects.filter(pk=ping.pk).update(posted_at=timezone.now())
-        lead = lead_store(
-            seller_id=seller.pk,
-            campaign_id=campaign.id,
-            offer_id=offer.id,
-            ping_id=ping.pk,
-            values=values,
-            fields=offer.fields,
-            consent=request.consent,
-            tracking=request.tracking,
-            email_hash=email_hash,
-            phone_hash=phone_hash,
-            quality_score=ping.quality_score,
-            test=request.test,
-            keep_pii=ping.reason != "suppressed",
-        )
+        lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
     package = LeadPackage.of(values, request.consent, offer)
     return _lead_sell(
         lead=lead,
