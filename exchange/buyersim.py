@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import uvloop
 from aiohttp import web
 
 
@@ -125,7 +126,7 @@ class BuyerSimulator:
 
     def start(self) -> BuyerSimulator:
         """Serve in a daemon thread; returns once the port is open."""
-        self._loop = asyncio.new_event_loop()
+        self._loop = uvloop.new_event_loop()
         started = threading.Event()
 
         def run() -> None:
@@ -158,7 +159,7 @@ class BuyerSimulator:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread (``manage.py buyer_sim``)."""
-        loop = asyncio.new_event_loop()
+        loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
         loop.run_until_complete(self._serve())
         loop.run_forever()

@@ -27,6 +27,7 @@ from exchange.auction.distribution import Priced, Ranked, prices_paid, rank_bids
 from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
 from exchange.auction.rtb import RtbCall, rtb_body, rtb_collect, rtb_start
 from exchange.models import Sale
+from exchange.sql import bound_cursor
 from leads.models import Suppression
 from leads.services import json_value
 
@@ -102,8 +103,12 @@ def cap_keys(contract: CompiledContract, now: datetime) -> dict[str, str]:
     return {p: period_key(p, now, contract.tz) for p in periods}
 
 
-def _marks(values: Collection[object]) -> str:
-    return ", ".join(["%s"] * len(values))
+def _in(column: str, values: Collection[object], pg: bool) -> tuple[str, list[Any]]:
+    """``column IN (...)``; on PostgreSQL ``column = ANY(%s)`` with one array, so the query's
+    text does not change with the number of values and the driver converts it once."""
+    if pg:
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
 def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes: list[str]) -> LiveState:
@@ -124,37 +129,42 @@ def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes:
     buyer_ids = sorted({c.organization_id for c in contracts})
     keyed = [(c.id, key) for c in contracts for key in cap_keys(c, now).values()]
     if keyed:
-        ids, keys = sorted({cid for cid, _ in keyed}), sorted({k for _, k in keyed})
+        ids, keys = (
+            _in("contract_id", sorted({cid for cid, _ in keyed}), pg),
+            _in("period_key", sorted({k for _, k in keyed}), pg),
+        )
         parts.append(
             f"SELECT 'c', contract_id, period_key, count, spend, {null['at']} FROM {CapCounter._meta.db_table} "
-            f"WHERE contract_id IN ({_marks(ids)}) AND period_key IN ({_marks(keys)})"
+            f"WHERE {ids[0]} AND {keys[0]}"
         )
-        params += [*ids, *keys]
+        params += [*ids[1], *keys[1]]
+    buyers = _in("organization_id", buyer_ids, pg)
     if buyer_ids:
         parts.append(
             f"SELECT 'f', organization_id, {null['text']}, {null['int']}, balance - held + credit_limit, {null['at']} "
-            f"FROM {LedgerAccount._meta.db_table} WHERE organization_id IN ({_marks(buyer_ids)}) AND kind = %s"
+            f"FROM {LedgerAccount._meta.db_table} WHERE {buyers[0]} AND kind = %s"
         )
-        params += [*buyer_ids, LedgerAccount.Kind.BUYER_BALANCE]
+        params += [*buyers[1], LedgerAccount.Kind.BUYER_BALANCE]
     window = max((c.dedup_days for c in contracts), default=0)
     if hashes and buyer_ids and window > 0:
-        statuses = [str(s) for s in LIVE_SALE_STATUSES]
+        emails, phones = _in("email_hash", hashes, pg), _in("phone_hash", hashes, pg)
+        statuses = _in("status", [str(s) for s in LIVE_SALE_STATUSES], pg)
         parts.append(
             f"SELECT 'd', organization_id, {null['text']}, {null['int']}, {null['num']}, MAX(created_at) "
-            f"FROM {Sale._meta.db_table} WHERE (email_hash IN ({_marks(hashes)}) OR phone_hash IN ({_marks(hashes)})) "
-            f"AND organization_id IN ({_marks(buyer_ids)}) AND status IN ({_marks(statuses)}) AND test = %s "
-            f"AND created_at >= %s GROUP BY organization_id"
+            f"FROM {Sale._meta.db_table} WHERE ({emails[0]} OR {phones[0]}) AND {buyers[0]} AND {statuses[0]} "
+            "AND test = %s AND created_at >= %s GROUP BY organization_id"
         )
-        params += [*hashes, *hashes, *buyer_ids, *statuses, False, now - timedelta(days=window)]
+        params += [*emails[1], *phones[1], *buyers[1], *statuses[1], False, now - timedelta(days=window)]
     if hashes:
+        consumers = _in("consumer_hash", hashes, pg)
         parts.append(
             f"SELECT 's', 0, {null['text']}, {null['int']}, {null['num']}, {null['at']} "
-            f"FROM {Suppression._meta.db_table} WHERE consumer_hash IN ({_marks(hashes)})"
+            f"FROM {Suppression._meta.db_table} WHERE {consumers[0]}"
         )
-        params += hashes
+        params += consumers[1]
     if not parts:
         return state
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         # Only table names and placeholders are interpolated; every value is a parameter.
         cursor.execute(" UNION ALL ".join(parts), params)
         rows = cursor.fetchall()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Field, JSONField
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -21,6 +23,7 @@ from exchange.auction.engine import AuctionResult, PingInput, auction_run
 from exchange.errors import Invalid
 from exchange.models import Bid, Ping
 from exchange.schema import LeadInvalid, lead_validate
+from exchange.sql import bound_cursor
 from leads.scoring import quality_score
 from leads.services import json_value
 
@@ -190,11 +193,48 @@ def auction_store(
     return ping, bids, result
 
 
-def _row(instance: Ping | Bid, skip: set[str]) -> tuple[list[str], list[Any]]:
-    fields = [f for f in instance._meta.concrete_fields if not f.primary_key and f.attname not in skip]
-    columns = [connection.ops.quote_name(str(f.column)) for f in fields]
-    values = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
-    return columns, values
+@dataclass(frozen=True)
+class _Insert:
+    """A model's insert columns, worked out once per process."""
+
+    fields: tuple[Field[Any, Any], ...]
+    columns: tuple[str, ...]  # quoted
+    types: tuple[str, ...]  # the columns' SQL types
+
+    def values(self, instance: Ping | Bid) -> list[Any]:
+        # Only JSON needs Django's adaptation (psycopg's Jsonb); other values go as they are.
+        return [
+            f.get_db_prep_save(getattr(instance, f.attname), connection)
+            if isinstance(f, JSONField)
+            else getattr(instance, f.attname)
+            for f in self.fields
+        ]
+
+
+@functools.cache
+def _insert_of(model: type[Ping] | type[Bid], skip: str = "") -> _Insert:
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.attname != skip)
+    return _Insert(
+        fields,
+        tuple(connection.ops.quote_name(str(f.column)) for f in fields),
+        tuple(str(f.db_type(connection)) for f in fields),
+    )
+
+
+@functools.cache
+def _ping_insert_sql() -> str:
+    """The ping and all its bids in one statement whatever their number (bids as arrays), so the
+    text never changes and the driver converts it once per process."""
+    ping, bid = _insert_of(Ping), _insert_of(Bid, "ping_id")
+    ping_fk = connection.ops.quote_name(Bid._meta.get_field("ping").column)
+    return (
+        f"WITH p AS (INSERT INTO {Ping._meta.db_table} ({', '.join(ping.columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(ping.columns))}) RETURNING id), "
+        f"b AS (INSERT INTO {Bid._meta.db_table} ({ping_fk}, {', '.join(bid.columns)}) "
+        f"SELECT p.id, v.* FROM p, unnest({', '.join(f'%s::{t}[]' for t in bid.types)}) AS v "
+        "RETURNING id, rank) "
+        "SELECT id, -1 FROM p UNION ALL SELECT id, rank FROM b"
+    )
 
 
 def ping_store(ping: Ping, bids: list[Bid]) -> None:
@@ -207,29 +247,12 @@ def ping_store(ping: Ping, bids: list[Bid]) -> None:
                 bid.ping = ping
             Bid.objects.bulk_create(bids)
         return
-    ping_columns, ping_values = _row(ping, set())
-    sql = (
-        f"WITH p AS (INSERT INTO {Ping._meta.db_table} ({', '.join(ping_columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(ping_values))}) RETURNING id)"
-    )
-    params: list[Any] = list(ping_values)
-    if bids:
-        bid_columns, _ = _row(bids[0], {"ping_id"})
-        rows = []
-        for bid in bids:
-            _, values = _row(bid, {"ping_id"})
-            rows.append(f"({', '.join(['%s'] * len(values))})")
-            params += values
-        ping_fk = connection.ops.quote_name(Bid._meta.get_field("ping").column)
-        sql += (
-            f", b AS (INSERT INTO {Bid._meta.db_table} ({ping_fk}, {', '.join(bid_columns)}) "
-            f"SELECT p.id, v.* FROM p, (VALUES {', '.join(rows)}) AS v RETURNING id, rank)"
-            " SELECT id, -1 FROM p UNION ALL SELECT id, rank FROM b"
-        )
-    else:
-        sql += " SELECT id, -1 FROM p"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    bid_insert = _insert_of(Bid, "ping_id")
+    rows = [bid_insert.values(bid) for bid in bids]
+    # One array per bid column (unnest turns them back into rows).
+    bid_columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in bid_insert.columns]
+    with bound_cursor() as cursor:
+        cursor.execute(_ping_insert_sql(), [*_insert_of(Ping).values(ping), *bid_columns])
         ids = {rank: pk for pk, rank in cursor.fetchall()}
     ping.pk = ids[-1]
     ping._state.adding = False

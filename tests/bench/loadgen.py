@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -83,12 +84,12 @@ async def run(base_url: str, scenario: Scenario, spec: LoadSpec) -> dict[str, An
 
         async def one(i: int, due: float, t0: float) -> None:
             nonlocal in_flight
-            outcome = Outcome(scheduled=due - t0, lag=loop.time() - due)
+            outcome = Outcome(scheduled=due - t0, lag=time.perf_counter() - due)
             outcomes[i] = outcome
             try:
                 async with session.post(url, data=bodies[i], headers=headers) as response:
                     payload = await response.read()
-                    outcome.latency = loop.time() - due
+                    outcome.latency = time.perf_counter() - due
                     outcome.status = response.status
                 outcome.bad = scenario.check(response.status, payload)
                 if scenario.tally is not None and response.status == 200 and outcome.bad is None:
@@ -105,14 +106,14 @@ async def run(base_url: str, scenario: Scenario, spec: LoadSpec) -> dict[str, An
                 in_flight -= 1
 
         tasks: set[asyncio.Task[None]] = set()
-        t0 = loop.time() + 0.05
+        t0 = time.perf_counter() + 0.05
         for i in range(total):
             due = t0 + i / spec.rate
-            delay = due - loop.time()
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             if in_flight >= spec.max_in_flight:
-                outcomes[i] = Outcome(scheduled=due - t0, lag=loop.time() - due, error="dropped")
+                outcomes[i] = Outcome(scheduled=due - t0, lag=time.perf_counter() - due, error="dropped")
                 continue
             in_flight += 1
             task = loop.create_task(one(i, due, t0))

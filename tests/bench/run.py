@@ -36,6 +36,8 @@ from string import Template
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import uvloop
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: make ``tests.bench`` importable
@@ -888,7 +890,7 @@ def main(argv: list[str] | None = None) -> int:
             if buyers is not None:
                 buyers_stats(buyers_url, reset=True)
             cpu_before = cpu_snapshot(cpu_groups())
-            result = asyncio.run(asyncio.wait_for(loadgen.run(base_url, scenario, spec), timeout=per_scenario + 10))
+            result = uvloop.run(asyncio.wait_for(loadgen.run(base_url, scenario, spec), timeout=per_scenario + 10))
             result["cpu"] = cpu = cpu_used(cpu_before, cpu_snapshot(cpu_groups()))
             sent = math.ceil(rate * (args.warmup + args.seconds)) - result["error_kinds"].get("dropped", 0)
             if cpu and sent:

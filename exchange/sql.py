@@ -1,0 +1,29 @@
+"""A cursor for the ping's two hot statements: server-side binding, prepared after a few runs.
+
+Django's PostgreSQL cursors bind parameters on the client: psycopg quotes every value into the
+SQL text in Python, and PostgreSQL parses and plans the result every time. The ping's two
+statements (the live-state read and the ping write) have a constant text, so this cursor sends
+the values apart, dumped by psycopg's C adapters, and lets the driver prepare the statement once
+per connection (``prepare_threshold``, 5 runs by default; ``DB_PREPARE_THRESHOLD=`` empty turns it
+off, as behind a connection pooler in transaction mode). It is still Django's cursor wrapper, so
+query counts, logging and error translation are unchanged.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.backends.utils import CursorWrapper
+
+
+def bound_cursor() -> CursorWrapper:
+    """A server-side binding cursor on PostgreSQL; Django's usual cursor elsewhere."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        raw = ServerBindingCursor(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
