@@ -11,6 +11,8 @@ query counts, logging and error translation are unchanged.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
@@ -19,11 +21,13 @@ def bound_cursor() -> CursorWrapper:
     """A server-side binding cursor on PostgreSQL; Django's usual cursor elsewhere."""
     if connection.vendor != "postgresql":
         return connection.cursor()
-    from django.db.backends.postgresql.base import ServerBindingCursor
+    from django.db.backends.postgresql import base
+
+    cursor_class: Any = base.ServerBindingCursor  # psycopg's own cursor; not in django-stubs
 
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     connection.validate_thread_sharing()
     with connection.wrap_database_errors:
-        raw = ServerBindingCursor(connection.connection)
+        raw = cursor_class(connection.connection)
     return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
