@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -151,7 +151,7 @@ def cap_reserve(
     *,
     contract_id: int,
     organization_id: int,
-    keys: dict[str, str],
+    keys: Mapping[str, str],
     caps: dict[str, int],
     budgets: dict[str, Decimal],
     price: Decimal,

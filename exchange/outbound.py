@@ -45,7 +45,10 @@ def _start() -> asyncio.AbstractEventLoop:
 
     async def session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=512, limit_per_host=64, ttl_dns_cache=300, keepalive_timeout=30)
-        return aiohttp.ClientSession(connector=connector, headers={"User-Agent": "Gavel-Exchange/1"})
+        # No cookie jar: buyers' cookies are never sent back, and filtering them costs every call.
+        return aiohttp.ClientSession(
+            connector=connector, headers={"User-Agent": "Gavel-Exchange/1"}, cookie_jar=aiohttp.DummyCookieJar()
+        )
 
     _session = asyncio.run_coroutine_threadsafe(session(), loop).result()
     _loop, _pid = loop, os.getpid()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from rest_framework import serializers
@@ -9,6 +10,12 @@ from rest_framework import serializers
 
 class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
     """A serializer that refuses keys it does not know, instead of silently dropping them."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+        # DRF deep-copies every declared field for every instance: a fresh __init__ per field,
+        # nested serializers included, was a sixth of a ping's CPU. Declared fields are never
+        # changed after they are built, so a shallow copy (which DRF then binds) is enough.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):

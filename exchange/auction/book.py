@@ -45,6 +45,7 @@ class CompiledContract:
     schedule: Schedule
     caps: dict[str, int]
     budgets: dict[str, Decimal]
+    periods: tuple[str, ...]  # every period limited by count or by money
     dedup_days: int
     min_score: int
     priority: int
@@ -106,6 +107,8 @@ def _compile_contract(
     contract: BuyerContract, organizations: dict[int, Organization], fields: dict[str, FieldSpec]
 ) -> CompiledContract:
     organization = organizations[contract.organization_id]
+    caps = {p: c for p in PERIODS if (c := contract.cap(p)) is not None}
+    budgets = {p: b for p in PERIODS if (b := contract.budget(p)) is not None}
     return CompiledContract(
         id=contract.pk,
         public_id=contract.public_id,
@@ -120,8 +123,9 @@ def _compile_contract(
         max_price=contract.max_price,
         predicate=rule_compile(contract.filters or None, fields=fields),
         schedule=schedule_compile(contract.schedule or None),
-        caps={p: c for p in PERIODS if (c := contract.cap(p)) is not None},
-        budgets={p: b for p in PERIODS if (b := contract.budget(p)) is not None},
+        caps=caps,
+        budgets=budgets,
+        periods=tuple(p for p in PERIODS if p in caps or p in budgets),
         dedup_days=contract.dedup_days,
         min_score=contract.min_score,
         priority=contract.priority,

@@ -6,12 +6,15 @@ must store; cutting it to what each party may see is the API's job.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
 from django.db import connection
@@ -97,10 +100,15 @@ class LiveState:
     suppressed: bool = False
 
 
-def cap_keys(contract: CompiledContract, now: datetime) -> dict[str, str]:
+def cap_keys(contract: CompiledContract, now: datetime) -> Mapping[str, str]:
     """The period key of each period the contract limits (by count or by money)."""
-    periods = set(contract.caps) | set(contract.budgets)
-    return {p: period_key(p, now, contract.tz) for p in periods}
+    return _period_keys(contract.periods, now, contract.tz)
+
+
+@functools.lru_cache(maxsize=1024)
+def _period_keys(periods: tuple[str, ...], now: datetime, tz: ZoneInfo) -> Mapping[str, str]:
+    # A ping asks this of every contract, several times, at one instant; most share a time zone.
+    return MappingProxyType({p: period_key(p, now, tz) for p in periods})
 
 
 def _in(column: str, values: Collection[object], pg: bool) -> tuple[str, list[Any]]:
