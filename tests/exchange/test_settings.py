@@ -90,3 +90,13 @@ def test_the_openapi_schema_generates_without_warnings(tmp_path):
     for path in ("/api/v1/ping:", "/api/v1/post:", "/api/v1/leads:", "/api/v1/leads/{lead_id}:"):
         assert path in schema
     assert "bearerFormat" in schema
+
+
+def test_the_web_process_freezes_what_it_loaded_out_of_the_cycle_collector():
+    result = settings_run(
+        {"DEBUG": "1"},
+        "import gc, sys; before = gc.get_freeze_count(); import exchange.wsgi; "
+        "print(before, gc.get_freeze_count() > 10_000, gc.get_threshold()[0], 'exchange.api.views' in sys.modules)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "True", "20000", "True"]
