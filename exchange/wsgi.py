@@ -4,6 +4,8 @@ import os
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
+GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
 application = get_wsgi_application()
 
@@ -15,4 +17,4 @@ application = get_wsgi_application()
 # thousands of short-lived objects, nearly all freed by reference counting anyway.
 get_resolver().url_patterns  # noqa: B018
 gc.freeze()
-gc.set_threshold(GC_YOUNG_THRESHOLD := 20_000, 20, 20)
+gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
