@@ -100,3 +100,13 @@ def test_the_web_process_freezes_what_it_loaded_out_of_the_cycle_collector():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "True", "20000", "True"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "5"), ("", "None"), ("12", "12")])
+def test_prepared_statements_on_postgresql_can_be_tuned_or_turned_off(value, expected):
+    env = {"DEBUG": "1", "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/gavel"}
+    if value is not None:
+        env["DB_PREPARE_THRESHOLD"] = value
+    result = settings_run(env, "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [expected]
