@@ -12,26 +12,13 @@ from accounts.tenancy import market_scope
 from billing.models import LedgerAccount
 from contracts.models import BuyerContract, CapCounter
 from exchange.auction.book import book_invalidate
-from exchange.buyersim import Behaviour, BuyerSimulator
+from exchange.buyersim import Behaviour
 from exchange.models import DeliveryAttempt, Sale
 from exchange.services import lead_reauction_run
 from leads.models import Lead
 from tests.exchange.builder import buyer, client, load, ping, post
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def buyers():
-    simulator = BuyerSimulator().start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def _reset(buyers):
-    buyers.behaviours.clear()
-    buyers.received.clear()
 
 
 def webhook_buyer(buyers, slug: str, price: str, behaviour: Behaviour, **contract) -> dict:

@@ -11,24 +11,11 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
-from exchange.buyersim import Behaviour, BuyerSimulator
+from exchange.buyersim import Behaviour
 from exchange.models import Bid, Ping
 from tests.exchange.builder import buyer, client, load, ping, ping_body, post
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def buyers():
-    simulator = BuyerSimulator().start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def _reset(buyers):
-    buyers.behaviours.clear()
-    buyers.received.clear()
 
 
 def rtb_buyer(buyers, slug: str, behaviour: Behaviour, **contract) -> dict:

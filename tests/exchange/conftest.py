@@ -1,0 +1,19 @@
+import pytest
+
+from exchange.buyersim import BuyerSimulator
+
+
+@pytest.fixture(scope="session")
+def buyer_server():
+    simulator = BuyerSimulator().start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def buyers(buyer_server):
+    """The simulated buyers: one real local HTTP server for the run, with no behaviour and no
+    request left over from an earlier test."""
+    buyer_server.behaviours.clear()
+    buyer_server.received.clear()
+    return buyer_server
