@@ -321,6 +321,7 @@ def test_the_balance_page_shows_funds_topups_and_transactions(ledger: None):
     assert [e.transaction.reference for e in page.context["topups"]] == ["W-1015", "W-0915"]
     # Each row's balance after it, newest first.
     assert [e.balance_after for e in page.context["page"]][:3] == [D("1089.99"), D("1094.99"), D("1099.99")]
+    assert '<th class="num">Balance after</th>' in html
     assert "Low-balance alert below" in html
     assert 'name="low_balance_threshold"' not in html  # an analyst cannot change it
 
@@ -353,6 +354,7 @@ def test_the_payouts_page_shows_what_the_seller_is_owed_and_was_paid(ledger: Non
     html = page.content.decode()
     for expected in ("$38.00", "$88.00", "$50.00", "ACH-1", "Payout for 2026-10-01 to 2026-10-31"):
         assert expected in html, expected
+    assert '<th class="num">Owed after</th>' in html
 
 
 def test_billing_home_sends_each_role_to_its_page(ledger: None):
