@@ -103,9 +103,12 @@ def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any
             raise PingAlreadyPosted("This ping has already been posted.")
         lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
     package = LeadPackage.of(values, request.consent, offer)
+    with market_scope():
+        bids = list(Bid.objects.filter(ping=ping))
     return _lead_sell(
         lead=lead,
         ping=ping,
+        bids=bids,
         book=book,
         offer=offer,
         campaign=campaign,
@@ -119,6 +122,7 @@ def _lead_sell(
     *,
     lead: Lead,
     ping: Ping,
+    bids: list[Bid],
     book: Book,
     offer: OfferBook,
     campaign: CompiledCampaign,
@@ -152,15 +156,11 @@ def _lead_sell(
             if isinstance(sale, Sale):
                 lead_finish(lead, RouteOutcome([sale], []), offer=offer)
                 return lead_answer(lead, ping)
-    with market_scope():
-        bids = list(Bid.objects.filter(ping=ping).order_by("rank"))
-    winners = sum(1 for b in bids if b.status == Bid.Status.WON)
     outcome = lead_route(
         lead=lead,
         offer=offer,
         margin_percent=campaign.margin_percent,
         bids=bids,
-        winners=winners,
         package=package,
         secrets=secrets,
         deadline=started + offer.post_timeout_ms / 1000,
@@ -186,7 +186,7 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
     email, phone = values.get("email"), values.get("phone")
     email_hash = hash_email(email) if isinstance(email, str) else ""
     phone_hash = hash_phone(phone) if isinstance(phone, str) else ""
-    ping, _, _ = auction_store(
+    ping, bids, _ = auction_store(
         seller=seller,
         campaign=campaign,
         offer=offer,
@@ -207,6 +207,7 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
     return _lead_sell(
         lead=lead,
         ping=ping,
+        bids=bids,
         book=book,
         offer=offer,
         campaign=campaign,
@@ -266,13 +267,11 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         exclude_contract_ids=excluded,
     )
     package = LeadPackage.of({**lead.data, **pii_decrypt(lead.pii_encrypted)}, consent, offer)
-    winners = sum(1 for b in bids if b.status == Bid.Status.WON)
     outcome = lead_route(
         lead=lead,
         offer=offer,
         margin_percent=campaign.margin_percent,
         bids=bids,
-        winners=winners,
         package=package,
         secrets=book.signing_secrets,
         deadline=started + offer.post_timeout_ms / 1000,

@@ -231,14 +231,14 @@ def lead_route(
     offer: OfferBook,
     margin_percent: Decimal,
     bids: list[Bid],
-    winners: int,
     package: LeadPackage,
     secrets: Mapping[int, str],
     deadline: float,
 ) -> RouteOutcome:
-    """Sell the lead to the winning bids; a winner that rejects or cannot buy hands over to the
-    next bid in rank order (post-reject optimization) until ``deadline`` (a perf_counter time).
-    A buyer organization buys a lead once."""
+    """Sell the lead to as many buyers as the auction had winners; a winner that rejects or cannot
+    buy hands over to the next bid in rank order (post-reject optimization) until ``deadline`` (a
+    perf_counter time). A buyer organization buys a lead once."""
+    winners = sum(1 for b in bids if b.status == Bid.Status.WON)
     outcome = RouteOutcome([], [])
     buyers: set[int] = set()
     for bid in sorted(bids, key=lambda b: b.rank):

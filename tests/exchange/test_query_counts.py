@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.exchange.builder import buyer, client, load, ping_body, post_body, sell
+from tests.exchange.builder import buyer, client, lead_body, load, ping_body, post_body, sell
 
 pytestmark = pytest.mark.django_db
 
@@ -30,4 +30,12 @@ def test_a_post_takes_a_fixed_number_of_queries(market, django_assert_max_num_qu
     answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
     with django_assert_max_num_queries(42):
         response = client().post("/api/v1/post", post_body(answer["ping_id"], 2), format="json")
+    assert response.json()["status"] == "sold"
+
+
+# A full lead: the ping's two statements, then the post's work without reading the ping back or
+# re-reading its bids (they come from the auction just run).
+def test_a_full_lead_takes_a_fixed_number_of_queries(market, django_assert_max_num_queries):
+    with django_assert_max_num_queries(41):
+        response = client().post("/api/v1/leads", lead_body(3), format="json")
     assert response.json()["status"] == "sold"
