@@ -105,39 +105,26 @@ def ping_body(n: int = 0, campaign: str = "cmp_seller", **lead: Any) -> dict[str
 CONSENT = {"text": "I agree to be contacted.", "captured_at": "2026-11-22T10:00:00Z", "ip": "203.0.113.9"}
 
 
-def post_body(ping_id: str, n: int = 0, **lead: Any) -> dict[str, Any]:
+def full_lead(n: int = 0, **lead: Any) -> dict[str, Any]:
+    """Consumer ``n``'s whole lead (the ping's fields and the PII), as a post or full lead sends it."""
     who = person(n)
     return {
-        "ping_id": ping_id,
-        "lead": {
-            "state": "CA",
-            "zip": "94107",
-            "age": 34,
-            "email": who["email"],
-            "phone": who["phone"],
-            "first_name": "Jane",
-            **lead,
-        },
-        "consent": CONSENT,
+        "state": "CA",
+        "zip": "94107",
+        "age": 34,
+        "email": who["email"],
+        "phone": who["phone"],
+        "first_name": "Jane",
+        **lead,
     }
+
+
+def post_body(ping_id: str, n: int = 0, **lead: Any) -> dict[str, Any]:
+    return {"ping_id": ping_id, "lead": full_lead(n, **lead), "consent": CONSENT}
 
 
 def lead_body(n: int = 0, campaign: str = "cmp_seller", test: bool = False, **lead: Any) -> dict[str, Any]:
-    who = person(n)
-    return {
-        "campaign": campaign,
-        "test": test,
-        "lead": {
-            "state": "CA",
-            "zip": "94107",
-            "age": 34,
-            "email": who["email"],
-            "phone": who["phone"],
-            "first_name": "Jane",
-            **lead,
-        },
-        "consent": CONSENT,
-    }
+    return {"campaign": campaign, "test": test, "lead": full_lead(n, **lead), "consent": CONSENT}
 
 
 def ping(n: int = 0, key: str = SELLER_KEY, **kwargs: Any) -> dict[str, Any]:
