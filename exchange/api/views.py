@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -124,7 +123,7 @@ class LeadCreateView(IdempotentPostMixin, SellerView):
                 tracking=_compact(dict(v.get("tracking") or {})),
             ),
         )
-        return Response(answer, status=status.HTTP_200_OK)
+        return Response(answer)
 
 
 class LeadDetailView(SellerView):
