@@ -199,10 +199,9 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
         fingerprint=fingerprint_of(request.campaign, request.lead, request.test, timezone.now()),
         source=Ping.Source.LEAD,
         signing_secrets=book.signing_secrets,
+        posted=True,
     )
-    with transaction.atomic():
-        Ping.objects.filter(pk=ping.pk).update(posted_at=timezone.now())
-        lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
+    lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
     package = LeadPackage.of(values, request.consent, offer)
     return _lead_sell(
         lead=lead,

@@ -110,8 +110,10 @@ def auction_store(
     source: str,
     signing_secrets: Mapping[int, str],
     exclude_contract_ids: frozenset[int] = frozenset(),
+    posted: bool = False,
 ) -> tuple[Ping, list[Bid], AuctionResult | None]:
-    """Run the auction for a ping (or a full lead's ping part) and store it with its bids."""
+    """Run the auction for a ping (or a full lead's ping part) and store it with its bids;
+    ``posted`` when its lead comes with it (a full lead), so it can never be posted again."""
     now = timezone.now()
     ping = Ping(
         organization_id=seller.pk,
@@ -126,6 +128,7 @@ def auction_store(
         test=test,
         fingerprint=fingerprint,
         expires_at=now + timedelta(seconds=offer.bid_ttl_seconds),
+        posted_at=now if posted else None,
         created_at=now,
     )
     from exchange.ids import public_id_new

@@ -302,6 +302,8 @@ def test_full_lead_in_one_call():
     with market_scope():
         ping_row = Ping.objects.get(public_id=body["ping_id"])
     assert ping_row.source == "lead" and ping_row.posted_at is not None
+    posted_again = client().post("/api/v1/post", post_body(body["ping_id"], 1), format="json")
+    assert posted_again.status_code == 409 and error(posted_again)["code"] == "ping_already_posted"
     again = client().post("/api/v1/leads", lead_body(1), format="json").json()
     assert (again["status"], again["payout"]) == ("sold", "16.00")  # "a" has it already: "b" buys
     third = client().post("/api/v1/leads", lead_body(1), format="json").json()
