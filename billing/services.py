@@ -94,10 +94,9 @@ def ledger_book(
     if sum(amounts, ZERO) != ZERO:
         raise BillingError(f"entries of {idempotency_key} sum to {sum(amounts, ZERO)}, not 0.00")
     with market_scope(), transaction.atomic():
-        existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return _same_kind(existing, kind), False
         try:
+            # The key's unique index decides: a repeat (rare: a retry) fails this insert and gets
+            # the first booking, so the common path does not look the key up first.
             with transaction.atomic():
                 booked = LedgerTransaction.objects.create(
                     kind=kind, idempotency_key=idempotency_key, memo=memo, reference=reference
