@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from contracts.forms import BuyerContractForm
 from contracts.models import BuyerContract, Campaign, CapCounter
 from exchange.admin import BookInvalidatingAdmin
 
@@ -24,14 +25,23 @@ class CampaignAdmin(BookInvalidatingAdmin):
 
 @admin.register(BuyerContract)
 class BuyerContractAdmin(BookInvalidatingAdmin):
+    form = BuyerContractForm
     list_display = ["name", "public_id", "organization", "offer", "status", "price", "rtb_url", "cap_day", "priority"]
     list_filter = ["status", "offer", "organization"]
     search_fields = ["name", "slug", "public_id", "organization__name"]
-    readonly_fields = ["public_id", "created_at", "updated_at"]
+    readonly_fields = ["public_id", "breaker_retry_at", "breaker_trips", "created_at", "updated_at"]
     autocomplete_fields = ["organization"]
     filter_horizontal = ["blocked_sellers"]
     fieldsets = (
         (None, {"fields": ("public_id", "name", "slug", "organization", "offer", "status", "paused_reason")}),
+        (
+            "Circuit breaker",
+            {
+                "fields": ("breaker_retry_at", "breaker_trips"),
+                "description": "Set by the RTB circuit breaker. Changing the status or the paused reason "
+                "hands the contract back to people: it is then never retried automatically.",
+            },
+        ),
         ("Price", {"fields": ("price", "modifiers", "rtb_url", "rtb_timeout_ms", "max_price")}),
         ("Targeting", {"fields": ("filters", "schedule", "min_score", "dedup_days", "blocked_sellers")}),
         ("Caps (leads)", {"fields": ("cap_day", "cap_week", "cap_month", "cap_total")}),

@@ -144,6 +144,17 @@ class BuyerContract(models.Model):
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     paused_reason = models.CharField(max_length=200, blank=True)
+    # Set only by the RTB circuit breaker (exchange/auction/breaker.py); a person setting the status
+    # (or the pause reason) clears them.
+    breaker_retry_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Paused by the RTB circuit breaker: from this time one ping at a time asks the buyer again.",
+    )
+    breaker_trips = models.PositiveSmallIntegerField(
+        default=0, editable=False, help_text="Times in a row the circuit breaker paused this contract."
+    )
 
     price = MoneyField(null=True, blank=True, help_text="Fixed bid; leave empty for RTB.")
     modifiers = models.JSONField(default=list, blank=True)
@@ -186,6 +197,15 @@ class BuyerContract(models.Model):
 
     def budget(self, period: str) -> Decimal | None:
         return getattr(self, f"budget_{period}")  # type: ignore[no-any-return]
+
+    def breaker_release(self, *, keep_reason: bool = False) -> None:
+        """A person set the status (or the pause reason), so the circuit breaker lets go: a contract
+        paused by hand is never retried by itself, one resumed by hand starts a clean count, and an
+        active contract keeps no pause reason (unless ``keep_reason``: the person gave one)."""
+        self.breaker_retry_at = None
+        self.breaker_trips = 0
+        if self.status == self.Status.ACTIVE and not keep_reason:
+            self.paused_reason = ""
 
     @property
     def delivery_method(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +43,7 @@ CONTRACT_FIELDS = frozenset(
         "paused_reason",
     }
 )
+MAX_TRIPS = 32767  # the column's limit; the cool-down stopped growing long before
 CAMPAIGN_FIELDS = frozenset(
     {
         "name",
@@ -70,6 +72,14 @@ def _apply(instance: Any, values: dict[str, Any], allowed: frozenset[str]) -> No
         setattr(instance, key, value)
 
 
+def _contract_apply(contract: BuyerContract, values: dict[str, Any]) -> None:
+    # Values come from a person (a buyer's PATCH, an operator's market file): a status or a pause
+    # reason they set wins over the circuit breaker.
+    _apply(contract, values, CONTRACT_FIELDS)
+    if "status" in values or "paused_reason" in values:
+        contract.breaker_release(keep_reason="paused_reason" in values)
+
+
 @transaction.atomic
 def contract_upsert(
     *,
@@ -81,7 +91,8 @@ def contract_upsert(
     public_id: str | None = None,
 ) -> tuple[BuyerContract, bool]:
     """Create or update the buyer contract with this slug; filters, modifiers, schedule and
-    delivery are validated against the offer's schema (``ValidationError`` names the field)."""
+    delivery are validated against the offer's schema (``ValidationError`` names the field). A
+    status (or pause reason) given here takes the contract out of the circuit breaker's hands."""
     contract = BuyerContract.objects.filter(slug=slug).first()
     created = contract is None
     if contract is None:
@@ -91,7 +102,7 @@ def contract_upsert(
     contract.offer = offer
     if public_id:
         contract.public_id = public_id
-    _apply(contract, values, CONTRACT_FIELDS)
+    _contract_apply(contract, values)
     contract.full_clean()
     contract.save()
     if blocked_sellers is not None:
@@ -102,8 +113,10 @@ def contract_upsert(
 
 @transaction.atomic
 def contract_update(*, contract: BuyerContract, values: dict[str, Any]) -> BuyerContract:
-    """Change a contract's terms (the buyer's bid automation); all or nothing."""
-    _apply(contract, values, CONTRACT_FIELDS)
+    """Change a contract's terms (the buyer's bid automation); all or nothing. Setting the status
+    (or the pause reason) takes the contract out of the circuit breaker's hands: no automatic
+    retry, a clean count."""
+    _contract_apply(contract, values)
     contract.full_clean()
     contract.save()
     _market_changed()
@@ -197,29 +210,74 @@ def cap_release(*, contract_id: int, keys: list[str], price: Decimal) -> None:
         )
 
 
-def contract_pause(*, contract_id: int, reason: str) -> bool:
-    """Pause an active contract (e.g. the RTB circuit breaker) and tell its organization.
+def contract_pause(*, contract_id: int, reason: str, retry_at: datetime | None = None) -> bool:
+    """Pause an active contract (e.g. the RTB circuit breaker) and tell its organization
+    (``contract.paused``).
 
-    Compare-and-set: pausing a paused contract does nothing and returns False.
+    ``retry_at`` is the circuit breaker's: from then on a ping may ask the buyer again
+    (:func:`contract_breaker_resume`, :func:`contract_breaker_retry`); without it the contract stays
+    paused until a person resumes it. Compare-and-set: pausing a paused contract does nothing and
+    returns False.
     """
     with market_scope(), transaction.atomic():
         updated = BuyerContract.objects.filter(pk=contract_id, status=BuyerContract.Status.ACTIVE).update(
-            status=BuyerContract.Status.PAUSED, paused_reason=reason[:200]
+            status=BuyerContract.Status.PAUSED,
+            paused_reason=reason[:200],
+            breaker_retry_at=retry_at,
+            breaker_trips=0 if retry_at is None else 1,
         )
         if not updated:
             return False
-        contract = BuyerContract.objects.select_related("offer").get(pk=contract_id)
         _market_changed()
-        from exchange.webhooks import event_emit  # events are the exchange's outbox
-
-        event_emit(
-            organization_id=contract.organization_id,
-            type="contract.paused",
-            data={
-                "contract": contract.public_id,
-                "name": contract.name,
-                "offer": contract.offer.slug,
-                "reason": reason,
-            },
-        )
+        _contract_event(contract_id=contract_id, type="contract.paused", reason=reason)
     return True
+
+
+def contract_breaker_retry(*, contract_id: int, seen_trips: int, retry_at: datetime, reason: str) -> bool:
+    """The circuit breaker's retry of a contract it paused failed: the contract stays paused, one
+    more trip in a row, until ``retry_at``. No event (its organization was told of the pause).
+
+    Compare-and-set on the trips the retry saw (``seen_trips``) and on the breaker still holding
+    the contract: when a person or another retry got there first, nothing changes and the answer
+    is False.
+    """
+    with market_scope(), transaction.atomic():
+        updated = BuyerContract.objects.filter(
+            pk=contract_id,
+            status=BuyerContract.Status.PAUSED,
+            breaker_retry_at__isnull=False,
+            breaker_trips=seen_trips,
+        ).update(breaker_trips=min(seen_trips + 1, MAX_TRIPS), breaker_retry_at=retry_at, paused_reason=reason[:200])
+        if not updated:
+            return False
+        _market_changed()
+    return True
+
+
+def contract_breaker_resume(*, contract_id: int, reason: str) -> bool:
+    """Resume a contract the circuit breaker paused, its retry having been answered, and tell its
+    organization (``contract.resumed``).
+
+    Compare-and-set: only while the breaker still holds it (paused, with a retry time), so a
+    contract a person paused or resumed meanwhile is left alone and the answer is False.
+    """
+    with market_scope(), transaction.atomic():
+        updated = BuyerContract.objects.filter(
+            pk=contract_id, status=BuyerContract.Status.PAUSED, breaker_retry_at__isnull=False
+        ).update(status=BuyerContract.Status.ACTIVE, paused_reason="", breaker_retry_at=None, breaker_trips=0)
+        if not updated:
+            return False
+        _market_changed()
+        _contract_event(contract_id=contract_id, type="contract.resumed", reason=reason)
+    return True
+
+
+def _contract_event(*, contract_id: int, type: str, reason: str) -> None:
+    from exchange.webhooks import event_emit  # events are the exchange's outbox
+
+    contract = BuyerContract.objects.select_related("offer").get(pk=contract_id)
+    event_emit(
+        organization_id=contract.organization_id,
+        type=type,
+        data={"contract": contract.public_id, "name": contract.name, "offer": contract.offer.slug, "reason": reason},
+    )

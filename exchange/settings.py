@@ -35,6 +35,9 @@ if not DEBUG:
 
 GAVEL_CURRENCY = env.str("GAVEL_CURRENCY", default="USD")
 GAVEL_RTB_BREAKER_FAILURES = env.int("GAVEL_RTB_BREAKER_FAILURES", default=5)
+# A paused contract is retried after the cool-down, doubled on each trip in a row, up to the max.
+GAVEL_RTB_BREAKER_COOLDOWN_SECONDS = env.int("GAVEL_RTB_BREAKER_COOLDOWN_SECONDS", default=60)
+GAVEL_RTB_BREAKER_COOLDOWN_MAX_SECONDS = env.int("GAVEL_RTB_BREAKER_COOLDOWN_MAX_SECONDS", default=3600)
 GAVEL_REAUCTION_DELAY_S = env.int("GAVEL_REAUCTION_DELAY_S", default=30)
 GAVEL_ALLOW_PRIVATE_URLS = env.bool("GAVEL_ALLOW_PRIVATE_URLS", default=DEBUG)
 

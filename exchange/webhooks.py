@@ -74,6 +74,7 @@ class EventType(models.TextChoices):
     LEAD_RETURNED = "lead.returned", "lead.returned — a buyer returned a lead"
     RETURN_DECIDED = "return.decided", "return.decided — a return was accepted or refused"
     CONTRACT_PAUSED = "contract.paused", "contract.paused — a contract was paused"
+    CONTRACT_RESUMED = "contract.resumed", "contract.resumed — the circuit breaker resumed a contract"
     BALANCE_LOW = "balance.low", "balance.low — a buyer's balance ran low"
 
 

@@ -22,6 +22,7 @@ class ContractOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
             "offer",
             "status",
             "paused_reason",
+            "breaker_retry_at",
             "price",
             "modifiers",
             "rtb_url",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,6 +54,14 @@ class CompiledContract:
     blocked_seller_ids: frozenset[int]
     delivery: dict[str, Any]
     return_window_hours: int
+    breaker_retry_at: datetime | None  # paused by the circuit breaker: when a ping may ask again
+    breaker_trips: int
+
+    def retry_due(self, now: datetime) -> bool:
+        """Paused by the RTB circuit breaker and past its cool-down (half-open): the next ping may
+        ask the buyer once, and its answer decides (``breaker_record``)."""
+        retry_at = self.breaker_retry_at
+        return not self.active and self.price is None and retry_at is not None and retry_at <= now
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,8 @@ def _compile_contract(
         blocked_seller_ids=frozenset(s.pk for s in contract.blocked_sellers.all()),
         delivery=dict(contract.delivery or {}),
         return_window_hours=contract.return_window_hours,
+        breaker_retry_at=contract.breaker_retry_at,
+        breaker_trips=contract.breaker_trips,
     )
 
 

@@ -1,8 +1,17 @@
-"""The RTB circuit breaker: a buyer endpoint that fails N times in a row is paused and told."""
+"""The RTB circuit breaker: a buyer endpoint that fails N times in a row is paused and told, and
+asked again after a cool-down.
+
+Closed → open → half-open, with no scheduler: a tripped contract is paused with a retry time
+(``BuyerContract.breaker_retry_at``). Once that time has passed, the auction treats it as eligible
+for one call at a time (a retry slot in the shared cache, :func:`breaker_retry_take`); a healthy
+answer (a bid or a pass) resumes it and tells its organization, a failure keeps it paused for a
+doubled cool-down. A person who sets the contract's status takes it out of the breaker's hands.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -12,30 +21,75 @@ from exchange.auction.rtb import RtbAnswer
 
 logger = logging.getLogger(__name__)
 
+# Longer than any ping: a retry whose ping died before its answer was recorded frees the slot then.
+RETRY_SLOT_SECONDS = 30
+
 
 def _key(contract_id: int) -> str:
     return f"gavel:rtb-failures:{contract_id}"
 
 
-def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContract]) -> None:
+def _retry_key(contract_id: int) -> str:
+    return f"gavel:rtb-probe:{contract_id}"
+
+
+def breaker_cooldown(trips: int) -> timedelta:
+    """How long a contract the breaker paused ``trips`` times in a row waits before it is asked
+    again: the base cool-down, doubled on each trip after the first, up to the maximum."""
+    base = int(getattr(settings, "GAVEL_RTB_BREAKER_COOLDOWN_SECONDS", 60))
+    most = int(getattr(settings, "GAVEL_RTB_BREAKER_COOLDOWN_MAX_SECONDS", 3600))
+    return timedelta(seconds=min(base * 2 ** min(max(trips, 1) - 1, 32), most))
+
+
+def breaker_retry_take(contract_id: int) -> bool:
+    """Take the one retry slot of a contract that is due a retry, for every process at once
+    (an atomic add in the shared cache); False while another ping's retry is in flight."""
+    return bool(cache.add(_retry_key(contract_id), 1, timeout=RETRY_SLOT_SECONDS))
+
+
+def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContract], *, now: datetime) -> None:
     """Count consecutive failures per contract (in the shared cache, across processes); a bid or a
-    pass resets the count; the N-th failure in a row pauses the contract."""
+    pass resets the count; the N-th failure in a row pauses the contract until ``now`` plus the
+    cool-down. The answer of a retry (a contract the breaker paused) resumes it or pauses it again."""
     threshold = int(getattr(settings, "GAVEL_RTB_BREAKER_FAILURES", 5))
     healthy = [_key(a.contract_id) for a in answers if not a.failed]
     if healthy:
         cache.delete_many(healthy)
     for answer in answers:
+        contract = contracts[answer.contract_id]
+        if not contract.active:
+            _retry_settle(contract, answer, now)
+            continue
         if not answer.failed:
             continue
         failures = _count_failure(_key(answer.contract_id))
         if failures >= threshold:
             from contracts.services import contract_pause
 
-            contract = contracts[answer.contract_id]
             reason = f"Circuit breaker: {failures} RTB failures in a row (last: {answer.reason})"
-            if contract_pause(contract_id=contract.id, reason=reason):
+            if contract_pause(contract_id=contract.id, reason=reason, retry_at=now + breaker_cooldown(1)):
                 logger.warning("paused contract %s: %s", contract.public_id, reason)
             cache.delete(_key(answer.contract_id))
+
+
+def _retry_settle(contract: CompiledContract, answer: RtbAnswer, now: datetime) -> None:
+    from contracts.services import contract_breaker_resume, contract_breaker_retry
+
+    if answer.failed:
+        trips = contract.breaker_trips + 1
+        cooldown = breaker_cooldown(trips)
+        reason = f"Circuit breaker: {trips} trips in a row (last: {answer.reason})"
+        if contract_breaker_retry(
+            contract_id=contract.id, seen_trips=contract.breaker_trips, retry_at=now + cooldown, reason=reason
+        ):
+            logger.warning("kept contract %s paused for %s: %s", contract.public_id, cooldown, reason)
+    else:
+        reason = f"Circuit breaker: the RTB endpoint answered again ({answer.reason or 'a bid'})"
+        if contract_breaker_resume(contract_id=contract.id, reason=reason):
+            logger.warning("resumed contract %s: %s", contract.public_id, reason)
+    # The outcome is written (and the book told), so the slot can go: the next retry is due only
+    # at the new retry time, or never (resumed).
+    cache.delete(_retry_key(contract.id))
 
 
 def _count_failure(key: str) -> int:

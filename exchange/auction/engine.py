@@ -25,7 +25,7 @@ from billing.money import payout_for
 from contracts.models import CapCounter
 from contracts.schedules import period_key
 from exchange.auction.book import CompiledCampaign, CompiledContract, OfferBook
-from exchange.auction.breaker import breaker_record
+from exchange.auction.breaker import breaker_record, breaker_retry_take
 from exchange.auction.distribution import Priced, Ranked, prices_paid, rank_bids
 from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
 from exchange.auction.rtb import RtbCall, rtb_body, rtb_collect, rtb_start
@@ -202,8 +202,12 @@ def _aware(value: object) -> datetime:
 
 
 def static_reason(contract: CompiledContract, ping: PingInput) -> str | None:
-    """The first check (cheapest first) that needs no database and that the contract fails."""
-    if not contract.active or not contract.organization_active:
+    """The first check (cheapest first) that needs no database and that the contract fails.
+
+    A contract the circuit breaker paused passes once its retry is due (half-open); whether this
+    ping is the one that asks it is settled in :func:`rtb_calls`.
+    """
+    if not contract.organization_active or not (contract.active or contract.retry_due(ping.now)):
         return "paused"
     if ping.campaign.organization_id in contract.blocked_seller_ids:
         return "seller_blocked"
@@ -245,7 +249,8 @@ def rtb_calls(
     floor: Decimal | None,
     steps: dict[int, WaterfallStep],
 ) -> list[RtbCall]:
-    """The RTB requests worth sending: a buyer that could not buy at any price is not asked."""
+    """The RTB requests worth sending: a buyer that could not buy at any price is not asked, nor a
+    contract the circuit breaker paused while another ping's retry of it is in flight."""
     calls: list[RtbCall] = []
     remaining_ms = ping.offer.ping_timeout_ms - (time.perf_counter() - ping.started) * 1000
     lead = {k: json_value(v) for k, v in ping.lead.items()}
@@ -253,6 +258,8 @@ def rtb_calls(
         reason = live_reason(contract, floor or Decimal(0), ping, state)
         if reason is None and floor is None:
             reason = "below_floor"
+        if reason is None and not contract.active and not breaker_retry_take(contract.id):
+            reason = "paused"
         if reason is not None:
             steps[contract.id].reason = reason
             continue
@@ -345,7 +352,7 @@ def auction_run(ping: PingInput) -> AuctionResult:
             else:
                 assert answer.bid is not None
                 admit(contracts[answer.contract_id], cap_at_max(contracts[answer.contract_id], answer.bid), answer.ref)
-        breaker_record(answers, contracts)
+        breaker_record(answers, contracts, now=ping.now)
 
     ordered, winners, rule = rank_bids(
         distribution=offer.distribution,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Callable
 from typing import Any
 
+from django.db import connections
 from rest_framework.test import APIClient
 
 from exchange.market import market_load
@@ -142,3 +145,23 @@ def post(ping_id: str, n: int = 0, key: str = SELLER_KEY, **lead: Any) -> dict[s
 def sell(n: int = 0, **kwargs: Any) -> dict[str, Any]:
     answer = ping(n, **kwargs)
     return post(answer["ping_id"], n)
+
+
+def run_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run the calls in threads released together; each thread has its own connection."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def worker(index: int, call: Callable[[], Any]) -> None:
+        try:
+            barrier.wait()
+            results[index] = call()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results

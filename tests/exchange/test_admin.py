@@ -4,6 +4,7 @@ change to the market made here reaches the next ping (the contract book is inval
 from __future__ import annotations
 
 import io
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import formats, timezone
 
 from accounts.models import Organization
 from accounts.services import membership_set, user_upsert
@@ -313,6 +315,73 @@ def test_an_inline_contract_change_on_the_organization_page_changes_the_next_pin
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert ping(21)["payout"] == "16.00"  # Bravo's 20.00 now wins
+
+
+# --- a status set in the admin wins over the RTB circuit breaker -----------------------------------
+
+BREAKER_REASON = "Circuit breaker: 5 RTB failures in a row (last: rtb_timeout)"
+
+
+def breaker_paused(public_id: str) -> tuple[BuyerContract, datetime]:
+    """The contract as the circuit breaker leaves it when it trips."""
+    retry_at = timezone.now() + timedelta(seconds=60)
+    with market_scope():
+        BuyerContract.objects.filter(public_id=public_id).update(
+            status="paused", paused_reason=BREAKER_REASON, breaker_retry_at=retry_at, breaker_trips=1
+        )
+        return BuyerContract.objects.get(public_id=public_id), retry_at
+
+
+def breaker_state(public_id: str) -> tuple[str, str, datetime | None, int]:
+    with market_scope():
+        c = BuyerContract.objects.get(public_id=public_id)
+    return c.status, c.paused_reason, c.breaker_retry_at, c.breaker_trips
+
+
+def test_a_status_set_on_the_contract_page_takes_the_contract_out_of_the_breaker(market, operator):
+    contract, retry_at = breaker_paused("ctr_acme")
+    page = operator.get(change_url(contract)).content.decode()
+    assert f'<div class="readonly">{formats.localize(retry_at)}</div>' in page  # shown, read-only
+    assert 'name="breaker_retry_at"' not in page and 'name="breaker_trips"' not in page
+
+    response = operator.post(change_url(contract), form_data(page, status="active"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert breaker_state("ctr_acme") == ("active", "", None, 0)
+    assert ping(20)["payout"] == "24.00"  # Acme buys again
+
+
+def test_a_pause_reason_given_on_the_contract_page_makes_the_pause_a_persons(market, operator):
+    contract, _ = breaker_paused("ctr_acme")
+    page = operator.get(change_url(contract)).content.decode()
+
+    response = operator.post(change_url(contract), form_data(page, paused_reason="Invoice due"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert breaker_state("ctr_acme") == ("paused", "Invoice due", None, 0)  # never retried
+
+
+def test_a_price_changed_on_the_contract_page_leaves_the_breaker_in_charge(market, operator):
+    contract, retry_at = breaker_paused("ctr_acme")
+    page = operator.get(change_url(contract)).content.decode()
+
+    response = operator.post(change_url(contract), form_data(page, price="42.50"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert breaker_state("ctr_acme") == ("paused", BREAKER_REASON, retry_at, 1)
+
+
+def test_a_status_set_in_the_organization_pages_inline_takes_the_contract_out_of_the_breaker(market, operator):
+    breaker_paused("ctr_acme")
+    acme = Organization.objects.get(slug="acme")
+    data = form_data(operator.get(change_url(acme)).content.decode())
+    status_fields = [k for k in data if k.startswith("contracts-") and k.endswith("-status") and "__prefix__" not in k]
+    assert len(status_fields) == 1 and data[status_fields[0]] == ["paused"]
+
+    response = operator.post(change_url(acme), {**data, status_fields[0]: ["active"]})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert breaker_state("ctr_acme") == ("active", "", None, 0)
 
 
 def test_pausing_an_organization_in_the_admin_takes_its_contracts_out(market, operator):

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.db.models import Sum
 
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry
 from exchange.models import Sale
 from leads.models import Lead
-from tests.exchange.builder import SELLER2_KEY, buyer, client, lead_body, load, ping, post_body
+from tests.exchange.builder import SELLER2_KEY, buyer, client, lead_body, load, ping, post_body, run_at_once
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -22,26 +20,6 @@ pytestmark = [
         not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="needs real concurrent connections"
     ),
 ]
-
-
-def run_at_once(calls):
-    """Run the calls in threads released together; each thread has its own connection."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 def ledger_is_consistent():

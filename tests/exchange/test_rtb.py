@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from accounts.models import Organization
+from accounts.services import membership_set, user_upsert
 from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
+from exchange.auction.book import book_invalidate
+from exchange.auction.breaker import breaker_cooldown
 from exchange.buyersim import Behaviour
 from exchange.models import Bid, Ping
-from tests.exchange.builder import buyer, client, load, ping, ping_body, post
+from exchange.webhooks import Event
+from tests.exchange.builder import BUYER_KEY_PREFIX, buyer, client, load, ping, ping_body, post, run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +35,48 @@ def rtb_buyer(buyers, slug: str, behaviour: Behaviour, **contract) -> dict:
 def steps(ping_id: str) -> dict[str, dict]:
     with market_scope():
         return {s["contract"]: s for s in Ping.objects.get(public_id=ping_id).waterfall}
+
+
+def created_at(answer: dict) -> datetime:
+    """The ping's instant: the one the breaker counts its cool-down from."""
+    with market_scope():
+        return Ping.objects.get(public_id=answer["ping_id"]).created_at
+
+
+def flaky_contract() -> BuyerContract:
+    with market_scope():
+        return BuyerContract.objects.get(slug="flaky-c")
+
+
+def events(type: str) -> list[dict]:
+    with market_scope():
+        return [e.data for e in Event.objects.filter(type=type).order_by("pk")]
+
+
+def tripped(buyers, settings, behaviour: Behaviour | None = None, **contract) -> dict:
+    """A market whose RTB buyer "flaky" failed once and was paused (one failure trips the breaker
+    here); the fixed buyer takes the leads meanwhile. The flaky buyer then behaves as given."""
+    settings.GAVEL_RTB_BREAKER_FAILURES = 1
+    load(rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0), **contract), buyer("fixed", "10.00"))
+    answer = ping(0)
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "rtb_error"
+    assert flaky_contract().status == "paused"
+    buyers.behaviours["flaky"] = behaviour or Behaviour(failure_rate=1.0)
+    return answer
+
+
+def retry_due() -> None:
+    """The cool-down of the paused contract has passed."""
+    with market_scope():
+        BuyerContract.objects.filter(slug="flaky-c").update(breaker_retry_at=timezone.now() - timedelta(seconds=1))
+    book_invalidate()
+
+
+def patch_contract(values: dict) -> dict:
+    buyer_client = client(f"{BUYER_KEY_PREFIX}flaky_000000")
+    response = buyer_client.patch("/api/v1/contracts/ctr_flaky", values, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
 
 
 def test_an_rtb_buyer_prices_the_lead_and_wins(buyers):
@@ -143,13 +194,21 @@ def test_the_circuit_breaker_pauses_a_failing_buyer_and_tells_it(buyers, setting
         ping(n)
     with market_scope():
         assert BuyerContract.objects.get(slug="flaky-c").status == "active"
-    ping(2)
+    third = ping(2)
     with market_scope():
         contract = BuyerContract.objects.get(slug="flaky-c")
         assert contract.status == "paused"
-        assert "3 RTB failures in a row" in contract.paused_reason
+        assert contract.paused_reason == "Circuit breaker: 3 RTB failures in a row (last: rtb_error)"
+        assert contract.breaker_trips == 1
+        assert contract.breaker_retry_at == created_at(third) + timedelta(seconds=60)
         event = Event.objects.get(type="contract.paused")
-    assert event.organization.slug == "flaky" and event.data["contract"] == "ctr_flaky"
+    assert event.organization.slug == "flaky"
+    assert event.data == {
+        "contract": "ctr_flaky",
+        "name": "flaky-c",
+        "offer": "auto",
+        "reason": "Circuit breaker: 3 RTB failures in a row (last: rtb_error)",
+    }
     answer = ping(3)
     assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "paused"
     assert len(buyers.requests("flaky")) == 3
@@ -192,3 +251,220 @@ def test_a_failure_counted_while_another_ping_resets_the_count_never_raises(monk
     monkeypatch.setattr(cache, "incr", racing_incr)
     assert breaker._count_failure("gavel:rtb-failures:test") == 1
     assert breaker._count_failure("gavel:rtb-failures:test") == 2
+
+
+# --- half-open: a paused contract is asked again after its cool-down ---------------------------
+
+
+def test_before_its_retry_time_a_tripped_contract_is_paused_and_not_asked(buyers, settings):
+    first = tripped(buyers, settings, Behaviour(bid="25.00"))
+    assert flaky_contract().breaker_retry_at == created_at(first) + timedelta(seconds=60)
+
+    answer = ping(1)
+
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "paused"
+    assert steps(answer["ping_id"])["ctr_fixed"]["reason"] == "won"
+    assert len(buyers.requests("flaky")) == 1
+    contract = flaky_contract()
+    assert (contract.status, contract.breaker_trips) == ("paused", 1)
+    assert events("contract.resumed") == []
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason", "answered"),
+    [(Behaviour(bid="25.00"), "won", "a bid"), (Behaviour(bid=None), "rtb_no_bid", "rtb_no_bid")],
+)
+def test_after_its_retry_time_a_healthy_answer_resumes_the_contract_and_tells_it(
+    buyers, settings, behaviour, reason, answered
+):
+    tripped(buyers, settings, behaviour)
+    retry_due()
+
+    answer = ping(1)
+
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == reason
+    assert len(buyers.requests("flaky")) == 2
+    contract = flaky_contract()
+    assert contract.status == "active"
+    assert (contract.breaker_retry_at, contract.breaker_trips, contract.paused_reason) == (None, 0, "")
+    assert events("contract.resumed") == [
+        {
+            "contract": "ctr_flaky",
+            "name": "flaky-c",
+            "offer": "auto",
+            "reason": f"Circuit breaker: the RTB endpoint answered again ({answered})",
+        }
+    ]
+    assert cache.get(f"gavel:rtb-probe:{contract.pk}") is None
+    # Active again: every ping asks it, with no new event.
+    ping(2)
+    assert len(buyers.requests("flaky")) == 3
+    assert len(events("contract.resumed")) == 1
+
+
+def test_the_retrys_bid_is_a_real_bid_and_buys_the_lead(buyers, settings):
+    tripped(buyers, settings, Behaviour(bid="25.00"))
+    retry_due()
+
+    answer = ping(1)
+
+    assert answer["payout"] == "20.00"  # 25.00 less the 20% margin: the retry won
+    assert post(answer["ping_id"], 1)["payout"] == "20.00"
+    with market_scope():
+        assert Bid.objects.get(ping__public_id=answer["ping_id"], status="won").contract.slug == "flaky-c"
+
+
+def test_a_failed_retry_keeps_the_contract_paused_for_a_doubled_cooldown(buyers, settings):
+    tripped(buyers, settings)
+    retry_due()
+
+    answer = ping(1)
+
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "rtb_error"
+    contract = flaky_contract()
+    assert (contract.status, contract.breaker_trips) == ("paused", 2)
+    assert contract.breaker_retry_at == created_at(answer) + timedelta(seconds=120)
+    assert contract.paused_reason == "Circuit breaker: 2 trips in a row (last: rtb_error)"
+    assert len(events("contract.paused")) == 1 and events("contract.resumed") == []
+    # The next ping, before the new retry time, does not ask it.
+    assert steps(ping(2)["ping_id"])["ctr_flaky"]["reason"] == "paused"
+    assert len(buyers.requests("flaky")) == 2
+
+    retry_due()
+    third = ping(3)
+
+    contract = flaky_contract()
+    assert (contract.status, contract.breaker_trips) == ("paused", 3)
+    assert contract.breaker_retry_at == created_at(third) + timedelta(seconds=240)
+    assert len(buyers.requests("flaky")) == 3
+
+
+def test_the_cooldown_stops_growing_at_its_maximum(buyers, settings):
+    settings.GAVEL_RTB_BREAKER_COOLDOWN_SECONDS = 60
+    settings.GAVEL_RTB_BREAKER_COOLDOWN_MAX_SECONDS = 100
+    tripped(buyers, settings)
+    retry_due()
+
+    answer = ping(1)
+
+    contract = flaky_contract()
+    assert contract.breaker_trips == 2
+    assert contract.breaker_retry_at == created_at(answer) + timedelta(seconds=100)  # not 120
+
+
+@pytest.mark.parametrize(
+    ("trips", "seconds"), [(1, 60), (2, 120), (3, 240), (6, 1920), (7, 3600), (8, 3600), (32767, 3600)]
+)
+def test_the_cooldown_doubles_on_each_trip_in_a_row_up_to_the_maximum(trips, seconds):
+    assert django_settings.GAVEL_RTB_BREAKER_COOLDOWN_SECONDS == 60
+    assert django_settings.GAVEL_RTB_BREAKER_COOLDOWN_MAX_SECONDS == 3600
+    assert breaker_cooldown(trips) == timedelta(seconds=seconds)
+
+
+def test_while_another_pings_retry_is_in_flight_the_contract_is_paused(buyers, settings):
+    tripped(buyers, settings, Behaviour(bid="25.00"))
+    retry_due()
+    contract_id = flaky_contract().pk
+    assert cache.add(f"gavel:rtb-probe:{contract_id}", 1, timeout=30)  # another process's retry
+
+    answer = ping(1)
+
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "paused"
+    assert len(buyers.requests("flaky")) == 1
+    assert flaky_contract().status == "paused"
+    assert events("contract.resumed") == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="needs concurrent connections"
+)
+def test_two_pings_at_once_send_exactly_one_retry(buyers, settings):
+    tripped(buyers, settings, Behaviour(bid="25.00", latency_ms=400), rtb_timeout_ms=1500)
+    retry_due()
+
+    answers = run_at_once([lambda: ping(1), lambda: ping(2)])
+
+    reasons = sorted(steps(a["ping_id"])["ctr_flaky"]["reason"] for a in answers)
+    assert reasons == ["paused", "won"]
+    assert len(buyers.requests("flaky")) == 2  # the trip's call and one retry
+    assert flaky_contract().status == "active"
+    assert len(events("contract.resumed")) == 1
+
+
+# --- a person's change wins over the breaker ------------------------------------------------------
+
+
+def test_a_contract_paused_by_its_buyer_is_never_retried(buyers, settings):
+    tripped(buyers, settings, Behaviour(bid="25.00"))
+    retry_at = flaky_contract().breaker_retry_at
+    assert client(f"{BUYER_KEY_PREFIX}flaky_000000").get("/api/v1/contracts/ctr_flaky").json()[
+        "breaker_retry_at"
+    ] == retry_at.isoformat().replace("+00:00", "Z")
+
+    shown = patch_contract({"status": "paused"})
+
+    assert (shown["status"], shown["breaker_retry_at"]) == ("paused", None)
+    contract = flaky_contract()
+    assert (contract.status, contract.breaker_retry_at, contract.breaker_trips) == ("paused", None, 0)
+    answer = ping(1)
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "paused"
+    assert len(buyers.requests("flaky")) == 1
+    assert flaky_contract().status == "paused" and events("contract.resumed") == []
+
+
+def test_a_contract_resumed_by_its_buyer_starts_a_clean_breaker(buyers, settings):
+    tripped(buyers, settings)
+    retry_due()
+    ping(1)  # a failed retry: two trips in a row
+    assert flaky_contract().breaker_trips == 2
+
+    shown = patch_contract({"status": "active"})
+
+    assert (shown["status"], shown["paused_reason"], shown["breaker_retry_at"]) == ("active", "", None)
+    contract = flaky_contract()
+    assert (contract.breaker_retry_at, contract.breaker_trips) == (None, 0)
+    # The next failure trips it again as a first trip: the base cool-down, not a doubled one.
+    answer = ping(2)
+    contract = flaky_contract()
+    assert (contract.status, contract.breaker_trips) == ("paused", 1)
+    assert contract.breaker_retry_at == created_at(answer) + timedelta(seconds=60)
+    assert events("contract.resumed") == []
+
+
+def test_a_change_of_terms_alone_leaves_the_breaker_in_charge(buyers, settings):
+    tripped(buyers, settings)
+    retry_at = flaky_contract().breaker_retry_at
+
+    patch_contract({"max_price": "50.00"})
+
+    contract = flaky_contract()
+    assert (contract.status, contract.breaker_retry_at, contract.breaker_trips) == ("paused", retry_at, 1)
+
+
+def test_reloading_the_market_file_with_a_status_takes_the_contract_out_of_the_breaker(buyers, settings):
+    tripped(buyers, settings)
+
+    load(rtb_buyer(buyers, "flaky", Behaviour(bid="25.00"), status="active"), buyer("fixed", "10.00"))
+
+    contract = flaky_contract()
+    assert (contract.status, contract.breaker_retry_at, contract.breaker_trips) == ("active", None, 0)
+    assert contract.paused_reason == ""
+
+
+def test_the_buyers_contract_page_says_when_the_breaker_retries(buyers, settings):
+    tripped(buyers, settings)
+    membership_set(
+        user=user_upsert(email="owner@flaky.test", password="correct-horse-battery"),
+        organization=Organization.objects.get(slug="flaky"),
+        role="owner",
+    )
+    portal = Client()
+    assert portal.login(username="owner@flaky.test", password="correct-horse-battery")
+    retry_at = flaky_contract().breaker_retry_at
+
+    page = portal.get("/portal/contracts/ctr_flaky/").content.decode()
+
+    assert f"Paused by the circuit breaker; retried automatically at {retry_at:%Y-%m-%d %H:%M:%S} UTC" in page
+    patch_contract({"status": "paused"})
+    assert "retried automatically" not in portal.get("/portal/contracts/ctr_flaky/").content.decode()
