@@ -137,7 +137,7 @@ def verify(
 # --- SSRF guard -------------------------------------------------------------------------------
 
 
-def _private_allowed() -> bool:
+def private_allowed() -> bool:
     return bool(getattr(settings, "GAVEL_ALLOW_PRIVATE_URLS", False))
 
 
@@ -198,7 +198,7 @@ def url_check(url: str) -> None:
     Call it when a URL is saved; :func:`http_post` checks again at send time.
     """
     _, host, port = _url_target(url)
-    if not _private_allowed():
+    if not private_allowed():
         _addresses_vetted(host, port)
 
 
@@ -234,7 +234,7 @@ def http_post(
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.monotonic()
     deadline = started + timeout
-    pinned = None if _private_allowed() else _addresses_vetted(host, port)[0]
+    pinned = None if private_allowed() else _addresses_vetted(host, port)[0]
     connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
     connection = connection_class(host, port, timeout=timeout)
     if pinned is not None:

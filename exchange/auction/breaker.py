@@ -50,9 +50,11 @@ def breaker_retry_take(contract_id: int) -> bool:
 def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContract], *, now: datetime) -> None:
     """Count consecutive failures per contract (in the shared cache, across processes); a bid or a
     pass resets the count; the N-th failure in a row pauses the contract until ``now`` plus the
-    cool-down. The answer of a retry (a contract the breaker paused) resumes it or pauses it again."""
+    cool-down. The answer of a retry (a contract the breaker paused) resumes it or pauses it again.
+    A timeout the exchange cut short (it called too late to give the buyer its whole
+    ``rtb_timeout_ms``) is neither: an overloaded exchange must not pause healthy buyers."""
     threshold = int(getattr(settings, "GAVEL_RTB_BREAKER_FAILURES", 5))
-    healthy = [_key(a.contract_id) for a in answers if not a.failed]
+    healthy = [_key(a.contract_id) for a in answers if a.healthy]
     if healthy:
         cache.delete_many(healthy)
     for answer in answers:
@@ -75,7 +77,9 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
 def _retry_settle(contract: CompiledContract, answer: RtbAnswer, now: datetime) -> None:
     from contracts.services import contract_breaker_resume, contract_breaker_retry
 
-    if answer.failed:
+    if not answer.healthy and not answer.failed:
+        pass  # a timeout the exchange cut short: no verdict, the next ping retries
+    elif answer.failed:
         trips = contract.breaker_trips + 1
         cooldown = breaker_cooldown(trips)
         reason = f"Circuit breaker: {trips} trips in a row (last: {answer.reason})"

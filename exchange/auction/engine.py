@@ -342,7 +342,7 @@ def auction_run(ping: PingInput) -> AuctionResult:
             by_contract[contract.id].latency_ms += (time.perf_counter() - started) * 1000
     if pending is not None:
         remaining = offer.ping_timeout_ms / 1000 - (time.perf_counter() - ping.started)
-        answers = rtb_collect(pending, calls, min(remaining, deadline_s))
+        answers = rtb_collect(pending, min(remaining, deadline_s))
         contracts = {c.contract.id: c.contract for c in calls}
         for answer in answers:
             step = by_contract[answer.contract_id]

@@ -226,6 +226,35 @@ def test_a_success_resets_the_breaker(buyers, settings):
         assert BuyerContract.objects.get(slug="flaky-c").status == "active"
 
 
+def test_timeouts_within_the_buyers_own_timeout_count_toward_the_breaker(buyers, settings):
+    settings.GAVEL_RTB_BREAKER_FAILURES = 2
+    load(
+        rtb_buyer(buyers, "flaky", Behaviour(bid="30.00", latency_ms=400), rtb_timeout_ms=100), buyer("fixed", "10.00")
+    )
+    for n in range(2):
+        assert steps(ping(n)["ping_id"])["ctr_flaky"]["reason"] == "rtb_timeout"
+    assert flaky_contract().status == "paused"
+
+
+def test_a_timeout_the_exchange_cut_short_says_nothing_of_the_buyer(buyers, settings):
+    """The ping's deadline (250 ms) leaves the buyer less than its own 1500 ms: the exchange was the
+    short one, so the timeouts neither pause the contract nor clear a count of real failures."""
+    settings.GAVEL_RTB_BREAKER_FAILURES = 2
+    load(
+        rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0), rtb_timeout_ms=1500),
+        buyer("fixed", "10.00"),
+        ping_timeout_ms=250,
+    )
+    assert steps(ping(0)["ping_id"])["ctr_flaky"]["reason"] == "rtb_error"  # one real failure
+    buyers.behaviours["flaky"] = Behaviour(bid="30.00", latency_ms=1000)
+    for n in range(1, 4):
+        assert steps(ping(n)["ping_id"])["ctr_flaky"]["reason"] == "rtb_timeout"
+    assert flaky_contract().status == "active"
+    buyers.behaviours["flaky"] = Behaviour(failure_rate=1.0)
+    ping(4)  # the second real failure in a row: the cut timeouts in between did not reset the count
+    assert flaky_contract().status == "paused"
+
+
 def test_rtb_bids_respect_budget_and_floor(buyers):
     load(rtb_buyer(buyers, "rtb", Behaviour(bid="0.50")), floor="1.00")
     answer = ping(1)
