@@ -205,8 +205,17 @@ def _build(version: int) -> Book:
 
 def book_current() -> Book:
     """The current book, rebuilt first if the market changed since this process built it."""
+    return _book_at(cache.get(VERSION_KEY))
+
+
+def book_current_and(key: str) -> tuple[Book, Any]:
+    """The current book and the cached value of ``key`` (None if absent), in one round trip."""
+    values = cache.get_many([VERSION_KEY, key])
+    return _book_at(values.get(VERSION_KEY)), values.get(key)
+
+
+def _book_at(version: int | None) -> Book:
     global _book
-    version = cache.get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, 1, timeout=None)
         version = cache.get(VERSION_KEY, 1)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.money import ZERO, money_str
-from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
+from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current_and
 from exchange.auction.engine import AuctionResult, PingInput, auction_run
 from exchange.errors import Invalid
 from exchange.models import Bid, Ping
@@ -272,13 +272,12 @@ def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any
 
     A ping repeated with an identical body before its bids expire gets the first answer again.
     """
-    book = book_current()
-    campaign, offer = campaign_of(book, seller, request.campaign)
     fingerprint = fingerprint_of(
         request.campaign, request.lead, request.consumer, request.tracking, request.consent, request.test
     )
     repeat_key = f"gavel:ping-answer:{seller.pk}:{fingerprint}"
-    repeat = cache.get(repeat_key)
+    book, repeat = book_current_and(repeat_key)
+    campaign, offer = campaign_of(book, seller, request.campaign)
     if repeat is not None:
         return dict(repeat)
     values = lead_validated(request.lead, offer, "ping")
