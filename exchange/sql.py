@@ -11,6 +11,7 @@ query counts, logging and error translation are unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection
@@ -31,3 +32,14 @@ def bound_cursor() -> CursorWrapper:
     with connection.wrap_database_errors:
         raw = cursor_class(connection.connection)
     return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+
+
+def pg_array(values: Iterable[int | str]) -> str:
+    """A PostgreSQL array literal of ints or strings, for a ``%s::bigint[]`` or ``%s::text[]``
+    parameter: psycopg adapts a Python list element by element in Python (a tenth of a ping's
+    CPU, by profile), a string in C."""
+    return "{" + ",".join(str(v) if isinstance(v, int) else _element(v) for v in values) + "}"
+
+
+def _element(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -30,7 +30,7 @@ from exchange.auction.distribution import Priced, Ranked, prices_paid, rank_bids
 from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
 from exchange.auction.rtb import RtbCall, rtb_body, rtb_collect, rtb_start
 from exchange.models import Sale
-from exchange.sql import bound_cursor
+from exchange.sql import bound_cursor, pg_array
 from leads.models import Suppression
 from leads.services import json_value
 
@@ -111,11 +111,11 @@ def _period_keys(periods: tuple[str, ...], now: datetime, tz: ZoneInfo) -> Mappi
     return MappingProxyType({p: period_key(p, now, tz) for p in periods})
 
 
-def _in(column: str, values: Collection[object], pg: bool) -> tuple[str, list[Any]]:
-    """``column IN (...)``; on PostgreSQL ``column = ANY(%s)`` with one array, so the query's
-    text does not change with the number of values and the driver converts it once."""
+def _in(column: str, values: Collection[int | str], pg: bool, sql_type: str) -> tuple[str, list[Any]]:
+    """``column IN (...)``; on PostgreSQL ``column = ANY(%s::type[])`` with one array literal, so
+    the query's text does not change with the number of values and the driver converts it once."""
     if pg:
-        return f"{column} = ANY(%s)", [list(values)]
+        return f"{column} = ANY(%s::{sql_type}[])", [pg_array(values)]
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
@@ -138,15 +138,15 @@ def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes:
     keyed = [(c.id, key) for c in contracts for key in cap_keys(c, now).values()]
     if keyed:
         ids, keys = (
-            _in("contract_id", sorted({cid for cid, _ in keyed}), pg),
-            _in("period_key", sorted({k for _, k in keyed}), pg),
+            _in("contract_id", sorted({cid for cid, _ in keyed}), pg, "bigint"),
+            _in("period_key", sorted({k for _, k in keyed}), pg, "text"),
         )
         parts.append(
             f"SELECT 'c', contract_id, period_key, count, spend, {null['at']} FROM {CapCounter._meta.db_table} "
             f"WHERE {ids[0]} AND {keys[0]}"
         )
         params += [*ids[1], *keys[1]]
-    buyers = _in("organization_id", buyer_ids, pg)
+    buyers = _in("organization_id", buyer_ids, pg, "bigint")
     if buyer_ids:
         parts.append(
             f"SELECT 'f', organization_id, {null['text']}, {null['int']}, balance - held + credit_limit, {null['at']} "
@@ -155,8 +155,8 @@ def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes:
         params += [*buyers[1], LedgerAccount.Kind.BUYER_BALANCE]
     window = max((c.dedup_days for c in contracts), default=0)
     if hashes and buyer_ids and window > 0:
-        emails, phones = _in("email_hash", hashes, pg), _in("phone_hash", hashes, pg)
-        statuses = _in("status", [str(s) for s in LIVE_SALE_STATUSES], pg)
+        emails, phones = _in("email_hash", hashes, pg, "text"), _in("phone_hash", hashes, pg, "text")
+        statuses = _in("status", [str(s) for s in LIVE_SALE_STATUSES], pg, "text")
         parts.append(
             f"SELECT 'd', organization_id, {null['text']}, {null['int']}, {null['num']}, MAX(created_at) "
             f"FROM {Sale._meta.db_table} WHERE ({emails[0]} OR {phones[0]}) AND {buyers[0]} AND {statuses[0]} "
@@ -164,7 +164,7 @@ def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes:
         )
         params += [*emails[1], *phones[1], *buyers[1], *statuses[1], False, now - timedelta(days=window)]
     if hashes:
-        consumers = _in("consumer_hash", hashes, pg)
+        consumers = _in("consumer_hash", hashes, pg, "text")
         parts.append(
             f"SELECT 's', 0, {null['text']}, {null['int']}, {null['num']}, {null['at']} "
             f"FROM {Suppression._meta.db_table} WHERE {consumers[0]}"

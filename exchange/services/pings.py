@@ -7,7 +7,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
@@ -226,18 +227,27 @@ def _insert_of(model: type[Ping] | type[Bid], skip: str = "") -> _Insert:
 
 @functools.cache
 def _ping_insert_sql() -> str:
-    """The ping and all its bids in one statement whatever their number (bids as arrays), so the
-    text never changes and the driver converts it once per process."""
+    """The ping and all its bids in one statement whatever their number (the bids as one JSON
+    array of rows), so the text never changes and the driver prepares it once per connection."""
     ping, bid = _insert_of(Ping), _insert_of(Bid, "ping_id")
     ping_fk = connection.ops.quote_name(Bid._meta.get_field("ping").column)
     return (
         f"WITH p AS (INSERT INTO {Ping._meta.db_table} ({', '.join(ping.columns)}) "
         f"VALUES ({', '.join(['%s'] * len(ping.columns))}) RETURNING id), "
         f"b AS (INSERT INTO {Bid._meta.db_table} ({ping_fk}, {', '.join(bid.columns)}) "
-        f"SELECT p.id, v.* FROM p, unnest({', '.join(f'%s::{t}[]' for t in bid.types)}) AS v "
+        f"SELECT p.id, {', '.join(f'v.{c}' for c in bid.columns)} FROM p, jsonb_to_recordset(%s::jsonb) "
+        f"AS v({', '.join(f'{c} {t}' for c, t in zip(bid.columns, bid.types, strict=True))}) "
         "RETURNING id, rank) "
         "SELECT id, -1 FROM p UNION ALL SELECT id, rank FROM b"
     )
+
+
+def _bid_json(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def ping_store(ping: Ping, bids: list[Bid]) -> None:
@@ -251,11 +261,14 @@ def ping_store(ping: Ping, bids: list[Bid]) -> None:
             Bid.objects.bulk_create(bids)
         return
     bid_insert = _insert_of(Bid, "ping_id")
-    rows = [bid_insert.values(bid) for bid in bids]
-    # One array per bid column (unnest turns them back into rows).
-    bid_columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in bid_insert.columns]
+    # One JSON document for the bids: psycopg dumps a string in C, where a Python list per
+    # column went through its list adapter element by element.
+    rows = json.dumps(
+        [{f.column: _bid_json(getattr(bid, f.attname)) for f in bid_insert.fields} for bid in bids],
+        separators=(",", ":"),
+    )
     with bound_cursor() as cursor:
-        cursor.execute(_ping_insert_sql(), [*_insert_of(Ping).values(ping), *bid_columns])
+        cursor.execute(_ping_insert_sql(), [*_insert_of(Ping).values(ping), rows])
         ids = {rank: pk for pk, rank in cursor.fetchall()}
     ping.pk = ids[-1]
     ping._state.adding = False
