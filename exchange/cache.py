@@ -8,8 +8,10 @@ safe to share between threads, so each pool keeps one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 
@@ -32,3 +34,31 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = _Client
+
+    def write_many(self, values: Mapping[str, Any], *, timeout: int, delete: Iterable[str]) -> None:
+        """Set ``values`` and delete ``delete`` in one round trip (a pipeline, not a transaction)."""
+        django_client: Any = self._cache  # its serializer is not in django-stubs
+        pipeline = django_client.get_client(write=True).pipeline(transaction=False)
+        seconds = self.get_backend_timeout(timeout)
+        for key, value in values.items():
+            pipeline.set(
+                self.make_and_validate_key(key),
+                django_client._serializer.dumps(value),
+                ex=None if seconds is None else int(seconds),
+            )
+        deleted = [self.make_and_validate_key(key) for key in delete]
+        if deleted:
+            pipeline.delete(*deleted)
+        pipeline.execute()
+
+
+def cache_write(values: Mapping[str, Any], *, timeout: int, delete: Iterable[str] = ()) -> None:
+    """Set and delete keys of the default cache: in one round trip when it is Redis."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        backend.write_many(values, timeout=timeout, delete=delete)
+        return
+    if values:
+        backend.set_many(dict(values), timeout=timeout)
+    if delete := list(delete):
+        backend.delete_many(delete)

@@ -47,16 +47,17 @@ def breaker_retry_take(contract_id: int) -> bool:
     return bool(cache.add(_retry_key(contract_id), 1, timeout=RETRY_SLOT_SECONDS))
 
 
-def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContract], *, now: datetime) -> None:
+def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContract], *, now: datetime) -> list[str]:
     """Count consecutive failures per contract (in the shared cache, across processes); a bid or a
     pass resets the count; the N-th failure in a row pauses the contract until ``now`` plus the
     cool-down. The answer of a retry (a contract the breaker paused) resumes it or pauses it again.
     A timeout the exchange cut short (it called too late to give the buyer its whole
-    ``rtb_timeout_ms``) is neither: an overloaded exchange must not pause healthy buyers."""
+    ``rtb_timeout_ms``) is neither: an overloaded exchange must not pause healthy buyers.
+
+    Returns the cache keys the healthy answers reset: the caller deletes them with the ping's own
+    cache write, so a ping pays one Redis round trip for both.
+    """
     threshold = int(getattr(settings, "GAVEL_RTB_BREAKER_FAILURES", 5))
-    healthy = [_key(a.contract_id) for a in answers if a.healthy]
-    if healthy:
-        cache.delete_many(healthy)
     for answer in answers:
         contract = contracts[answer.contract_id]
         if not contract.active:
@@ -72,6 +73,7 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
             if contract_pause(contract_id=contract.id, reason=reason, retry_at=now + breaker_cooldown(1)):
                 logger.warning("paused contract %s: %s", contract.public_id, reason)
             cache.delete(_key(answer.contract_id))
+    return [_key(a.contract_id) for a in answers if a.healthy]
 
 
 def _retry_settle(contract: CompiledContract, answer: RtbAnswer, now: datetime) -> None:

@@ -81,6 +81,8 @@ class AuctionResult:
     ranked: list[Ranked]
     waterfall: list[WaterfallStep] = field(default_factory=list)
     margin_percent: Decimal = Decimal(0)
+    # Cache keys to delete once the ping is stored (circuit-breaker counts its RTB answers reset).
+    cache_deletes: list[str] = field(default_factory=list)
 
     @property
     def winners(self) -> list[Ranked]:
@@ -335,6 +337,7 @@ def auction_run(ping: PingInput) -> AuctionResult:
     calls = rtb_calls(ping, [c for c in survivors if c.price is None], state, floor, by_contract)
     deadline_s = offer.ping_timeout_ms / 1000 - (time.perf_counter() - ping.started)
     pending = rtb_start(calls, dict(ping.signing_secrets)) if calls else None
+    breaker_resets: list[str] = []
     for contract in survivors:
         if contract.price is not None:
             started = time.perf_counter()
@@ -352,7 +355,7 @@ def auction_run(ping: PingInput) -> AuctionResult:
             else:
                 assert answer.bid is not None
                 admit(contracts[answer.contract_id], cap_at_max(contracts[answer.contract_id], answer.bid), answer.ref)
-        breaker_record(answers, contracts, now=ping.now)
+        breaker_resets = breaker_record(answers, contracts, now=ping.now)
 
     ordered, winners, rule = rank_bids(
         distribution=offer.distribution,
@@ -366,7 +369,12 @@ def auction_run(ping: PingInput) -> AuctionResult:
     for bid in ranked:
         by_contract[bid.contract.id].reason = "won" if bid.won else "outbid"
     result = AuctionResult(
-        status="accepted", reason=None, ranked=ranked, waterfall=steps, margin_percent=campaign.margin_percent
+        status="accepted",
+        reason=None,
+        ranked=ranked,
+        waterfall=steps,
+        margin_percent=campaign.margin_percent,
+        cache_deletes=breaker_resets,
     )
     if not ranked:
         result.status = "rejected"

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Field, JSONField
 from django.utils import timezone
@@ -21,6 +20,7 @@ from accounts.tenancy import market_scope
 from billing.money import ZERO, money_str
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current_and
 from exchange.auction.engine import AuctionResult, PingInput, auction_run
+from exchange.cache import cache_write
 from exchange.errors import Invalid
 from exchange.models import Bid, Ping
 from exchange.schema import LeadInvalid, lead_validate
@@ -112,9 +112,11 @@ def auction_store(
     signing_secrets: Mapping[int, str],
     exclude_contract_ids: frozenset[int] = frozenset(),
     posted: bool = False,
+    answer_key: str = "",
 ) -> tuple[Ping, list[Bid], AuctionResult | None]:
     """Run the auction for a ping (or a full lead's ping part) and store it with its bids;
-    ``posted`` when its lead comes with it (a full lead), so it can never be posted again."""
+    ``posted`` when its lead comes with it (a full lead), so it can never be posted again.
+    ``answer_key``: where the cache keeps the answer until its bids expire (repeat pings)."""
     now = timezone.now()
     ping = Ping(
         organization_id=seller.pk,
@@ -194,6 +196,13 @@ def auction_store(
         ping.latency_ms = (timezone.now() - started).total_seconds() * 1000
         ping.response = _ping_answer(ping, result, bids)
         ping_store(ping, bids)
+    # One cache round trip after the ping is stored: its answer for repeats, and the breaker
+    # counts its RTB answers reset.
+    cache_write(
+        {answer_key: ping.response} if answer_key else {},
+        timeout=offer.bid_ttl_seconds,
+        delete=result.cache_deletes if result is not None else (),
+    )
     return ping, bids, result
 
 
@@ -308,7 +317,7 @@ def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any
         fingerprint=fingerprint,
         source=Ping.Source.PING,
         signing_secrets=book.signing_secrets,
+        # A repeat of this exact ping before its bids expire gets this answer again, not a new auction.
+        answer_key=repeat_key,
     )
-    # A repeat of this exact ping before its bids expire gets this answer again, not a new auction.
-    cache.set(repeat_key, ping.response, timeout=offer.bid_ttl_seconds)
     return dict(ping.response)

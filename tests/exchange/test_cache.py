@@ -39,3 +39,28 @@ def test_threads_counting_at_once_lose_no_increment():
         t.join(10)
     assert errors == []
     assert cache.get("gavel:test:shared") == 400
+
+
+def test_a_write_sets_and_deletes_in_one_pipeline(monkeypatch):
+    from redis.client import Pipeline
+
+    from exchange.cache import cache_write
+
+    cache.set_many({"gavel:test:gone-1": 1, "gavel:test:gone-2": 2, "gavel:test:kept": 3}, 30)
+    sent: list[int] = []
+    execute = Pipeline.execute
+    monkeypatch.setattr(
+        Pipeline, "execute", lambda self, *a, **k: sent.append(len(self.command_stack)) or execute(self, *a, **k)
+    )
+
+    cache_write(
+        {"gavel:test:answer": {"status": "accepted"}}, timeout=30, delete=["gavel:test:gone-1", "gavel:test:gone-2"]
+    )
+
+    assert sent == [2]  # one round trip: the set and the delete
+    assert cache.get_many(["gavel:test:answer", "gavel:test:gone-1", "gavel:test:gone-2", "gavel:test:kept"]) == {
+        "gavel:test:answer": {"status": "accepted"},
+        "gavel:test:kept": 3,
+    }
+    ttl = cache._cache.get_client().ttl(cache.make_key("gavel:test:answer"))  # type: ignore[attr-defined]
+    assert 28 <= ttl <= 30
