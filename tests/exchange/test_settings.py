@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
+
+from tests.exchange.builder import buyer, load
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_KEY = "x" * 50
@@ -110,3 +113,30 @@ def test_prepared_statements_on_postgresql_can_be_tuned_or_turned_off(value, exp
     result = settings_run(env, "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [expected]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not django_settings.REDIS_URL, reason="the web process and the test share the book version in Redis"
+)
+def test_the_web_process_builds_the_contract_book_before_its_first_request():
+    load(buyer("acme", "20.00"))
+    db = django_settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    result = settings_run(
+        {"DEBUG": "1", "DATABASE_URL": url, "REDIS_URL": django_settings.REDIS_URL},
+        "import exchange.wsgi; from exchange.auction import book; "
+        "print(sorted(c.public_id for o in book._book.offers.values() for c in o.contracts))",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["['ctr_acme']"]
+
+
+def test_a_web_process_that_cannot_build_the_book_still_starts():
+    result = settings_run(
+        {"DEBUG": "1", "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"},
+        "import exchange.wsgi; from exchange.auction import book; print(book._book)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None"]
+    assert "the contract book could not be built at start" in result.stderr
