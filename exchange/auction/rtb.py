@@ -4,7 +4,7 @@ The calls of one ping go out together through libcurl's multi interface (pycurl)
 thread that runs the auction: it sends every request, computes the fixed prices while the answers
 travel, then waits in ``epoll`` (the GIL released) until the last answer or the deadline. No
 thread per call and no hand-off to another thread: an earlier design ran them on a process-wide
-asyncio loop, and the wake-ups between the two threads cost more CPU than the calls (decision 24).
+asyncio loop, and the wake-ups between the two threads cost more CPU than the calls (decision 25).
 Each thread keeps one multi handle, whose connections to buyers stay open from ping to ping.
 
 Each call has its own timeout (the contract's, cut to what is left of the auction's deadline).
@@ -315,7 +315,6 @@ def _transfers() -> _Transfers:
 class RtbPending:
     """Calls on their way; :func:`rtb_collect` them in the thread that started them."""
 
-    calls: list[RtbCall]
     transfers: _Transfers
     started: float = field(default_factory=time.perf_counter)
 
@@ -323,7 +322,7 @@ class RtbPending:
 def rtb_start(calls: list[RtbCall], secrets: dict[int, str]) -> RtbPending:
     """Send every call now; the caller does other work and then :func:`rtb_collect`\\ s."""
     transfers = _transfers()
-    pending = RtbPending(calls, transfers)
+    pending = RtbPending(transfers)
     transfers.start(calls, secrets)
     return pending
 
