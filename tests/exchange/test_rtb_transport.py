@@ -4,10 +4,14 @@ and many threads ask at once."""
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -122,3 +126,43 @@ def test_private_addresses_are_refused_at_connect_time(settings):
         assert server.requests() == []
     finally:
         server.stop()
+
+
+def test_a_buyer_whose_certificate_does_not_verify_is_never_sent_the_ping(tmp_path):
+    """TLS is verified: a self-signed certificate fails the handshake, before any request."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    received: list[str] = []
+
+    class Buyer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            received.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"bid": "9.00"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Buyer)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_port}/rtb"
+        assert ask(url) == {0: ("rtb_error", None)}
+        assert received == []
+        # The server itself works for a client that trusts its certificate.
+        trusting = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"{}"), context=trusting, timeout=5) as answer:
+            assert answer.read() == b'{"bid": "9.00"}'
+        assert received == ["/rtb"]
+    finally:
+        server.shutdown()
+        server.server_close()
