@@ -8,13 +8,11 @@ held, no buyer is below its credit limit, and no sale or retry is booked twice.
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.db.models import Count, Sum
 from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
@@ -28,7 +26,7 @@ from billing.returns import return_decide, return_request
 from billing.services import BillingError, payout_record, topup_record
 from exchange.errors import ExchangeError
 from exchange.models import Sale
-from tests.exchange.builder import buyer, client, load, ping_body, post_body
+from tests.exchange.builder import buyer, client, load, ping_body, post_body, run_at_once
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -38,25 +36,6 @@ pytestmark = [
 ]
 
 AMOUNTS = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("80.00"), places=2)
-
-
-def at_once(calls):
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 class Money(RuleBasedStateMachine):
@@ -92,7 +71,9 @@ class Money(RuleBasedStateMachine):
             age = 70 if old else 30
             answer = client().post("/api/v1/ping", ping_body(Money.consumer, age=age), format="json").json()
             bodies.append(post_body(answer["ping_id"], Money.consumer, age=age))
-        results = at_once([(lambda b=b: client().post("/api/v1/post", b, format="json").status_code) for b in bodies])
+        results = run_at_once(
+            [(lambda b=b: client().post("/api/v1/post", b, format="json").status_code) for b in bodies]
+        )
         assert results == [200] * posts
 
     @rule(pick=st.integers(min_value=0, max_value=10_000), approve=st.booleans())
