@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import root
@@ -23,8 +24,9 @@ api_v1 = [
     path("purchases/<str:sale_id>/return", billing_api.PurchaseReturnView.as_view(), name="purchase-return"),
     path("returns", billing_api.ReturnListView.as_view(), name="return-list"),
     path("returns/<str:return_id>", billing_api.ReturnDetailView.as_view(), name="return-detail"),
-    # Unknown API paths answer in the API's error format, DEBUG or not.
-    re_path(r"^.*$", api_not_found),
+    # Unknown API paths answer in the API's error format, DEBUG or not, whatever the method: a
+    # POST to a mistyped path (``/api/v1/ping/``) would otherwise get Django's HTML CSRF page.
+    re_path(r"^.*$", csrf_exempt(api_not_found)),
 ]
 
 urlpatterns = [
