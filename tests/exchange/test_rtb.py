@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings as django_settings
@@ -488,12 +489,14 @@ def test_the_buyers_contract_page_says_when_the_breaker_retries(buyers, settings
         organization=Organization.objects.get(slug="flaky"),
         role="owner",
     )
+    Organization.objects.filter(slug="flaky").update(timezone="America/Los_Angeles")
     portal = Client()
     assert portal.login(username="owner@flaky.test", password="correct-horse-battery")
-    retry_at = flaky_contract().breaker_retry_at
+    retry_at = flaky_contract().breaker_retry_at.astimezone(ZoneInfo("America/Los_Angeles"))
 
     page = portal.get("/portal/contracts/ctr_flaky/").content.decode()
 
-    assert f"Paused by the circuit breaker; retried automatically at {retry_at:%Y-%m-%d %H:%M:%S} UTC" in page
+    # In the buyer's own time zone, as the rest of its portal.
+    assert f"Paused by the circuit breaker; retried automatically at {retry_at:%Y-%m-%d %H:%M:%S %Z}" in page
     patch_contract({"status": "paused"})
     assert "retried automatically" not in portal.get("/portal/contracts/ctr_flaky/").content.decode()
