@@ -142,10 +142,10 @@ class PingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     fieldsets = (
         (None, {"fields": ("public_id", "created_at", "organization", "campaign", "offer", "source", "test")}),
         ("Answer", {"fields": ("status", "reason", "payout", "quality_score", "latency", "expires_at", "posted_at")}),
-        ("Auction", {"fields": ("waterfall_table", "posted_lead_link")}),
+        ("Auction", {"fields": ("waterfall_table", "posted_lead_link", "routing_table")}),
         ("Request", {"fields": ("lead", "email_hash", "phone_hash", "tracking", "consent", "response", "fingerprint")}),
     )
-    readonly_fields = ["latency", "waterfall_table", "posted_lead_link"]
+    readonly_fields = ["latency", "waterfall_table", "posted_lead_link", "routing_table"]
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj: Ping) -> str:
@@ -162,6 +162,47 @@ class PingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
         with market_scope():
             lead = Lead.objects.filter(ping=obj).first()
         return admin_link(lead) if lead is not None else "not posted"
+
+    @admin.display(description="routing after the post")
+    def routing_table(self, obj: Ping) -> SafeString | str:
+        """The posted lead's sales in order (a buyer that rejects hands the lead to the next bid)
+        with each one's last delivery attempt: what the waterfall's ``won`` became."""
+        with market_scope():
+            sales = list(
+                Sale.objects.filter(lead__ping=obj)
+                .select_related("organization", "contract")
+                .order_by("created_at", "pk")
+            )
+            attempts = {
+                a.sale_id: a for a in DeliveryAttempt.objects.filter(sale__in=sales).order_by("created_at", "pk")
+            }  # the last attempt of each sale wins
+        if not sales:
+            return "Not sold to anyone (yet)."
+        rows = []
+        for sale in sales:
+            attempt = attempts.get(sale.pk)
+            rows.append(
+                (
+                    admin_link(sale, sale.public_id),
+                    admin_link(sale.organization),
+                    sale.contract.name,
+                    f"{sale.price}",
+                    sale.get_status_display(),
+                    (
+                        f"{attempt.get_outcome_display()}"
+                        + (f" ({attempt.status_code})" if attempt.status_code else "")
+                        + (f": {attempt.reason}" if attempt.reason else "")
+                    )
+                    if attempt
+                    else "no delivery attempt",
+                )
+            )
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html(
+            '<table class="waterfall"><thead><tr><th>Sale</th><th>Buyer</th><th>Contract</th><th>Price</th>'
+            "<th>Status</th><th>Delivery</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
 
     @admin.display(description="waterfall")
     def waterfall_table(self, obj: Ping) -> SafeString | str:
@@ -230,9 +271,13 @@ class DeliveryAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: i
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    fields = ["created_at", "url", "outcome", "status_code", "reason", "latency_ms"]
+    fields = ["created_at", "url", "outcome", "status_code", "reason", "latency"]
     readonly_fields = fields  # type: ignore[assignment]
     show_change_link = True
+
+    @admin.display(description="latency")
+    def latency(self, obj: DeliveryAttempt) -> str:
+        return f"{obj.latency_ms:.0f} ms"
 
 
 @admin.register(Sale)
@@ -277,10 +322,13 @@ class DeliveryAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignor
     list_display = ["created_at", "sale", "organization", "contract", "outcome", "status_code", "reason", "latency"]
     list_filter = ["outcome", ("organization", BuyerFilter)]
     list_select_related = ["sale", "organization", "contract"]
-    search_fields = ["=sale__public_id"]
-    search_help_text = "Search by sale id (sal_…)."
+    search_fields = ["=sale__public_id", "=sale__lead__public_id"]
+    search_help_text = "Search by sale id (sal_…) or lead id (led_…)."
     date_hierarchy = "created_at"
     show_full_result_count = False
+    fields = ["created_at", "sale", "organization", "contract", "url", "outcome", "status_code", "reason"]
+    fields += ["latency", "request", "response"]
+    readonly_fields = ["latency"]
 
     @admin.display(description="latency", ordering="latency_ms")
     def latency(self, obj: DeliveryAttempt) -> str:

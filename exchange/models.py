@@ -269,7 +269,7 @@ class DeliveryAttempt(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.sale_id} → {self.outcome}"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} → {self.get_outcome_display()}"
 
 
 from exchange.api.idempotency import IdempotencyRecord  # noqa: E402,F401

@@ -5,15 +5,18 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 from standardwebhooks.webhooks import Webhook
 
 from accounts.models import Organization
+from accounts.services import user_upsert
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount
 from contracts.models import BuyerContract, CapCounter
 from exchange.auction.book import book_invalidate
 from exchange.buyersim import Behaviour
-from exchange.models import DeliveryAttempt, Sale
+from exchange.models import DeliveryAttempt, Ping, Sale
 from exchange.services import lead_reauction_run
 from leads.models import Lead
 from tests.exchange.builder import buyer, client, load, ping, post
@@ -79,6 +82,27 @@ def test_a_rejecting_buyer_hands_the_lead_to_the_next_bid(buyers):
     assert counters == {"picky-c": 0}
     assert balance("picky") == (Decimal("1000.00"), Decimal("0.00"))
     assert balance("easy") == (Decimal("980.00"), Decimal("0.00"))
+
+
+def test_the_operator_sees_the_hand_over_on_the_pings_page(buyers):
+    load(
+        webhook_buyer(buyers, "picky", "30.00", Behaviour(accept=False, reject_reason="already have it")),
+        webhook_buyer(buyers, "easy", "20.00", Behaviour(accept=True)),
+    )
+    answer = ping(1)
+    post(answer["ping_id"], 1)
+    user_upsert(email="op@gavel.test", password="correct-horse-battery", operator=True)
+    operator = Client()
+    assert operator.login(username="op@gavel.test", password="correct-horse-battery")
+    with market_scope():
+        ping_row = Ping.objects.get(public_id=answer["ping_id"])
+        picky, easy = Sale.objects.order_by("pk")
+    page = operator.get(reverse("admin:exchange_ping_change", args=[ping_row.pk])).content.decode()
+
+    routing = page[page.index("Routing after the post") :]
+    assert routing.index(picky.public_id) < routing.index(easy.public_id)
+    assert "<td>Released</td><td>Rejected (200): already have it</td>" in routing
+    assert "<td>Sold</td><td>Accepted (200)</td>" in routing
 
 
 def test_a_buyer_that_times_out_is_a_rejection(buyers):
