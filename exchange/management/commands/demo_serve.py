@@ -34,6 +34,7 @@ LOGINS = [
     ("operator (admin)", "operator@gavel.test"),
     ("buyer", "owner@acme.test"),
     ("buyer", "owner@bluebird.test"),
+    ("buyer, real-time bidding", "owner@cardinal.test"),
     ("seller", "owner@leadgen.test"),
     ("seller", "owner@quoteforge.test"),
 ]
