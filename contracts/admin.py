@@ -1,14 +1,30 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.db.models import ManyToManyField
+from django.http import HttpRequest
+
+from accounts.models import Organization
 from contracts.forms import BuyerContractForm
 from contracts.models import BuyerContract, Campaign, CapCounter
 from exchange.admin import BookInvalidatingAdmin
 
 
+class CounterpartiesAdmin(BookInvalidatingAdmin):
+    """A blocked-organization chooser lists only the organizations that side can be: sellers for
+    a contract's blocked sellers, buyers for a campaign's blocked buyers."""
+
+    def formfield_for_manytomany(self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any) -> Any:
+        roles = {"blocked_sellers": {"is_seller": True}, "blocked_buyers": {"is_buyer": True}}
+        if db_field.name in roles:
+            kwargs["queryset"] = Organization.objects.filter(**roles[db_field.name]).order_by("name")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
 @admin.register(Campaign)
-class CampaignAdmin(BookInvalidatingAdmin):
+class CampaignAdmin(CounterpartiesAdmin):
     list_display = ["name", "public_id", "organization", "offer", "status", "margin_percent", "floor", "created_at"]
     list_filter = ["status", "offer", "organization"]
     search_fields = ["name", "slug", "public_id", "organization__name"]
@@ -24,7 +40,7 @@ class CampaignAdmin(BookInvalidatingAdmin):
 
 
 @admin.register(BuyerContract)
-class BuyerContractAdmin(BookInvalidatingAdmin):
+class BuyerContractAdmin(CounterpartiesAdmin):
     form = BuyerContractForm
     list_display = ["name", "public_id", "organization", "offer", "status", "price", "rtb_url", "cap_day", "priority"]
     list_filter = ["status", "offer", "organization"]

@@ -82,6 +82,11 @@ def when(value: datetime | None) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 
 
+def bid_place(bid: Bid) -> int:
+    """A bid's rank as people count it (1 is the best bid), as the buyer's portal shows it."""
+    return bid.rank + 1
+
+
 def admin_link(obj: Model | None, text: object = None) -> SafeString | str:
     """A link to ``obj``'s admin change page (``—`` for nothing)."""
     if obj is None:
@@ -110,9 +115,13 @@ class BidInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-a
     model = Bid
     extra = 0
     can_delete = False
-    fields = ["public_id", "rank", "contract", "organization", "bid_price", "price", "payout", "status", "ref"]
+    fields = ["public_id", "place", "contract", "organization", "bid_price", "price", "payout", "status", "ref"]
     readonly_fields = fields  # type: ignore[assignment]
     show_change_link = True
+
+    @admin.display(description="rank")
+    def place(self, obj: Bid) -> int:
+        return bid_place(obj)
 
 
 @admin.register(Ping)
@@ -248,7 +257,7 @@ class BidAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
         "ping",
         "organization",
         "contract",
-        "rank",
+        "place",
         "bid_price",
         "price",
         "payout",
@@ -260,6 +269,13 @@ class BidAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["=public_id", "=ping__public_id"]
     search_help_text = "Search by bid id (bid_…) or ping id (png_…)."
     show_full_result_count = False
+    exclude = ["rank"]
+    readonly_fields = ["place"]
+
+    @admin.display(description="rank", ordering="rank")
+    def place(self, obj: Bid) -> int:
+        return bid_place(obj)
+
     ordering = ["-created_at", "-pk"]
 
     @admin.display(description="created", ordering="created_at")

@@ -393,3 +393,28 @@ def test_pausing_an_organization_in_the_admin_takes_its_contracts_out(market, op
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert ping(21)["payout"] == "16.00"
+
+
+def test_bid_ranks_count_from_one_as_in_the_buyers_portal(market, operator):
+    with market_scope():
+        winner = Bid.objects.filter(status="won").order_by("pk").first()
+    assert winner.rank == 0
+    listing = operator.get(reverse("admin:exchange_bid_changelist")).content.decode()
+    assert '<td class="field-place">1</td>' in listing and '<td class="field-place">2</td>' in listing
+    page = operator.get(change_url(winner)).content.decode()
+    assert "<label>Rank:</label>" in page and '<div class="readonly">1</div>' in page
+
+
+def test_the_blocked_organization_choosers_list_only_that_side(market, operator):
+    from contracts.models import Campaign
+
+    with market_scope():
+        contract = BuyerContract.objects.order_by("pk").first()
+        campaign = Campaign.objects.order_by("pk").first()
+        sellers = set(Organization.objects.filter(is_seller=True).values_list("pk", flat=True))
+        buyers = set(Organization.objects.filter(is_buyer=True).values_list("pk", flat=True))
+    assert sellers != buyers
+    for obj, field, expected in ((contract, "blocked_sellers", sellers), (campaign, "blocked_buyers", buyers)):
+        response = operator.get(change_url(obj))
+        choices = {o.pk for o in response.context["adminform"].form.fields[field].queryset}
+        assert choices == expected, field

@@ -211,9 +211,7 @@ def test_the_sweeper_releases_a_reservation_a_dead_process_left_and_moves_the_le
 
 
 def test_the_buyer_sees_its_delivery_attempts_on_the_purchase_page(buyers):
-    from django.test import Client
-
-    from accounts.services import membership_set, user_upsert
+    from accounts.services import membership_set
 
     load(
         webhook_buyer(buyers, "picky", "30.00", Behaviour(accept=False, reject_reason="Already have it")),
@@ -228,3 +226,5 @@ def test_the_buyer_sees_its_delivery_attempts_on_the_purchase_page(buyers):
         released = Sale.objects.get(contract__slug="picky-c")
     page = web.get(f"/portal/purchases/{released.public_id}/").content.decode()
     assert "Delivery to your system" in page and "Already have it" in page and "Rejected" in page
+    # Released: the buyer won the auction but did not buy the lead.
+    assert "· won at auction 20" in page and "· bought" not in page
