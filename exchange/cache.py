@@ -53,12 +53,16 @@ class RedisCache(DjangoRedisCache):
 
 
 def cache_write(values: Mapping[str, Any], *, timeout: int, delete: Iterable[str] = ()) -> None:
-    """Set and delete keys of the default cache: in one round trip when it is Redis."""
+    """Set and delete keys of the default cache: in one round trip when it is Redis, none when
+    there is nothing to do."""
+    delete = list(delete)
+    if not values and not delete:
+        return
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         backend.write_many(values, timeout=timeout, delete=delete)
         return
     if values:
         backend.set_many(dict(values), timeout=timeout)
-    if delete := list(delete):
+    if delete:
         backend.delete_many(delete)
