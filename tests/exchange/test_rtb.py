@@ -21,7 +21,7 @@ from contracts.models import BuyerContract
 from exchange.auction.book import book_invalidate
 from exchange.auction.breaker import breaker_cooldown
 from exchange.buyersim import Behaviour
-from exchange.models import Bid, Ping
+from exchange.models import Bid, Offer, Ping
 from exchange.webhooks import Event
 from tests.exchange.builder import BUYER_KEY_PREFIX, buyer, client, load, ping, ping_body, post, run_at_once
 
@@ -367,6 +367,28 @@ def test_a_failed_retry_keeps_the_contract_paused_for_a_doubled_cooldown(buyers,
     assert (contract.status, contract.breaker_trips) == ("paused", 3)
     assert contract.breaker_retry_at == created_at(third) + timedelta(seconds=240)
     assert len(buyers.requests("flaky")) == 3
+
+
+def test_a_retry_the_exchange_cut_short_is_no_verdict(buyers, settings):
+    """The ping's 250 ms deadline leaves the retried buyer less than its own 1500 ms: its timeout
+    neither resumes the contract nor pauses it longer, and frees the slot for the next ping."""
+    tripped(buyers, settings, Behaviour(bid="25.00", latency_ms=1000), rtb_timeout_ms=1500)
+    with market_scope():
+        Offer.objects.update(ping_timeout_ms=250)
+    retry_due()
+    before = flaky_contract()
+
+    answer = ping(1)
+
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "rtb_timeout"
+    after = flaky_contract()
+    assert (after.status, after.breaker_trips, after.breaker_retry_at) == (
+        "paused",
+        before.breaker_trips,
+        before.breaker_retry_at,
+    )
+    assert events("contract.resumed") == []
+    assert cache.add(f"gavel:rtb-probe:{after.pk}", 1, timeout=30)  # the slot was given back
 
 
 def test_the_cooldown_stops_growing_at_its_maximum(buyers, settings):
