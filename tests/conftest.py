@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import Organization
@@ -139,3 +140,14 @@ def _no_stray_sessions(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
+
+
+@pytest.fixture
+def operator_client(db: None) -> Client:
+    """A browser session of an operator (staff): the admin and the operator's pages."""
+    from accounts.services import user_upsert
+
+    user_upsert(email="op@gavel.test", password=PASSWORD, operator=True)
+    client = Client()
+    assert client.login(username="op@gavel.test", password=PASSWORD)
+    return client

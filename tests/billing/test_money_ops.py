@@ -523,11 +523,8 @@ def test_a_credit_limit_lets_contracts_bid_below_zero_and_no_further(db: None):
 
 
 @pytest.fixture
-def operator() -> Client:
-    user_upsert(email="op@gavel.test", password=PASSWORD, operator=True)
-    c = Client()
-    assert c.login(username="op@gavel.test", password=PASSWORD)
-    return c
+def operator(operator_client: Client) -> Client:
+    return operator_client
 
 
 def submission_of(response: Any) -> str:

@@ -175,10 +175,8 @@ def test_the_command_exits_non_zero_on_drift(ledger: None, capsys: pytest.Captur
     assert ReconciliationRun.objects.filter(is_clean=False).count() == 1
 
 
-def test_the_operator_reconciles_from_the_admin(ledger: None):
-    user_upsert(email="op@gavel.test", password=PASSWORD, operator=True)
-    c = Client()
-    assert c.login(username="op@gavel.test", password=PASSWORD)
+def test_the_operator_reconciles_from_the_admin(ledger: None, operator_client: Client):
+    c = operator_client
     changelist = reverse("admin:billing_reconciliationrun_changelist")
     assert "Reconcile now" in c.get(changelist).content.decode()
     raw_sql("UPDATE billing_ledgeraccount SET balance = 0 WHERE id = %s", [account("acme", "buyer_balance").pk])

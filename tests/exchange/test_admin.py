@@ -44,11 +44,8 @@ def market() -> None:
 
 
 @pytest.fixture
-def operator() -> Client:
-    user_upsert(email="op@gavel.test", password=PASSWORD, operator=True)
-    c = Client()
-    assert c.login(username="op@gavel.test", password=PASSWORD)
-    return c
+def operator(operator_client: Client) -> Client:
+    return operator_client
 
 
 def change_url(obj: Any) -> str:

@@ -84,20 +84,17 @@ def test_a_rejecting_buyer_hands_the_lead_to_the_next_bid(buyers):
     assert balance("easy") == (Decimal("980.00"), Decimal("0.00"))
 
 
-def test_the_operator_sees_the_hand_over_on_the_pings_page(buyers):
+def test_the_operator_sees_the_hand_over_on_the_pings_page(buyers, operator_client):
     load(
         webhook_buyer(buyers, "picky", "30.00", Behaviour(accept=False, reject_reason="already have it")),
         webhook_buyer(buyers, "easy", "20.00", Behaviour(accept=True)),
     )
     answer = ping(1)
     post(answer["ping_id"], 1)
-    user_upsert(email="op@gavel.test", password="correct-horse-battery", operator=True)
-    operator = Client()
-    assert operator.login(username="op@gavel.test", password="correct-horse-battery")
     with market_scope():
         ping_row = Ping.objects.get(public_id=answer["ping_id"])
         picky, easy = Sale.objects.order_by("pk")
-    page = operator.get(reverse("admin:exchange_ping_change", args=[ping_row.pk])).content.decode()
+    page = operator_client.get(reverse("admin:exchange_ping_change", args=[ping_row.pk])).content.decode()
 
     routing = page[page.index("Routing after the post") :]
     assert routing.index(picky.public_id) < routing.index(easy.public_id)
