@@ -3,13 +3,11 @@ the auto-approve rule, the expiry sweep, return rates, the admin and the portal 
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -45,6 +43,7 @@ from tests.billing.conftest import (
     sell,
 )
 from tests.exchange.builder import SELLER2_KEY, client, lead_body
+from tests.exchange.builder import run_at_once as run_all_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -584,25 +583,18 @@ postgres_only = pytest.mark.skipif(
 
 
 def run_at_once(calls):
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
+    """The shared runner, with each call's exception collected as its result (asserted by the test)."""
 
-    def worker(index, call):
-        try:
-            barrier.wait()
+    def caught(call):
+        def run():
             try:
-                results[index] = call()
-            except Exception as exc:  # collected, asserted by the test
-                results[index] = exc
-        finally:
-            connections.close_all()
+                return call()
+            except Exception as exc:  # noqa: BLE001 - collected, asserted by the test
+                return exc
 
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+        return run
+
+    return run_all_at_once([caught(call) for call in calls])
 
 
 @postgres_only
