@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.tenancy import market_scope
+from exchange.cache import cache_get
 
 API_KEY_PREFIX = "gvl_"
 API_KEY_MIN_LENGTH = 20
@@ -102,6 +103,19 @@ def _key_cache(digest: str) -> str:
     return f"gavel:api-key:{digest}"
 
 
+def api_key_digest(raw_key: str) -> str | None:
+    """The digest a key is stored and cached under, or None when ``raw_key`` cannot be a key."""
+    if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) > 200:
+        return None
+    return api_key_hash(raw_key)
+
+
+def api_key_cache_key(raw_key: str) -> str | None:
+    """Where the shared cache keeps the key's record (see :func:`api_key_authenticate`)."""
+    digest = api_key_digest(raw_key)
+    return None if digest is None else _key_cache(digest)
+
+
 _ORG_FIELDS = ("slug", "name", "is_buyer", "is_seller", "timezone", "status")
 
 
@@ -111,10 +125,10 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     Every API call authenticates, so a found key is kept in the shared cache for a minute;
     revoking it, or changing its organization, forgets it at once (:func:`api_keys_forget`).
     """
-    if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) > 200:
+    digest = api_key_digest(raw_key)
+    if digest is None:
         return None
-    digest = api_key_hash(raw_key)
-    cached = cache.get(_key_cache(digest))
+    cached = cache_get(_key_cache(digest))
     if cached is not None:
         organization = Organization(pk=cached["organization_id"], **cached["organization"])
         return ApiKey(

@@ -1,14 +1,21 @@
-"""Django's Redis cache, with one ``redis.Redis`` client per connection pool instead of one per call.
+"""The shared cache: fewer round trips for the API's hot paths.
 
-Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis`` for every cache operation,
-and building one copies redis-py's table of ~170 response callbacks: about a tenth of a ping's
-CPU went there (five cache operations per ping). A client is only a handle on its pool and is
-safe to share between threads, so each pool keeps one.
+- :class:`RedisCache` is Django's Redis cache with one ``redis.Redis`` client per connection pool
+  instead of one per call. Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis``
+  for every cache operation, and building one copies redis-py's table of ~170 response
+  callbacks: about a tenth of a ping's CPU went there (five cache operations per ping). A client
+  is only a handle on its pool and is safe to share between threads, so each pool keeps one.
+- :func:`cache_prefetch` reads, in one round trip when a request starts, the keys its steps will
+  read one by one (the API key's record, the contract book's version, a repeated ping's answer);
+  :func:`cache_get` and :func:`cache_get_many` answer those from what was read.
+- :func:`cache_write` sets and deletes in one round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.core.cache import caches
@@ -66,3 +73,47 @@ def cache_write(values: Mapping[str, Any], *, timeout: int, delete: Iterable[str
         backend.set_many(dict(values), timeout=timeout)
     if delete:
         backend.delete_many(delete)
+
+
+# What cache_prefetch read and no step has asked for yet; a miss is kept as _MISSING.
+_prefetched: ContextVar[dict[str, Any] | None] = ContextVar("gavel_cache_prefetched", default=None)
+_MISSING = object()
+_NOT_READ = object()
+
+
+@contextmanager
+def cache_prefetch(keys: Sequence[str]) -> Iterator[None]:
+    """Read ``keys`` now, in one round trip. Inside the block, the first :func:`cache_get` or
+    :func:`cache_get_many` of each key is answered from what was read, as if it had been read then;
+    later reads of it, and every read after the block, go to the cache."""
+    if not keys:
+        yield
+        return
+    found = caches["default"].get_many(keys)
+    token = _prefetched.set({key: found.get(key, _MISSING) for key in keys})
+    try:
+        yield
+    finally:
+        _prefetched.reset(token)
+
+
+def cache_get_many(keys: Sequence[str]) -> dict[str, Any]:
+    """The cached values of ``keys`` (absent ones left out): the prefetched ones from memory, the
+    others in one round trip."""
+    prefetched = _prefetched.get() or {}
+    values: dict[str, Any] = {}
+    rest = []
+    for key in keys:
+        value = prefetched.pop(key, _NOT_READ)
+        if value is _NOT_READ:
+            rest.append(key)
+        elif value is not _MISSING:
+            values[key] = value
+    if rest:
+        values.update(caches["default"].get_many(rest))
+    return values
+
+
+def cache_get(key: str) -> Any:
+    """The cached value of ``key``, or None."""
+    return cache_get_many([key]).get(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import authentication, exceptions
@@ -10,19 +11,23 @@ from rest_framework.request import Request
 from accounts.services import api_key_authenticate
 
 
+def raw_api_key(meta: Mapping[str, Any]) -> str | None:
+    """The API key a request sends ("" if none), or None when its Authorization header is not a
+    bearer token."""
+    header = meta.get("HTTP_AUTHORIZATION", "")
+    if header:
+        parts = header.split()
+        return parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else None
+    return str(meta.get("HTTP_X_API_KEY", "")).strip()
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        raw = ""
-        if header:
-            parts = header.split()
-            if len(parts) != 2 or parts[0].lower() != "bearer":
-                raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
-            raw = parts[1]
-        else:
-            raw = request.META.get("HTTP_X_API_KEY", "").strip()
+        raw = raw_api_key(request.META)
+        if raw is None:
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
         if not raw:
             return None
         key = api_key_authenticate(raw)

@@ -12,8 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.authentication import raw_api_key
 from accounts.models import ApiKey, Organization
+from accounts.services import api_key_cache_key
 from accounts.tenancy import tenant_scope
+from exchange.cache import cache_prefetch
 
 
 class HasKeyScope(permissions.BasePermission):
@@ -51,9 +54,16 @@ class TenantViewMixin:
             return super().dispatch(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self._scope_stack.enter_context(cache_prefetch(self.cache_prefetch_keys(request)))
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         # Authentication and permissions have run: from here on, only this tenant's rows exist.
         self._scope_stack.enter_context(tenant_scope(self.organization))
+
+    def cache_prefetch_keys(self, request: Request) -> list[str]:
+        """The cache keys the request will read, fetched in one round trip before it is
+        authenticated: its API key's record; a view adds those its handler reads."""
+        key = api_key_cache_key(raw_api_key(request.META) or "")
+        return [key] if key else []
 
 
 class TenantAPIView(TenantViewMixin, APIView):

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.authentication import raw_api_key
 from accounts.api.base import TenantAPIView
+from accounts.services import api_key_digest
 from exchange.api.idempotency import IdempotentPostMixin
 from exchange.api.serializers import LeadAnswer, LeadDetail, LeadInput, PingAnswer, PingInput, PostInput
-from exchange.services import LeadRequest, PingRequest, PostRequest, lead_receive, ping_receive, post_receive
+from exchange.services import (
+    LeadRequest,
+    PingRequest,
+    PostRequest,
+    lead_receive,
+    ping_cache_keys,
+    ping_receive,
+    ping_repeat_key,
+    post_receive,
+)
 from leads.selectors import lead_get, lead_sales_for_seller
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -29,6 +41,14 @@ ERRORS = {
 }
 
 
+def _raw_body(request: Request) -> bytes | None:
+    """The request's body as sent, or None when it is too large to read (parsing it says so)."""
+    try:
+        return request._request.body
+    except RequestDataTooBig:
+        return None
+
+
 def _compact(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
@@ -39,6 +59,16 @@ class SellerView(TenantAPIView):
 
 
 class PingView(IdempotentPostMixin, SellerView):
+    repeat_key = ""
+
+    def cache_prefetch_keys(self, request: Request) -> list[str]:
+        # The book's version and the answer to an exact repeat come with the API key's record.
+        digest = api_key_digest(raw_api_key(request.META) or "")
+        body = _raw_body(request)
+        if digest is not None and body is not None:
+            self.repeat_key = ping_repeat_key(sender=digest, body=body)
+        return [*super().cache_prefetch_keys(request), *ping_cache_keys(self.repeat_key)]
+
     @extend_schema(
         summary="Ping: offer a lead without PII and get bids",
         tags=["sellers"],
@@ -71,6 +101,7 @@ class PingView(IdempotentPostMixin, SellerView):
                 consumer=dict(v.get("consumer") or {}),
                 tracking=_compact(dict(v.get("tracking") or {})),
                 consent=_compact(dict(v.get("consent") or {})),
+                repeat_key=self.repeat_key,
             ),
         )
         return Response(answer)

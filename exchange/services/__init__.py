@@ -10,7 +10,15 @@ Each public service owns its transactions and runs the cross-tenant parts under
 """
 
 from exchange.services.intake import lead_reauction_run, lead_receive, market_sweep, post_receive
-from exchange.services.pings import STANDBY_BIDS, LeadRequest, PingRequest, PostRequest, ping_receive
+from exchange.services.pings import (
+    STANDBY_BIDS,
+    LeadRequest,
+    PingRequest,
+    PostRequest,
+    ping_cache_keys,
+    ping_receive,
+    ping_repeat_key,
+)
 from exchange.services.selling import LeadPackage, RouteOutcome, lead_route, sale_attempt, sale_release
 
 __all__ = [
@@ -24,7 +32,9 @@ __all__ = [
     "lead_receive",
     "lead_route",
     "market_sweep",
+    "ping_cache_keys",
     "ping_receive",
+    "ping_repeat_key",
     "post_receive",
     "sale_attempt",
     "sale_release",

@@ -18,9 +18,11 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.money import ZERO, money_str
-from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current_and
+from exchange.auction.book import VERSION_KEY as BOOK_VERSION_KEY
+from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current, book_current_and
 from exchange.auction.engine import AuctionResult, PingInput, auction_run
 from exchange.cache import cache_write
+from exchange.deferred import after_response
 from exchange.errors import Invalid
 from exchange.models import Bid, Ping
 from exchange.schema import LeadInvalid, lead_validate
@@ -37,6 +39,8 @@ class PingRequest:
     consumer: dict[str, str | None] = field(default_factory=dict)
     tracking: dict[str, Any] = field(default_factory=dict)
     consent: dict[str, Any] = field(default_factory=dict)
+    # Where this request's answer is kept for its exact repeats (ping_repeat_key); "": none.
+    repeat_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,13 +200,12 @@ def auction_store(
         ping.latency_ms = (timezone.now() - started).total_seconds() * 1000
         ping.response = _ping_answer(ping, result, bids)
         ping_store(ping, bids)
-    # One cache round trip after the ping is stored: its answer for repeats, and the breaker
-    # counts its RTB answers reset.
-    cache_write(
-        {answer_key: ping.response} if answer_key else {},
-        timeout=offer.bid_ttl_seconds,
-        delete=result.cache_deletes if result is not None else (),
-    )
+    # One cache round trip once the answer is on its way: the answer for repeats, and the
+    # breaker's counts of failures this ping's RTB answers reset.
+    writes = {answer_key: ping.response} if answer_key else {}
+    deletes = result.cache_deletes if result is not None else []
+    if writes or deletes:
+        after_response(functools.partial(cache_write, writes, timeout=offer.bid_ttl_seconds, delete=deletes))
     return ping, bids, result
 
 
@@ -235,14 +238,22 @@ def _insert_of(model: type[Ping] | type[Bid], skip: str = "") -> _Insert:
 
 
 @functools.cache
-def _ping_insert_sql() -> str:
+def _ping_insert_sql(*, wait_for_disk: bool) -> str:
     """The ping and all its bids in one statement whatever their number (the bids as one JSON
-    array of rows), so the text never changes and the driver prepares it once per connection."""
+    array of rows), so the text never changes and the driver prepares it once per connection.
+
+    Unless ``wait_for_disk``, the statement, a transaction of its own, commits without waiting for
+    its WAL to reach the disk (``synchronous_commit`` off for it alone): see :func:`ping_store`."""
     ping, bid = _insert_of(Ping), _insert_of(Bid, "ping_id")
     ping_fk = connection.ops.quote_name(Bid._meta.get_field("ping").column)
+    values = ", ".join(["%s"] * len(ping.columns))
+    source = (
+        f"VALUES ({values})"
+        if wait_for_disk
+        else f"SELECT {values} FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed"
+    )
     return (
-        f"WITH p AS (INSERT INTO {Ping._meta.db_table} ({', '.join(ping.columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(ping.columns))}) RETURNING id), "
+        f"WITH p AS (INSERT INTO {Ping._meta.db_table} ({', '.join(ping.columns)}) {source} RETURNING id), "
         f"b AS (INSERT INTO {Bid._meta.db_table} ({ping_fk}, {', '.join(bid.columns)}) "
         f"SELECT p.id, {', '.join(f'v.{c}' for c in bid.columns)} FROM p, jsonb_to_recordset(%s::jsonb) "
         f"AS v({', '.join(f'{c} {t}' for c, t in zip(bid.columns, bid.types, strict=True))}) "
@@ -261,7 +272,13 @@ def _bid_json(value: object) -> object:
 
 def ping_store(ping: Ping, bids: list[Bid]) -> None:
     """Write the ping and its bids. On PostgreSQL one statement (a data-modifying CTE: atomic by
-    itself), so the answer waits for one round trip instead of four; elsewhere a transaction."""
+    itself), so the answer waits for one round trip instead of four; elsewhere a transaction.
+
+    On its own (not inside a transaction), the statement does not wait for the disk (decision 28):
+    a ping holds no money and no lead, and whatever later commits with the default, waiting
+    ``synchronous_commit`` — the post that claims it, a sale — flushes the write-ahead log up to
+    itself, this ping included. Only a database crash in the next fraction of a second loses a
+    ping, and then its post answers 404 and the seller pings again."""
     if connection.vendor != "postgresql":
         with transaction.atomic():
             ping.save(force_insert=True)
@@ -277,7 +294,8 @@ def ping_store(ping: Ping, bids: list[Bid]) -> None:
         separators=(",", ":"),
     )
     with bound_cursor() as cursor:
-        cursor.execute(_ping_insert_sql(), [*_insert_of(Ping).values(ping), rows])
+        sql = _ping_insert_sql(wait_for_disk=connection.in_atomic_block)
+        cursor.execute(sql, [*_insert_of(Ping).values(ping), rows])
         ids = {rank: pk for pk, rank in cursor.fetchall()}
     ping.pk = ids[-1]
     ping._state.adding = False
@@ -289,16 +307,28 @@ def ping_store(ping: Ping, bids: list[Bid]) -> None:
 # --- the three entry points ----------------------------------------------------------------------
 
 
+def ping_repeat_key(*, sender: str, body: bytes) -> str:
+    """Where a ping's answer is kept for its exact repeats: the same body from the same API key
+    (``sender``: the key's digest)."""
+    return f"gavel:ping-answer:{sender}:{hashlib.sha256(body).hexdigest()}"
+
+
+def ping_cache_keys(repeat_key: str) -> list[str]:
+    """What :func:`ping_receive` reads from the cache, for a request to fetch at once."""
+    return [BOOK_VERSION_KEY, repeat_key] if repeat_key else [BOOK_VERSION_KEY]
+
+
 def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any]:
     """Answer a ping: validate it, run the auction, store the ping, its bids and its waterfall.
 
-    A ping repeated with an identical body before its bids expire gets the first answer again.
+    A ping repeated with an identical body (``request.repeat_key``) before its bids expire gets
+    the first answer again.
     """
     fingerprint = fingerprint_of(
         request.campaign, request.lead, request.consumer, request.tracking, request.consent, request.test
     )
-    repeat_key = f"gavel:ping-answer:{seller.pk}:{fingerprint}"
-    book, repeat = book_current_and(repeat_key)
+    repeat_key = request.repeat_key
+    book, repeat = book_current_and(repeat_key) if repeat_key else (book_current(), None)
     campaign, offer = campaign_of(book, seller, request.campaign)
     if repeat is not None:
         return dict(repeat)

@@ -1,0 +1,140 @@
+"""A ping's round trips: one cache read before it runs, its cache writes after its answer has
+gone out, and a ping write that does not wait for the disk (exchange/cache.py,
+exchange/deferred.py, exchange/services/pings.py; decision 28)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache, caches
+from django.core.signals import request_finished, request_started
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from accounts.tenancy import market_scope
+from exchange.api.views import PingView
+from exchange.cache import cache_get, cache_get_many, cache_prefetch
+from exchange.deferred import after_response
+from exchange.models import Ping
+from exchange.services import pings
+from tests.exchange.builder import buyer, client, load, ping, ping_body
+
+PG_ONLY = pytest.mark.skipif(connection.vendor != "postgresql", reason="synchronous_commit is PostgreSQL's")
+
+
+def test_prefetched_keys_are_answered_once_from_what_was_read():
+    cache.set("gavel:test:a", 1, 30)
+    cache.delete_many(["gavel:test:b", "gavel:test:c"])
+
+    with cache_prefetch(["gavel:test:a", "gavel:test:b"]):
+        cache.set_many({"gavel:test:a": 2, "gavel:test:b": 5, "gavel:test:c": 7}, 30)
+        # a and b as they were when prefetched (b was absent); c was not prefetched: read now.
+        found = cache_get_many(["gavel:test:a", "gavel:test:b", "gavel:test:c"])
+        assert found == {"gavel:test:a": 1, "gavel:test:c": 7}
+        # A second read of a prefetched key goes to the cache.
+        assert (cache_get("gavel:test:a"), cache_get("gavel:test:b")) == (2, 5)
+
+    with cache_prefetch(["gavel:test:a"]):
+        pass
+    assert cache_get("gavel:test:a") == 2  # nothing of the block outlives it
+
+
+def test_deferred_work_runs_once_the_response_is_closed_and_its_error_is_only_logged(caplog):
+    ran: list[int] = []
+    request_started.send(sender=None, environ={})
+    after_response(lambda: ran.append(1))
+    after_response(lambda: 1 / 0)
+    after_response(lambda: ran.append(2))
+    assert ran == []
+
+    with caplog.at_level(logging.ERROR, logger="exchange.deferred"):
+        request_finished.send(sender=None)
+
+    assert ran == [1, 2]
+    assert "deferred work failed after the response" in caplog.text
+    after_response(lambda: ran.append(3))  # outside a request: at once
+    assert ran == [1, 2, 3]
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="counts the Redis cache's reads")
+@pytest.mark.django_db
+def test_a_ping_reads_the_cache_once_and_writes_its_answer_after_the_view_returned(monkeypatch):
+    load(buyer("a", "10.00"))
+    ping(1)  # the contract book built and the key's record cached, as on a warm server
+    backend = type(caches["default"])
+    reads: list[list[str]] = []
+    returned: list[bool] = []
+    writes: list[bool] = []
+    get_many, post, write = backend.get_many, PingView.post, pings.cache_write
+
+    def get_many_spy(self: object, keys: list[str], *args: object, **kwargs: object) -> object:
+        reads.append(list(keys))
+        return get_many(self, keys, *args, **kwargs)
+
+    def post_spy(self: PingView, request: object) -> object:
+        response = post(self, request)
+        returned.append(True)
+        return response
+
+    def write_spy(*args: object, **kwargs: object) -> None:
+        writes.append(bool(returned))
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "get_many", get_many_spy)
+    monkeypatch.setattr(backend, "get", lambda *a, **k: pytest.fail("one read: it should have been prefetched"))
+    monkeypatch.setattr(PingView, "post", post_spy)
+    monkeypatch.setattr(pings, "cache_write", write_spy)
+
+    answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
+
+    assert answer["status"] == "accepted"
+    assert len(reads) == 1 and len(reads[0]) == 3  # the key's record, the book's version, a repeat's answer
+    assert reads[0][1] == "gavel:book-version" and reads[0][2].startswith("gavel:ping-answer:")
+    assert writes == [True]  # once, after the view had answered
+    monkeypatch.undo()
+    assert cache.get(reads[0][2]) == answer
+
+
+@pytest.mark.django_db
+def test_only_a_byte_identical_ping_is_a_repeat():
+    load(buyer("a", "10.00"))
+    body = ping_body(3)
+    first = client().post("/api/v1/ping", json.dumps(body), content_type="application/json").json()
+    again = client().post("/api/v1/ping", json.dumps(body), content_type="application/json").json()
+    spaced = client().post("/api/v1/ping", json.dumps(body, indent=1), content_type="application/json").json()
+
+    assert again == first
+    assert spaced["ping_id"] != first["ping_id"]
+    with market_scope():
+        assert Ping.objects.count() == 2
+
+
+@PG_ONLY
+@pytest.mark.django_db(transaction=True)
+def test_a_ping_on_its_own_commits_without_waiting_for_the_disk_and_the_session_keeps_its_setting():
+    load(buyer("a", "10.00"))
+    with CaptureQueriesContext(connection) as queries:
+        answer = ping(4)
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT INTO" in q["sql"]]
+    assert len(inserts) == 1 and "set_config('synchronous_commit', 'off', true)" in inserts[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+    with market_scope():
+        assert Ping.objects.filter(public_id=answer["ping_id"], status="accepted").count() == 1
+
+
+@PG_ONLY
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_a_ping_waits_for_the_disk_with_it():
+    load(buyer("a", "10.00"))
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        ping(5)
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone() == ("on",)
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT INTO" in q["sql"]]
+    assert len(inserts) == 1 and "synchronous_commit" not in inserts[0]
