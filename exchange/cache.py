@@ -43,17 +43,23 @@ class RedisCache(DjangoRedisCache):
         self._class = _Client
 
     def write_many(self, values: Mapping[str, Any], *, timeout: int, delete: Iterable[str]) -> None:
-        """Set ``values`` and delete ``delete`` in one round trip (a pipeline, not a transaction)."""
+        """Set ``values`` and delete ``delete`` in one round trip (a pipeline, not a transaction,
+        when there is more than one command: redis-py's pipeline costs a command's CPU again)."""
         django_client: Any = self._cache  # its serializer is not in django-stubs
-        pipeline = django_client.get_client(write=True).pipeline(transaction=False)
+        client = django_client.get_client(write=True)
         seconds = self.get_backend_timeout(timeout)
-        for key, value in values.items():
-            pipeline.set(
-                self.make_and_validate_key(key),
-                django_client._serializer.dumps(value),
-                ex=None if seconds is None else int(seconds),
-            )
+        ex = None if seconds is None else int(seconds)
+        sets = [(self.make_and_validate_key(k), django_client._serializer.dumps(v)) for k, v in values.items()]
         deleted = [self.make_and_validate_key(key) for key in delete]
+        if len(sets) == 1 and not deleted:
+            client.set(*sets[0], ex=ex)
+            return
+        if deleted and not sets:
+            client.delete(*deleted)
+            return
+        pipeline = client.pipeline(transaction=False)
+        for key, value in sets:
+            pipeline.set(key, value, ex=ex)
         if deleted:
             pipeline.delete(*deleted)
         pipeline.execute()

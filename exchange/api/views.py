@@ -13,7 +13,15 @@ from accounts.api.authentication import raw_api_key
 from accounts.api.base import TenantAPIView
 from accounts.services import api_key_digest
 from exchange.api.idempotency import IdempotentPostMixin
-from exchange.api.serializers import LeadAnswer, LeadDetail, LeadInput, PingAnswer, PingInput, PostInput
+from exchange.api.serializers import (
+    LeadAnswer,
+    LeadDetail,
+    LeadInput,
+    PingAnswer,
+    PingInput,
+    PostInput,
+    ping_input_quick,
+)
 from exchange.services import (
     LeadRequest,
     PingRequest,
@@ -89,9 +97,11 @@ class PingView(IdempotentPostMixin, SellerView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = PingInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = ping_input_quick(request.data)
+        if v is None:
+            data = PingInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            v = data.validated_data
         answer = ping_receive(
             seller=self.organization,
             request=PingRequest(

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Field, JSONField
+from django.db.models import Field
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -215,16 +215,16 @@ class _Insert:
 
     fields: tuple[Field[Any, Any], ...]
     columns: tuple[str, ...]  # quoted
-    types: tuple[str, ...]  # the columns' SQL types
+    attributes: tuple[tuple[str, str], ...]  # (column, attribute)
 
-    def values(self, instance: Ping | Bid) -> list[Any]:
-        # Only JSON needs Django's adaptation (psycopg's Jsonb); other values go as they are.
-        return [
-            f.get_db_prep_save(getattr(instance, f.attname), connection)
-            if isinstance(f, JSONField)
-            else getattr(instance, f.attname)
-            for f in self.fields
-        ]
+    def row(self, instance: Ping | Bid) -> dict[str, Any]:
+        """The instance's values for a JSON document: ``jsonb_to_record`` casts them to the columns' types."""
+        return {column: getattr(instance, attribute) for column, attribute in self.attributes}
+
+    def record(self, alias: str) -> str:
+        """``alias(column type, ...)``: what ``jsonb_to_record(set)`` makes of its JSON."""
+        types = (f.db_type(connection) for f in self.fields)
+        return f"{alias}({', '.join(f'{c} {t}' for c, t in zip(self.columns, types, strict=True))})"
 
 
 @functools.cache
@@ -233,41 +233,39 @@ def _insert_of(model: type[Ping] | type[Bid], skip: str = "") -> _Insert:
     return _Insert(
         fields,
         tuple(connection.ops.quote_name(str(f.column)) for f in fields),
-        tuple(str(f.db_type(connection)) for f in fields),
+        tuple((str(f.column), f.attname) for f in fields),
     )
 
 
 @functools.cache
 def _ping_insert_sql(*, wait_for_disk: bool) -> str:
-    """The ping and all its bids in one statement whatever their number (the bids as one JSON
-    array of rows), so the text never changes and the driver prepares it once per connection.
+    """The ping and all its bids in one statement whatever their number, from one JSON document
+    (``{"ping": {...}, "bids": [...]}``), so the text never changes, the driver prepares it once per
+    connection and dumps one string in C where a parameter per column cost a Python adapter each.
 
     Unless ``wait_for_disk``, the statement, a transaction of its own, commits without waiting for
     its WAL to reach the disk (``synchronous_commit`` off for it alone): see :func:`ping_store`."""
     ping, bid = _insert_of(Ping), _insert_of(Bid, "ping_id")
     ping_fk = connection.ops.quote_name(Bid._meta.get_field("ping").column)
-    values = ", ".join(["%s"] * len(ping.columns))
-    source = (
-        f"VALUES ({values})"
-        if wait_for_disk
-        else f"SELECT {values} FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed"
-    )
+    unflushed = "" if wait_for_disk else ", set_config('synchronous_commit', 'off', true) AS unflushed"
     return (
-        f"WITH p AS (INSERT INTO {Ping._meta.db_table} ({', '.join(ping.columns)}) {source} RETURNING id), "
+        f"WITH d AS (SELECT %s::jsonb AS doc{unflushed}), "
+        f"p AS (INSERT INTO {Ping._meta.db_table} ({', '.join(ping.columns)}) "
+        f"SELECT {', '.join(f'v.{c}' for c in ping.columns)} FROM d, jsonb_to_record(d.doc -> 'ping') "
+        f"AS {ping.record('v')} RETURNING id), "
         f"b AS (INSERT INTO {Bid._meta.db_table} ({ping_fk}, {', '.join(bid.columns)}) "
-        f"SELECT p.id, {', '.join(f'v.{c}' for c in bid.columns)} FROM p, jsonb_to_recordset(%s::jsonb) "
-        f"AS v({', '.join(f'{c} {t}' for c, t in zip(bid.columns, bid.types, strict=True))}) "
-        "RETURNING id, rank) "
+        f"SELECT p.id, {', '.join(f'v.{c}' for c in bid.columns)} FROM p, d, jsonb_to_recordset(d.doc -> 'bids') "
+        f"AS {bid.record('v')} RETURNING id, rank) "
         "SELECT id, -1 FROM p UNION ALL SELECT id, rank FROM b"
     )
 
 
-def _bid_json(value: object) -> object:
+def _json_scalar(value: object) -> object:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    return value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def ping_store(ping: Ping, bids: list[Bid]) -> None:
@@ -287,15 +285,13 @@ def ping_store(ping: Ping, bids: list[Bid]) -> None:
             Bid.objects.bulk_create(bids)
         return
     bid_insert = _insert_of(Bid, "ping_id")
-    # One JSON document for the bids: psycopg dumps a string in C, where a Python list per
-    # column went through its list adapter element by element.
-    rows = json.dumps(
-        [{f.column: _bid_json(getattr(bid, f.attname)) for f in bid_insert.fields} for bid in bids],
+    doc = json.dumps(
+        {"ping": _insert_of(Ping).row(ping), "bids": [bid_insert.row(bid) for bid in bids]},
         separators=(",", ":"),
+        default=_json_scalar,
     )
     with bound_cursor() as cursor:
-        sql = _ping_insert_sql(wait_for_disk=connection.in_atomic_block)
-        cursor.execute(sql, [*_insert_of(Ping).values(ping), rows])
+        cursor.execute(_ping_insert_sql(wait_for_disk=connection.in_atomic_block), [doc])
         ids = {rank: pk for pk, rank in cursor.fetchall()}
     ping.pk = ids[-1]
     ping._state.adding = False

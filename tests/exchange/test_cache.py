@@ -64,3 +64,19 @@ def test_a_write_sets_and_deletes_in_one_pipeline(monkeypatch):
     }
     ttl = cache._cache.get_client().ttl(cache.make_key("gavel:test:answer"))  # type: ignore[attr-defined]
     assert 28 <= ttl <= 30
+
+
+def test_a_single_set_or_a_delete_alone_is_one_command_without_a_pipeline(monkeypatch):
+    from redis.client import Pipeline
+
+    from exchange.cache import cache_write
+
+    monkeypatch.setattr(Pipeline, "execute", lambda *a, **k: pytest.fail("one command needs no pipeline"))
+    cache.set("gavel:test:gone", 1, 30)
+
+    cache_write({"gavel:test:answer": {"status": "rejected"}}, timeout=30)
+    cache_write({}, timeout=30, delete=["gavel:test:gone"])
+
+    assert cache.get_many(["gavel:test:answer", "gavel:test:gone"]) == {"gavel:test:answer": {"status": "rejected"}}
+    ttl = cache._cache.get_client().ttl(cache.make_key("gavel:test:answer"))  # type: ignore[attr-defined]
+    assert 28 <= ttl <= 30
