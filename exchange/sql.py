@@ -14,24 +14,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorWrapper
 
 
 def bound_cursor() -> CursorWrapper:
     """A server-side binding cursor on PostgreSQL; Django's usual cursor elsewhere."""
-    if connection.vendor != "postgresql":
-        return connection.cursor()
+    # The connection itself, not the ``connection`` proxy: each attribute of the proxy looks the
+    # thread's connection up again.
+    conn = connections[DEFAULT_DB_ALIAS]
+    if conn.vendor != "postgresql":
+        return conn.cursor()
     from django.db.backends.postgresql import base
 
     cursor_class: Any = base.ServerBindingCursor  # psycopg's own cursor; not in django-stubs
 
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        raw = cursor_class(connection.connection)
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    conn.close_if_health_check_failed()
+    conn.ensure_connection()
+    conn.validate_thread_sharing()
+    with conn.wrap_database_errors:
+        raw = cursor_class(conn.connection)
+    return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
 
 
 def pg_array(values: Iterable[int | str]) -> str:

@@ -11,6 +11,7 @@ doubled cool-down. A person who sets the contract's status takes it out of the b
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -18,11 +19,16 @@ from django.core.cache import cache
 
 from exchange.auction.book import CompiledContract
 from exchange.auction.rtb import RtbAnswer
+from exchange.cache import cache_get
 
 logger = logging.getLogger(__name__)
 
 # Longer than any ping: a retry whose ping died before its answer was recorded frees the slot then.
 RETRY_SLOT_SECONDS = 30
+# A random token, replaced whenever any process counts a failure (so a value never comes back).
+FAILURE_EPOCH_KEY = "gavel:rtb-failure-epoch"
+# Contract id -> the failure epoch this process read before it last reset the contract's count.
+_reset_at: dict[int, str] = {}
 
 
 def _key(contract_id: int) -> str:
@@ -55,7 +61,9 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
     ``rtb_timeout_ms``) is neither: an overloaded exchange must not pause healthy buyers.
 
     Returns the cache keys the healthy answers reset: the caller deletes them with the ping's own
-    cache write, so a ping pays one Redis round trip for both.
+    cache write, so a ping pays one Redis round trip for both. A count this process reset when
+    the failure epoch was what it is now cannot have grown since (a failure changes the epoch
+    after counting), so it is not reset again: with no failures anywhere, a ping resets nothing.
     """
     threshold = int(getattr(settings, "GAVEL_RTB_BREAKER_FAILURES", 5))
     for answer in answers:
@@ -73,7 +81,24 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
             if contract_pause(contract_id=contract.id, reason=reason, retry_at=now + breaker_cooldown(1)):
                 logger.warning("paused contract %s: %s", contract.public_id, reason)
             cache.delete(_key(answer.contract_id))
-    return [_key(a.contract_id) for a in answers if a.healthy]
+    healthy = [a.contract_id for a in answers if a.healthy]
+    if not healthy:
+        return []
+    epoch = _failure_epoch()
+    resets = [contract_id for contract_id in healthy if _reset_at.get(contract_id) != epoch]
+    for contract_id in resets:
+        _reset_at[contract_id] = epoch
+    return [_key(contract_id) for contract_id in resets]
+
+
+def _failure_epoch() -> str:
+    """The failure epoch, read with the request's first cache read (``cache_prefetch``) when the
+    request asked for it; made if there is none yet."""
+    epoch = cache_get(FAILURE_EPOCH_KEY)
+    if epoch is None:
+        cache.add(FAILURE_EPOCH_KEY, secrets.token_hex(8), timeout=None)
+        epoch = cache.get(FAILURE_EPOCH_KEY)
+    return str(epoch)
 
 
 def _retry_settle(contract: CompiledContract, answer: RtbAnswer, now: datetime) -> None:
@@ -99,11 +124,15 @@ def _retry_settle(contract: CompiledContract, answer: RtbAnswer, now: datetime) 
 
 
 def _count_failure(key: str) -> int:
-    """Add one failure; never raises, though another ping may reset or create the key meanwhile."""
+    """Add one failure, then move the failure epoch on; never raises, though another ping may
+    reset or create the key meanwhile."""
+    count = 1
     for _ in range(3):
         try:
-            return int(cache.incr(key))
+            count = int(cache.incr(key))
+            break
         except ValueError:  # no such key (yet, or any more: a success just reset it)
             if cache.add(key, 1, timeout=86400):
-                return 1
-    return 1
+                break
+    cache.set(FAILURE_EPOCH_KEY, secrets.token_hex(8), timeout=None)
+    return count

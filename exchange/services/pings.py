@@ -20,6 +20,7 @@ from accounts.tenancy import market_scope
 from billing.money import ZERO, money_str
 from exchange.auction.book import VERSION_KEY as BOOK_VERSION_KEY
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current, book_current_and
+from exchange.auction.breaker import FAILURE_EPOCH_KEY
 from exchange.auction.engine import AuctionResult, PingInput, auction_run
 from exchange.cache import cache_write
 from exchange.deferred import after_response
@@ -311,7 +312,7 @@ def ping_repeat_key(*, sender: str, body: bytes) -> str:
 
 def ping_cache_keys(repeat_key: str) -> list[str]:
     """What :func:`ping_receive` reads from the cache, for a request to fetch at once."""
-    return [BOOK_VERSION_KEY, repeat_key] if repeat_key else [BOOK_VERSION_KEY]
+    return [BOOK_VERSION_KEY, FAILURE_EPOCH_KEY, *([repeat_key] if repeat_key else [])]
 
 
 def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any]:

@@ -91,11 +91,12 @@ def test_a_ping_reads_the_cache_once_and_writes_its_answer_after_the_view_return
     answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
 
     assert answer["status"] == "accepted"
-    assert len(reads) == 1 and len(reads[0]) == 3  # the key's record, the book's version, a repeat's answer
-    assert reads[0][1] == "gavel:book-version" and reads[0][2].startswith("gavel:ping-answer:")
+    # The key's record, the book's version, the breaker's failure epoch and a repeat's answer.
+    assert len(reads) == 1 and reads[0][1:3] == ["gavel:book-version", "gavel:rtb-failure-epoch"]
+    assert reads[0][0].startswith("gavel:api-key:") and reads[0][3].startswith("gavel:ping-answer:")
     assert writes == [True]  # once, after the view had answered
     monkeypatch.undo()
-    assert cache.get(reads[0][2]) == answer
+    assert cache.get(reads[0][3]) == answer
 
 
 @pytest.mark.django_db

@@ -227,6 +227,32 @@ def test_a_success_resets_the_breaker(buyers, settings):
         assert BuyerContract.objects.get(slug="flaky-c").status == "active"
 
 
+def test_a_count_is_reset_only_when_a_failure_may_have_grown_it_since_the_last_reset(buyers, settings, monkeypatch):
+    from exchange.auction import breaker
+
+    settings.GAVEL_RTB_BREAKER_FAILURES = 2
+    load(rtb_buyer(buyers, "flaky", Behaviour(bid="10.00")))
+    key = f"gavel:rtb-failures:{flaky_contract().pk}"
+    resets: list[list[str]] = []
+    record = breaker.breaker_record
+
+    def spy(*args: object, **kwargs: object) -> list[str]:
+        resets.append(record(*args, **kwargs))  # type: ignore[arg-type]
+        return resets[-1]
+
+    monkeypatch.setattr("exchange.auction.engine.breaker_record", spy)
+    ping(0)
+    ping(1)  # no failure anywhere since the reset: nothing to reset
+    assert breaker._count_failure(key) == 1  # another process counts a failure of this buyer
+    ping(2)
+    ping(3)
+    assert resets == [[key], [], [key], []]
+    assert cache.get(key) is None
+    buyers.behaviours["flaky"] = Behaviour(failure_rate=1.0)
+    ping(4)
+    assert flaky_contract().status == "active"  # one failure since the reset, not two
+
+
 def test_timeouts_within_the_buyers_own_timeout_count_toward_the_breaker(buyers, settings):
     settings.GAVEL_RTB_BREAKER_FAILURES = 2
     load(
