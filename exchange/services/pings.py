@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
@@ -269,6 +270,16 @@ def _json_scalar(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _json_doc(data: object) -> str:
+    """``data`` as JSON: by orjson (the ping's document, waterfall included, in a ninth of the
+    standard library's time), or by the standard library for what orjson refuses (an integer
+    beyond 64 bits in a lead)."""
+    try:
+        return orjson.dumps(data, default=_json_scalar).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(data, separators=(",", ":"), default=_json_scalar)
+
+
 def ping_store(ping: Ping, bids: list[Bid]) -> None:
     """Write the ping and its bids. On PostgreSQL one statement (a data-modifying CTE: atomic by
     itself), so the answer waits for one round trip instead of four; elsewhere a transaction.
@@ -286,11 +297,7 @@ def ping_store(ping: Ping, bids: list[Bid]) -> None:
             Bid.objects.bulk_create(bids)
         return
     bid_insert = _insert_of(Bid, "ping_id")
-    doc = json.dumps(
-        {"ping": _insert_of(Ping).row(ping), "bids": [bid_insert.row(bid) for bid in bids]},
-        separators=(",", ":"),
-        default=_json_scalar,
-    )
+    doc = _json_doc({"ping": _insert_of(Ping).row(ping), "bids": [bid_insert.row(bid) for bid in bids]})
     with bound_cursor() as cursor:
         cursor.execute(_ping_insert_sql(wait_for_disk=connection.in_atomic_block), [doc])
         ids = {rank: pk for pk, rank in cursor.fetchall()}

@@ -139,3 +139,22 @@ def test_inside_a_transaction_a_ping_waits_for_the_disk_with_it():
             assert cursor.fetchone() == ("on",)
     inserts = [q["sql"] for q in queries.captured_queries if "INSERT INTO" in q["sql"]]
     assert len(inserts) == 1 and "synchronous_commit" not in inserts[0]
+
+
+@pytest.mark.parametrize("big", [34, 2**70])
+def test_the_ping_document_is_the_same_json_whichever_encoder_writes_it(big):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    data = {
+        "lead": {"age": big, "ratio": 0.1, "name": "Zoë"},
+        "payout": Decimal("12.50"),
+        "at": datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC),
+        "none": None,
+    }
+    assert json.loads(pings._json_doc(data)) == {
+        "lead": {"age": big, "ratio": 0.1, "name": "Zoë"},
+        "payout": "12.50",
+        "at": "2026-11-22T10:00:00.123456+00:00",
+        "none": None,
+    }
