@@ -28,8 +28,8 @@ from exchange.services import (
     PostRequest,
     lead_receive,
     ping_cache_keys,
+    ping_fingerprint,
     ping_receive,
-    ping_repeat_key,
     post_receive,
 )
 from leads.selectors import lead_get, lead_sales_for_seller
@@ -67,15 +67,15 @@ class SellerView(TenantAPIView):
 
 
 class PingView(IdempotentPostMixin, SellerView):
-    repeat_key = ""
+    fingerprint = ""
 
     def cache_prefetch_keys(self, request: Request) -> list[str]:
-        # The book's version and the answer to an exact repeat come with the API key's record.
+        # What the ping reads from the cache comes with the API key's record.
         digest = api_key_digest(raw_api_key(request.META) or "")
         body = _raw_body(request)
         if digest is not None and body is not None:
-            self.repeat_key = ping_repeat_key(sender=digest, body=body)
-        return [*super().cache_prefetch_keys(request), *ping_cache_keys(self.repeat_key)]
+            self.fingerprint = ping_fingerprint(sender=digest, body=body)
+        return [*super().cache_prefetch_keys(request), *ping_cache_keys()]
 
     @extend_schema(
         summary="Ping: offer a lead without PII and get bids",
@@ -111,7 +111,7 @@ class PingView(IdempotentPostMixin, SellerView):
                 consumer=dict(v.get("consumer") or {}),
                 tracking=_compact(dict(v.get("tracking") or {})),
                 consent=_compact(dict(v.get("consent") or {})),
-                repeat_key=self.repeat_key,
+                fingerprint=self.fingerprint,
             ),
         )
         return Response(answer)

@@ -23,7 +23,7 @@ from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign
 from contracts.rules import Predicate, PriceFunction, modifiers_compile, rule_compile
 from contracts.schedules import Schedule, schedule_compile
-from exchange.cache import cache_get, cache_get_many
+from exchange.cache import cache_get
 from exchange.models import Offer
 from exchange.schema import FieldSpec
 
@@ -207,12 +207,6 @@ def _build(version: int) -> Book:
 def book_current() -> Book:
     """The current book, rebuilt first if the market changed since this process built it."""
     return _book_at(cache_get(VERSION_KEY))
-
-
-def book_current_and(key: str) -> tuple[Book, Any]:
-    """The current book and the cached value of ``key`` (None if absent), in one round trip at most."""
-    values = cache_get_many([VERSION_KEY, key])
-    return _book_at(values.get(VERSION_KEY)), values.get(key)
 
 
 def _book_at(version: int | None) -> Book:

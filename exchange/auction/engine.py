@@ -7,6 +7,7 @@ must store; cutting it to what each party may see is the API's job.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from exchange.auction.breaker import breaker_record, breaker_retry_take
 from exchange.auction.distribution import Priced, Ranked, prices_paid, rank_bids
 from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
 from exchange.auction.rtb import RtbCall, rtb_body, rtb_collect, rtb_start
-from exchange.models import Sale
+from exchange.models import Ping, Sale
 from exchange.sql import bound_cursor, pg_array
 from leads.models import Suppression
 from leads.services import json_value
@@ -55,6 +56,9 @@ class PingInput:
     signing_secrets: Mapping[int, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     exclude_contract_ids: frozenset[int] = frozenset()
+    # The fingerprint of a ping that, seen before from this seller with its bids unexpired, is
+    # answered as it was then instead of being auctioned again ("": no such check).
+    repeat_of: str = ""
 
 
 @dataclass
@@ -83,6 +87,8 @@ class AuctionResult:
     margin_percent: Decimal = Decimal(0)
     # Cache keys to delete once the ping is stored (circuit-breaker counts its RTB answers reset).
     cache_deletes: list[str] = field(default_factory=list)
+    # The first answer to this very ping (PingInput.repeat_of): nothing was auctioned.
+    repeat_answer: dict[str, Any] | None = None
 
     @property
     def winners(self) -> list[Ranked]:
@@ -100,6 +106,25 @@ class LiveState:
     funds: dict[int, Decimal]
     last_purchase: dict[int, datetime]
     suppressed: bool = False
+    repeat_answer: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RepeatProbe:
+    """Look for a seller's unexpired ping with this fingerprint (an exact repeat)."""
+
+    organization_id: int
+    fingerprint: str
+    now: datetime
+
+    def sql(self, null: Mapping[str, str]) -> tuple[str, list[Any]]:
+        """The first such ping's answer (as text in the row's text column), in live-state row shape."""
+        return (
+            f"SELECT 'r', 0, CAST(response AS text), {null['int']}, {null['num']}, {null['at']} "
+            f"FROM (SELECT response FROM {Ping._meta.db_table} WHERE fingerprint = %s AND organization_id = %s "
+            "AND expires_at > %s ORDER BY id LIMIT 1) AS first_ping",
+            [self.fingerprint, self.organization_id, self.now],
+        )
 
 
 def cap_keys(contract: CompiledContract, now: datetime) -> Mapping[str, str]:
@@ -121,21 +146,32 @@ def _in(column: str, values: Collection[int | str], pg: bool, sql_type: str) -> 
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
-def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes: list[str]) -> LiveState:
-    """Read everything the auction needs from the database in ONE query (a UNION ALL): the cap
-    counters of the current periods, each buyer's available funds, each buyer's last purchase of
-    this consumer within the widest dedup window, and whether the consumer opted out.
-
-    One round trip instead of four is most of a ping's database time; the rows are tagged by kind.
-    """
-    state = LiveState({}, {}, {})
-    pg = connection.vendor == "postgresql"
-    null = {
+def _nulls(pg: bool) -> dict[str, str]:
+    return {
         k: (f"CAST(NULL AS {t})" if pg else "NULL")
         for k, t in (("text", "text"), ("int", "bigint"), ("num", "numeric"), ("at", "timestamptz"))
     }
+
+
+def live_state_read(
+    contracts: list[CompiledContract], *, now: datetime, hashes: list[str], repeat: RepeatProbe | None = None
+) -> LiveState:
+    """Read everything the auction needs from the database in ONE query (a UNION ALL): the cap
+    counters of the current periods, each buyer's available funds, each buyer's last purchase of
+    this consumer within the widest dedup window, whether the consumer opted out, and (``repeat``)
+    the first answer to an exact repeat of this ping.
+
+    One round trip instead of five is most of a ping's database time; the rows are tagged by kind.
+    """
+    state = LiveState({}, {}, {})
+    pg = connection.vendor == "postgresql"
+    null = _nulls(pg)
     parts: list[str] = []
     params: list[Any] = []
+    if repeat is not None:
+        part, part_params = repeat.sql(null)
+        parts.append(part)
+        params += part_params
     buyer_ids = sorted({c.organization_id for c in contracts})
     keyed = [(c.id, key) for c in contracts for key in cap_keys(c, now).values()]
     if keyed:
@@ -185,9 +221,21 @@ def live_state_read(contracts: list[CompiledContract], *, now: datetime, hashes:
             state.funds[key_id] = _decimal(amount)
         elif kind == "d":
             state.last_purchase[key_id] = _aware(at)
+        elif kind == "r":
+            state.repeat_answer = json.loads(period)
         else:
             state.suppressed = True
     return state
+
+
+def repeat_answer_read(repeat: RepeatProbe) -> dict[str, Any] | None:
+    """The first answer to an exact repeat, for a ping that runs no auction (live_state_read
+    asks it with the rest otherwise)."""
+    sql, params = repeat.sql(_nulls(connection.vendor == "postgresql"))
+    with bound_cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else dict(json.loads(row[2]))
 
 
 def _decimal(value: object) -> Decimal:
@@ -312,7 +360,10 @@ def auction_run(ping: PingInput) -> AuctionResult:
             survivors.append(contract)
 
     hashes = [h for h in (ping.email_hash, ping.phone_hash) if h]
-    state = live_state_read(survivors, now=ping.now, hashes=hashes)
+    repeat = RepeatProbe(campaign.organization_id, ping.repeat_of, ping.now) if ping.repeat_of else None
+    state = live_state_read(survivors, now=ping.now, hashes=hashes, repeat=repeat)
+    if state.repeat_answer is not None:
+        return AuctionResult(status="repeat", reason=None, ranked=[], repeat_answer=state.repeat_answer)
     if state.suppressed:
         for step in steps:
             step.reason = step.reason or "suppressed"

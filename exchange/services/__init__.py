@@ -16,8 +16,8 @@ from exchange.services.pings import (
     PingRequest,
     PostRequest,
     ping_cache_keys,
+    ping_fingerprint,
     ping_receive,
-    ping_repeat_key,
 )
 from exchange.services.selling import LeadPackage, RouteOutcome, lead_route, sale_attempt, sale_release
 
@@ -34,7 +34,7 @@ __all__ = [
     "market_sweep",
     "ping_cache_keys",
     "ping_receive",
-    "ping_repeat_key",
+    "ping_fingerprint",
     "post_receive",
     "sale_attempt",
     "sale_release",

@@ -20,9 +20,9 @@ from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.money import ZERO, money_str
 from exchange.auction.book import VERSION_KEY as BOOK_VERSION_KEY
-from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current, book_current_and
+from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
 from exchange.auction.breaker import FAILURE_EPOCH_KEY
-from exchange.auction.engine import AuctionResult, PingInput, auction_run
+from exchange.auction.engine import AuctionResult, PingInput, RepeatProbe, auction_run, repeat_answer_read
 from exchange.cache import cache_write
 from exchange.deferred import after_response
 from exchange.errors import Invalid
@@ -41,8 +41,9 @@ class PingRequest:
     consumer: dict[str, str | None] = field(default_factory=dict)
     tracking: dict[str, Any] = field(default_factory=dict)
     consent: dict[str, Any] = field(default_factory=dict)
-    # Where this request's answer is kept for its exact repeats (ping_repeat_key); "": none.
-    repeat_key: str = ""
+    # The request's fingerprint (ping_fingerprint): an exact repeat of an earlier ping from the same
+    # API key, its bids unexpired, gets that ping's answer. "": none (nothing is a repeat).
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,12 @@ def auction_store(
     signing_secrets: Mapping[int, str],
     exclude_contract_ids: frozenset[int] = frozenset(),
     posted: bool = False,
-    answer_key: str = "",
+    repeats: bool = False,
 ) -> tuple[Ping, list[Bid], AuctionResult | None]:
     """Run the auction for a ping (or a full lead's ping part) and store it with its bids;
     ``posted`` when its lead comes with it (a full lead), so it can never be posted again.
-    ``answer_key``: where the cache keeps the answer until its bids expire (repeat pings)."""
+    ``repeats``: an earlier ping of this seller with this fingerprint, its bids unexpired, is
+    answered for instead (:class:`Repeated`), with nothing auctioned or stored."""
     now = timezone.now()
     ping = Ping(
         organization_id=seller.pk,
@@ -152,7 +154,13 @@ def auction_store(
     )
     result: AuctionResult | None = None
     started = timezone.now()
+    repeat = RepeatProbe(seller.pk, fingerprint, now) if repeats else None
     with market_scope():
+        if repeat is not None and (not campaign.active or not offer.active or ping.quality_score < offer.min_score):
+            # No auction to ask it with the rest: ask on its own.
+            answer = repeat_answer_read(repeat)
+            if answer is not None:
+                raise Repeated(answer)
         if not campaign.active or not offer.active:
             ping.status, ping.reason = (
                 Ping.Status.REJECTED,
@@ -176,8 +184,11 @@ def auction_store(
                     source_token=campaign.source_token,
                     signing_secrets=signing_secrets,
                     exclude_contract_ids=exclude_contract_ids,
+                    repeat_of=fingerprint if repeats else "",
                 )
             )
+            if result.repeat_answer is not None:
+                raise Repeated(result.repeat_answer)
             ping.status, ping.reason = result.status, result.reason or ""
             ping.waterfall = [step.as_json() for step in result.waterfall]
         bids = []
@@ -202,13 +213,18 @@ def auction_store(
         ping.latency_ms = (timezone.now() - started).total_seconds() * 1000
         ping.response = _ping_answer(ping, result, bids)
         ping_store(ping, bids)
-    # One cache round trip once the answer is on its way: the answer for repeats, and the
-    # breaker's counts of failures this ping's RTB answers reset.
-    writes = {answer_key: ping.response} if answer_key else {}
-    deletes = result.cache_deletes if result is not None else []
-    if writes or deletes:
-        after_response(functools.partial(cache_write, writes, timeout=offer.bid_ttl_seconds, delete=deletes))
+    if result is not None and result.cache_deletes:
+        # The breaker's failure counts this ping's RTB answers reset, once the answer is on its way.
+        after_response(functools.partial(cache_write, {}, timeout=0, delete=result.cache_deletes))
     return ping, bids, result
+
+
+class Repeated(Exception):
+    """The ping repeats an earlier one exactly: its first answer."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__("an exact repeat")
+        self.answer = answer
 
 
 @dataclass(frozen=True)
@@ -311,47 +327,46 @@ def ping_store(ping: Ping, bids: list[Bid]) -> None:
 # --- the three entry points ----------------------------------------------------------------------
 
 
-def ping_repeat_key(*, sender: str, body: bytes) -> str:
-    """Where a ping's answer is kept for its exact repeats: the same body from the same API key
+def ping_fingerprint(*, sender: str, body: bytes) -> str:
+    """A ping's identity for exact repeats: the same body, byte for byte, from the same API key
     (``sender``: the key's digest)."""
-    return f"gavel:ping-answer:{sender}:{hashlib.sha256(body).hexdigest()}"
+    return hashlib.sha256(f"{sender}:".encode() + body).hexdigest()
 
 
-def ping_cache_keys(repeat_key: str) -> list[str]:
+def ping_cache_keys() -> list[str]:
     """What :func:`ping_receive` reads from the cache, for a request to fetch at once."""
-    return [BOOK_VERSION_KEY, FAILURE_EPOCH_KEY, *([repeat_key] if repeat_key else [])]
+    return [BOOK_VERSION_KEY, FAILURE_EPOCH_KEY]
 
 
 def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any]:
     """Answer a ping: validate it, run the auction, store the ping, its bids and its waterfall.
 
-    A ping repeated with an identical body (``request.repeat_key``) before its bids expire gets
-    the first answer again.
+    A ping repeated exactly (``request.fingerprint``) before its bids expire gets the first answer
+    again: the auction's database read finds it, before any buyer is asked.
     """
-    fingerprint = fingerprint_of(
-        request.campaign, request.lead, request.consumer, request.tracking, request.consent, request.test
-    )
-    repeat_key = request.repeat_key
-    book, repeat = book_current_and(repeat_key) if repeat_key else (book_current(), None)
+    book = book_current()
     campaign, offer = campaign_of(book, seller, request.campaign)
-    if repeat is not None:
-        return dict(repeat)
     values = lead_validated(request.lead, offer, "ping")
     consumer = request.consumer
-    ping, _, _ = auction_store(
-        seller=seller,
-        campaign=campaign,
-        offer=offer,
-        ping_values=values,
-        email_hash=consumer.get("email_sha256") or "",
-        phone_hash=consumer.get("phone_sha256") or "",
-        tracking=request.tracking,
-        consent=request.consent,
-        test=request.test,
-        fingerprint=fingerprint,
-        source=Ping.Source.PING,
-        signing_secrets=book.signing_secrets,
-        # A repeat of this exact ping before its bids expire gets this answer again, not a new auction.
-        answer_key=repeat_key,
-    )
+    try:
+        ping, _, _ = auction_store(
+            seller=seller,
+            campaign=campaign,
+            offer=offer,
+            ping_values=values,
+            email_hash=consumer.get("email_sha256") or "",
+            phone_hash=consumer.get("phone_sha256") or "",
+            tracking=request.tracking,
+            consent=request.consent,
+            test=request.test,
+            fingerprint=request.fingerprint
+            or fingerprint_of(
+                request.campaign, request.lead, request.consumer, request.tracking, request.consent, request.test
+            ),
+            source=Ping.Source.PING,
+            signing_secrets=book.signing_secrets,
+            repeats=bool(request.fingerprint),
+        )
+    except Repeated as repeat:
+        return repeat.answer
     return dict(ping.response)

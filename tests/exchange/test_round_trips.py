@@ -13,9 +13,12 @@ from django.core.cache import cache, caches
 from django.core.signals import request_finished, request_started
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.tenancy import market_scope
+from contracts.models import BuyerContract, Campaign
 from exchange.api.views import PingView
+from exchange.auction.book import book_invalidate
 from exchange.cache import cache_get, cache_get_many, cache_prefetch
 from exchange.deferred import after_response
 from exchange.models import Ping
@@ -59,58 +62,115 @@ def test_deferred_work_runs_once_the_response_is_closed_and_its_error_is_only_lo
     assert ran == [1, 2, 3]
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="counts the Redis cache's reads")
-@pytest.mark.django_db
-def test_a_ping_reads_the_cache_once_and_writes_its_answer_after_the_view_returned(monkeypatch):
-    load(buyer("a", "10.00"))
-    ping(1)  # the contract book built and the key's record cached, as on a warm server
+def _spy_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The keys of every cache read from now on; a single-key read fails the test."""
     backend = type(caches["default"])
     reads: list[list[str]] = []
-    returned: list[bool] = []
-    writes: list[bool] = []
-    get_many, post, write = backend.get_many, PingView.post, pings.cache_write
+    get_many = backend.get_many
 
     def get_many_spy(self: object, keys: list[str], *args: object, **kwargs: object) -> object:
         reads.append(list(keys))
         return get_many(self, keys, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "get_many", get_many_spy)
+    monkeypatch.setattr(backend, "get", lambda *a, **k: pytest.fail("one read: it should have been prefetched"))
+    return reads
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="counts the Redis cache's reads")
+@pytest.mark.django_db
+def test_a_ping_reads_the_cache_once_and_writes_nothing_to_it(monkeypatch):
+    load(buyer("a", "10.00"))
+    ping(1)  # the contract book built and the key's record cached, as on a warm server
+    reads = _spy_reads(monkeypatch)
+    monkeypatch.setattr(pings, "cache_write", lambda *a, **k: pytest.fail("nothing to write"))
+
+    answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
+
+    assert answer["status"] == "accepted"
+    assert len(reads) == 1  # the key's record, the book's version and the breaker's failure epoch
+    assert reads[0][0].startswith("gavel:api-key:")
+    assert reads[0][1:] == ["gavel:book-version", "gavel:rtb-failure-epoch"]
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="counts the Redis cache's reads")
+@pytest.mark.django_db
+def test_the_breakers_resets_are_written_after_the_view_returned(buyers, monkeypatch):
+    from exchange.auction import breaker
+    from exchange.buyersim import Behaviour
+
+    buyers.behaviours["rtb"] = Behaviour(bid="20.00")
+    load(buyer("rtb", None, rtb_url=buyers.url("rtb")))
+    ping(1)
+    with market_scope():
+        failures = breaker._key(BuyerContract.objects.get(slug="rtb-c").pk)
+    breaker._count_failure(failures)  # a failure counted elsewhere: the next answer resets it
+    returned: list[bool] = []
+    writes: list[tuple[bool, list[str]]] = []
+    post, write = PingView.post, pings.cache_write
 
     def post_spy(self: PingView, request: object) -> object:
         response = post(self, request)
         returned.append(True)
         return response
 
-    def write_spy(*args: object, **kwargs: object) -> None:
-        writes.append(bool(returned))
-        write(*args, **kwargs)
+    def write_spy(values: object, *, timeout: int, delete: list[str]) -> None:
+        writes.append((bool(returned), list(delete)))
+        write(values, timeout=timeout, delete=delete)
 
-    monkeypatch.setattr(backend, "get_many", get_many_spy)
-    monkeypatch.setattr(backend, "get", lambda *a, **k: pytest.fail("one read: it should have been prefetched"))
     monkeypatch.setattr(PingView, "post", post_spy)
     monkeypatch.setattr(pings, "cache_write", write_spy)
 
-    answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
+    ping(3)
 
-    assert answer["status"] == "accepted"
-    # The key's record, the book's version, the breaker's failure epoch and a repeat's answer.
-    assert len(reads) == 1 and reads[0][1:3] == ["gavel:book-version", "gavel:rtb-failure-epoch"]
-    assert reads[0][0].startswith("gavel:api-key:") and reads[0][3].startswith("gavel:ping-answer:")
-    assert writes == [True]  # once, after the view had answered
-    monkeypatch.undo()
-    assert cache.get(reads[0][3]) == answer
+    assert writes == [(True, [failures])]  # once, after the view had answered
+    assert cache.get(failures) is None
 
 
 @pytest.mark.django_db
-def test_only_a_byte_identical_ping_is_a_repeat():
-    load(buyer("a", "10.00"))
+def test_only_a_byte_identical_ping_from_the_same_key_is_a_repeat_and_no_buyer_hears_it_twice(buyers):
+    from exchange.buyersim import Behaviour
+
+    buyers.behaviours["rtb"] = Behaviour(bid="20.00")
+    load(buyer("rtb", None, rtb_url=buyers.url("rtb")), buyer("a", "10.00"))
     body = ping_body(3)
     first = client().post("/api/v1/ping", json.dumps(body), content_type="application/json").json()
     again = client().post("/api/v1/ping", json.dumps(body), content_type="application/json").json()
     spaced = client().post("/api/v1/ping", json.dumps(body, indent=1), content_type="application/json").json()
 
-    assert again == first
+    assert first["status"] == "accepted" and again == first
     assert spaced["ping_id"] != first["ping_id"]
+    assert len(buyers.requests("rtb")) == 2  # the first ping and the spaced one
     with market_scope():
         assert Ping.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_once_its_bids_expired_an_identical_ping_is_auctioned_again():
+    load(buyer("a", "10.00"))
+    first = ping(4)
+    with market_scope():
+        Ping.objects.filter(public_id=first["ping_id"]).update(expires_at=timezone.now())
+
+    again = ping(4)
+
+    assert again["ping_id"] != first["ping_id"] and again["status"] == "accepted"
+
+
+@pytest.mark.django_db
+def test_a_repeated_rejection_that_ran_no_auction_gets_its_first_answer():
+    load(buyer("a", "10.00"))
+    with market_scope():
+        Campaign.objects.update(status="paused")
+    book_invalidate()
+    first = ping(5)
+
+    again = ping(5)
+
+    assert (first["status"], first["reason"]) == ("rejected", "campaign_paused")
+    assert again == first
+    with market_scope():
+        assert Ping.objects.count() == 1
 
 
 @PG_ONLY
