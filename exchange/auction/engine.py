@@ -118,13 +118,18 @@ class RepeatProbe:
     now: datetime
 
     def sql(self, null: Mapping[str, str]) -> tuple[str, list[Any]]:
-        """The first such ping's answer (as text in the row's text column), in live-state row shape."""
+        """The first unexpired ping with the fingerprint, in live-state row shape: its seller, and its
+        answer as text. Only the fingerprint's index is asked (the seller is checked on the row:
+        a condition on it let the planner scan the seller's every ping)."""
         return (
-            f"SELECT 'r', 0, CAST(response AS text), {null['int']}, {null['num']}, {null['at']} "
-            f"FROM (SELECT response FROM {Ping._meta.db_table} WHERE fingerprint = %s AND organization_id = %s "
+            f"SELECT 'r', organization_id, CAST(response AS text), {null['int']}, {null['num']}, {null['at']} "
+            f"FROM (SELECT organization_id, response FROM {Ping._meta.db_table} WHERE fingerprint = %s "
             "AND expires_at > %s ORDER BY id LIMIT 1) AS first_ping",
-            [self.fingerprint, self.organization_id, self.now],
+            [self.fingerprint, self.now],
         )
+
+    def answer(self, organization_id: int, response: str) -> dict[str, Any] | None:
+        return dict(json.loads(response)) if organization_id == self.organization_id else None
 
 
 def cap_keys(contract: CompiledContract, now: datetime) -> Mapping[str, str]:
@@ -222,7 +227,8 @@ def live_state_read(
         elif kind == "d":
             state.last_purchase[key_id] = _aware(at)
         elif kind == "r":
-            state.repeat_answer = json.loads(period)
+            assert repeat is not None
+            state.repeat_answer = repeat.answer(key_id, period)
         else:
             state.suppressed = True
     return state
@@ -235,7 +241,7 @@ def repeat_answer_read(repeat: RepeatProbe) -> dict[str, Any] | None:
     with bound_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return None if row is None else dict(json.loads(row[2]))
+    return None if row is None else repeat.answer(row[1], row[2])
 
 
 def _decimal(value: object) -> Decimal:

@@ -218,3 +218,20 @@ def test_the_ping_document_is_the_same_json_whichever_encoder_writes_it(big):
         "at": "2026-11-22T10:00:00.123456+00:00",
         "none": None,
     }
+
+
+@pytest.mark.django_db
+def test_another_sellers_ping_with_the_same_fingerprint_is_not_a_repeat():
+    from accounts.services import api_key_digest
+    from tests.exchange.builder import SELLER2_KEY, SELLER_KEY
+
+    load(buyer("a", "10.00"))
+    body = json.dumps(ping_body(6)).encode()
+    theirs = client(SELLER2_KEY).post("/api/v1/ping", ping_body(6, campaign="cmp_seller2"), format="json").json()
+    with market_scope():  # as if seller2's ping had this seller's fingerprint (a hash collision)
+        fingerprint = pings.ping_fingerprint(sender=str(api_key_digest(SELLER_KEY)), body=body)
+        Ping.objects.filter(public_id=theirs["ping_id"]).update(fingerprint=fingerprint)
+
+    mine = client().post("/api/v1/ping", body, content_type="application/json").json()
+
+    assert mine["ping_id"] != theirs["ping_id"] and mine["status"] == "accepted"
