@@ -60,10 +60,10 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
     A timeout the exchange cut short (it called too late to give the buyer its whole
     ``rtb_timeout_ms``) is neither: an overloaded exchange must not pause healthy buyers.
 
-    Returns the cache keys the healthy answers reset: the caller deletes them with the ping's own
-    cache write, so a ping pays one Redis round trip for both. A count this process reset when
-    the failure epoch was what it is now cannot have grown since (a failure changes the epoch
-    after counting), so it is not reset again: with no failures anywhere, a ping resets nothing.
+    Returns the cache keys the healthy answers reset: the caller deletes them once its answer
+    has gone out. A count this process reset when the failure epoch was what it is now cannot
+    have grown since (a failure changes the epoch after counting), so it is not reset again:
+    with no failures anywhere, a ping resets nothing.
     """
     threshold = int(getattr(settings, "GAVEL_RTB_BREAKER_FAILURES", 5))
     for answer in answers:

@@ -39,6 +39,29 @@ LIVE_SALE_STATUSES = (Sale.Status.RESERVED, Sale.Status.SOLD, Sale.Status.RETURN
 
 
 @dataclass(frozen=True)
+class RepeatProbe:
+    """Look for a seller's unexpired ping with this fingerprint (an exact repeat)."""
+
+    organization_id: int
+    fingerprint: str
+    now: datetime
+
+    def sql(self, null: Mapping[str, str]) -> tuple[str, list[Any]]:
+        """The first unexpired ping with the fingerprint, in live-state row shape: its seller, and its
+        answer as text. Only the fingerprint's index is asked (the seller is checked on the row:
+        a condition on it let the planner scan the seller's every ping)."""
+        return (
+            f"SELECT 'r', organization_id, CAST(response AS text), {null['int']}, {null['num']}, {null['at']} "
+            f"FROM (SELECT organization_id, response FROM {Ping._meta.db_table} WHERE fingerprint = %s "
+            "AND expires_at > %s ORDER BY id LIMIT 1) AS first_ping",
+            [self.fingerprint, self.now],
+        )
+
+    def answer(self, organization_id: int, response: str) -> dict[str, Any] | None:
+        return dict(json.loads(response)) if organization_id == self.organization_id else None
+
+
+@dataclass(frozen=True)
 class PingInput:
     """What the engine needs to know of a ping."""
 
@@ -56,9 +79,9 @@ class PingInput:
     signing_secrets: Mapping[int, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     exclude_contract_ids: frozenset[int] = frozenset()
-    # The fingerprint of a ping that, seen before from this seller with its bids unexpired, is
-    # answered as it was then instead of being auctioned again ("": no such check).
-    repeat_of: str = ""
+    # An earlier ping this one repeats exactly is answered as it was then instead of being
+    # auctioned again (None: no such check).
+    repeat: RepeatProbe | None = None
 
 
 @dataclass
@@ -107,29 +130,6 @@ class LiveState:
     last_purchase: dict[int, datetime]
     suppressed: bool = False
     repeat_answer: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class RepeatProbe:
-    """Look for a seller's unexpired ping with this fingerprint (an exact repeat)."""
-
-    organization_id: int
-    fingerprint: str
-    now: datetime
-
-    def sql(self, null: Mapping[str, str]) -> tuple[str, list[Any]]:
-        """The first unexpired ping with the fingerprint, in live-state row shape: its seller, and its
-        answer as text. Only the fingerprint's index is asked (the seller is checked on the row:
-        a condition on it let the planner scan the seller's every ping)."""
-        return (
-            f"SELECT 'r', organization_id, CAST(response AS text), {null['int']}, {null['num']}, {null['at']} "
-            f"FROM (SELECT organization_id, response FROM {Ping._meta.db_table} WHERE fingerprint = %s "
-            "AND expires_at > %s ORDER BY id LIMIT 1) AS first_ping",
-            [self.fingerprint, self.now],
-        )
-
-    def answer(self, organization_id: int, response: str) -> dict[str, Any] | None:
-        return dict(json.loads(response)) if organization_id == self.organization_id else None
 
 
 def cap_keys(contract: CompiledContract, now: datetime) -> Mapping[str, str]:
@@ -366,8 +366,7 @@ def auction_run(ping: PingInput) -> AuctionResult:
             survivors.append(contract)
 
     hashes = [h for h in (ping.email_hash, ping.phone_hash) if h]
-    repeat = RepeatProbe(campaign.organization_id, ping.repeat_of, ping.now) if ping.repeat_of else None
-    state = live_state_read(survivors, now=ping.now, hashes=hashes, repeat=repeat)
+    state = live_state_read(survivors, now=ping.now, hashes=hashes, repeat=ping.repeat)
     if state.repeat_answer is not None:
         return AuctionResult(status="repeat", reason=None, ranked=[], repeat_answer=state.repeat_answer)
     if state.suppressed:

@@ -155,19 +155,14 @@ def auction_store(
     result: AuctionResult | None = None
     started = timezone.now()
     repeat = RepeatProbe(seller.pk, fingerprint, now) if repeats else None
+    rejection = _rejection(campaign, offer, ping.quality_score)
     with market_scope():
-        if repeat is not None and (not campaign.active or not offer.active or ping.quality_score < offer.min_score):
-            # No auction to ask it with the rest: ask on its own.
-            answer = repeat_answer_read(repeat)
+        if rejection is not None:
+            # No auction to ask for a repeat with the rest: ask on its own.
+            answer = repeat_answer_read(repeat) if repeat is not None else None
             if answer is not None:
                 raise Repeated(answer)
-        if not campaign.active or not offer.active:
-            ping.status, ping.reason = (
-                Ping.Status.REJECTED,
-                "campaign_paused" if not campaign.active else "offer_paused",
-            )
-        elif ping.quality_score < offer.min_score:
-            ping.status, ping.reason = Ping.Status.REJECTED, "below_min_score"
+            ping.status, ping.reason = Ping.Status.REJECTED, rejection
         else:
             result = auction_run(
                 PingInput(
@@ -184,7 +179,7 @@ def auction_store(
                     source_token=campaign.source_token,
                     signing_secrets=signing_secrets,
                     exclude_contract_ids=exclude_contract_ids,
-                    repeat_of=fingerprint if repeats else "",
+                    repeat=repeat,
                 )
             )
             if result.repeat_answer is not None:
@@ -217,6 +212,17 @@ def auction_store(
         # The breaker's failure counts this ping's RTB answers reset, once the answer is on its way.
         after_response(functools.partial(cache_write, {}, timeout=0, delete=result.cache_deletes))
     return ping, bids, result
+
+
+def _rejection(campaign: CompiledCampaign, offer: OfferBook, score: int) -> str | None:
+    """Why a ping is rejected before any auction, if it is."""
+    if not campaign.active:
+        return "campaign_paused"
+    if not offer.active:
+        return "offer_paused"
+    if score < offer.min_score:
+        return "below_min_score"
+    return None
 
 
 class Repeated(Exception):
