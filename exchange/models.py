@@ -128,7 +128,7 @@ class Ping(models.Model):
     consent = models.JSONField(default=dict, blank=True)
     quality_score = models.PositiveSmallIntegerField(default=0)
     test = models.BooleanField(default=False)
-    fingerprint = models.CharField(max_length=64, db_index=True, help_text="Hash of the request, to answer repeats.")
+    fingerprint = models.CharField(max_length=64, help_text="Hash of the request, to answer repeats.")
     payout = MoneyField(default=Decimal("0.00"))
     response = models.JSONField(default=dict)
     waterfall = models.JSONField(default=list)
@@ -141,6 +141,9 @@ class Ping(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # An exact repeat's first answer: the unexpired pings of a fingerprint, soonest to expire
+        # first, however often a seller has sent the same body before.
+        indexes = [models.Index(fields=["fingerprint", "expires_at"], name="ping_repeat")]
 
     def __str__(self) -> str:
         return self.public_id

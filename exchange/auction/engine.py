@@ -47,13 +47,14 @@ class RepeatProbe:
     now: datetime
 
     def sql(self, null: Mapping[str, str]) -> tuple[str, list[Any]]:
-        """The first unexpired ping with the fingerprint, in live-state row shape: its seller, and its
-        answer as text. Only the fingerprint's index is asked (the seller is checked on the row:
-        a condition on it let the planner scan the seller's every ping)."""
+        """The unexpired ping with the fingerprint (the first, if two identical pings raced), in
+        live-state row shape: its seller, and its answer as text. One step down the
+        (fingerprint, expires_at) index; the seller is checked on the row (a condition on it let
+        the planner scan all of the seller's pings)."""
         return (
             f"SELECT 'r', organization_id, CAST(response AS text), {null['int']}, {null['num']}, {null['at']} "
             f"FROM (SELECT organization_id, response FROM {Ping._meta.db_table} WHERE fingerprint = %s "
-            "AND expires_at > %s ORDER BY id LIMIT 1) AS first_ping",
+            "AND expires_at > %s ORDER BY expires_at LIMIT 1) AS first_ping",
             [self.fingerprint, self.now],
         )
 

@@ -235,3 +235,17 @@ def test_another_sellers_ping_with_the_same_fingerprint_is_not_a_repeat():
     mine = client().post("/api/v1/ping", body, content_type="application/json").json()
 
     assert mine["ping_id"] != theirs["ping_id"] and mine["status"] == "accepted"
+
+
+@PG_ONLY
+@pytest.mark.django_db
+def test_the_repeat_probe_is_one_step_down_its_index_however_often_the_body_was_sent():
+    from exchange.auction.engine import RepeatProbe, _nulls
+
+    sql, params = RepeatProbe(1, "f" * 64, timezone.now()).sql(_nulls(True))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the tables of a test are too small to need an index
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using ping_repeat" in plan
+    assert "Sort" not in plan  # the index's own order: the first entry is the answer
