@@ -7,13 +7,12 @@
   is only a handle on its pool and is safe to share between threads, so each pool keeps one.
 - :func:`cache_prefetch` reads, in one round trip when a request starts, the keys its steps will
   read one by one (the API key's record, the contract book's version, the breaker's failure epoch);
-  :func:`cache_get` and :func:`cache_get_many` answer those from what was read.
-- :func:`cache_write` sets and deletes in one round trip.
+  :func:`cache_get` answers those from what was read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -42,44 +41,6 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = _Client
 
-    def write_many(self, values: Mapping[str, Any], *, timeout: int, delete: Iterable[str]) -> None:
-        """Set ``values`` and delete ``delete`` in one round trip (a pipeline, not a transaction,
-        when there is more than one command: redis-py's pipeline costs a command's CPU again)."""
-        django_client: Any = self._cache  # its serializer is not in django-stubs
-        client = django_client.get_client(write=True)
-        seconds = self.get_backend_timeout(timeout)
-        ex = None if seconds is None else int(seconds)
-        sets = [(self.make_and_validate_key(k), django_client._serializer.dumps(v)) for k, v in values.items()]
-        deleted = [self.make_and_validate_key(key) for key in delete]
-        if len(sets) == 1 and not deleted:
-            client.set(*sets[0], ex=ex)
-            return
-        if deleted and not sets:
-            client.delete(*deleted)
-            return
-        pipeline = client.pipeline(transaction=False)
-        for key, value in sets:
-            pipeline.set(key, value, ex=ex)
-        if deleted:
-            pipeline.delete(*deleted)
-        pipeline.execute()
-
-
-def cache_write(values: Mapping[str, Any], *, timeout: int, delete: Iterable[str] = ()) -> None:
-    """Set and delete keys of the default cache: in one round trip when it is Redis, none when
-    there is nothing to do."""
-    delete = list(delete)
-    if not values and not delete:
-        return
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        backend.write_many(values, timeout=timeout, delete=delete)
-        return
-    if values:
-        backend.set_many(dict(values), timeout=timeout)
-    if delete:
-        backend.delete_many(delete)
-
 
 # What cache_prefetch read and no step has asked for yet; a miss is kept as _MISSING.
 _prefetched: ContextVar[dict[str, Any] | None] = ContextVar("gavel_cache_prefetched", default=None)
@@ -89,9 +50,9 @@ _NOT_READ = object()
 
 @contextmanager
 def cache_prefetch(keys: Sequence[str]) -> Iterator[None]:
-    """Read ``keys`` now, in one round trip. Inside the block, the first :func:`cache_get` or
-    :func:`cache_get_many` of each key is answered from what was read, as if it had been read then;
-    later reads of it, and every read after the block, go to the cache."""
+    """Read ``keys`` now, in one round trip. Inside the block, the first :func:`cache_get` of each
+    key is answered from what was read, as if it had been read then; later reads of it, and every
+    read after the block, go to the cache."""
     if not keys:
         yield
         return
@@ -103,23 +64,11 @@ def cache_prefetch(keys: Sequence[str]) -> Iterator[None]:
         _prefetched.reset(token)
 
 
-def cache_get_many(keys: Sequence[str]) -> dict[str, Any]:
-    """The cached values of ``keys`` (absent ones left out): the prefetched ones from memory, the
-    others in one round trip."""
-    prefetched = _prefetched.get() or {}
-    values: dict[str, Any] = {}
-    rest = []
-    for key in keys:
-        value = prefetched.pop(key, _NOT_READ)
-        if value is _NOT_READ:
-            rest.append(key)
-        elif value is not _MISSING:
-            values[key] = value
-    if rest:
-        values.update(caches["default"].get_many(rest))
-    return values
-
-
 def cache_get(key: str) -> Any:
-    """The cached value of ``key``, or None."""
-    return cache_get_many([key]).get(key)
+    """The cached value of ``key``, or None: from what :func:`cache_prefetch` read if it read the key
+    and nothing asked for it yet, else from the cache."""
+    prefetched = _prefetched.get()
+    value = _NOT_READ if prefetched is None else prefetched.pop(key, _NOT_READ)
+    if value is _NOT_READ:
+        return caches["default"].get(key)
+    return None if value is _MISSING else value

@@ -206,11 +206,8 @@ def _build(version: int) -> Book:
 
 def book_current() -> Book:
     """The current book, rebuilt first if the market changed since this process built it."""
-    return _book_at(cache_get(VERSION_KEY))
-
-
-def _book_at(version: int | None) -> Book:
     global _book
+    version = cache_get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, 1, timeout=None)
         version = cache.get(VERSION_KEY, 1)

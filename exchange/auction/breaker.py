@@ -10,6 +10,7 @@ doubled cool-down. A person who sets the contract's status takes it out of the b
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from django.core.cache import cache
 from exchange.auction.book import CompiledContract
 from exchange.auction.rtb import RtbAnswer
 from exchange.cache import cache_get
+from exchange.deferred import after_response
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +55,17 @@ def breaker_retry_take(contract_id: int) -> bool:
     return bool(cache.add(_retry_key(contract_id), 1, timeout=RETRY_SLOT_SECONDS))
 
 
-def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContract], *, now: datetime) -> list[str]:
+def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContract], *, now: datetime) -> None:
     """Count consecutive failures per contract (in the shared cache, across processes); a bid or a
     pass resets the count; the N-th failure in a row pauses the contract until ``now`` plus the
     cool-down. The answer of a retry (a contract the breaker paused) resumes it or pauses it again.
     A timeout the exchange cut short (it called too late to give the buyer its whole
     ``rtb_timeout_ms``) is neither: an overloaded exchange must not pause healthy buyers.
 
-    Returns the cache keys the healthy answers reset: the caller deletes them once its answer
-    has gone out. A count this process reset when the failure epoch was what it is now cannot
-    have grown since (a failure changes the epoch after counting), so it is not reset again:
-    with no failures anywhere, a ping resets nothing.
+    The counts the healthy answers reset are deleted once the ping's answer has gone out. A count
+    this process reset when the failure epoch was what it is now cannot have grown since (a failure
+    changes the epoch after counting), so it is not reset again: with no failures anywhere, a ping
+    resets nothing.
     """
     threshold = int(getattr(settings, "GAVEL_RTB_BREAKER_FAILURES", 5))
     for answer in answers:
@@ -83,12 +85,17 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
             cache.delete(_key(answer.contract_id))
     healthy = [a.contract_id for a in answers if a.healthy]
     if not healthy:
-        return []
+        return
     epoch = _failure_epoch()
     resets = [contract_id for contract_id in healthy if _reset_at.get(contract_id) != epoch]
     for contract_id in resets:
         _reset_at[contract_id] = epoch
-    return [_key(contract_id) for contract_id in resets]
+    if resets:
+        after_response(functools.partial(_counts_reset, [_key(contract_id) for contract_id in resets]))
+
+
+def _counts_reset(keys: list[str]) -> None:
+    cache.delete_many(keys)
 
 
 def _failure_epoch() -> str:

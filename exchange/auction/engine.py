@@ -109,9 +109,7 @@ class AuctionResult:
     ranked: list[Ranked]
     waterfall: list[WaterfallStep] = field(default_factory=list)
     margin_percent: Decimal = Decimal(0)
-    # Cache keys to delete once the ping is stored (circuit-breaker counts its RTB answers reset).
-    cache_deletes: list[str] = field(default_factory=list)
-    # The first answer to this very ping (PingInput.repeat_of): nothing was auctioned.
+    # The first answer to this very ping (PingInput.repeat): nothing was auctioned.
     repeat_answer: dict[str, Any] | None = None
 
     @property
@@ -394,7 +392,6 @@ def auction_run(ping: PingInput) -> AuctionResult:
     calls = rtb_calls(ping, [c for c in survivors if c.price is None], state, floor, by_contract)
     deadline_s = offer.ping_timeout_ms / 1000 - (time.perf_counter() - ping.started)
     pending = rtb_start(calls, dict(ping.signing_secrets)) if calls else None
-    breaker_resets: list[str] = []
     for contract in survivors:
         if contract.price is not None:
             started = time.perf_counter()
@@ -412,7 +409,7 @@ def auction_run(ping: PingInput) -> AuctionResult:
             else:
                 assert answer.bid is not None
                 admit(contracts[answer.contract_id], cap_at_max(contracts[answer.contract_id], answer.bid), answer.ref)
-        breaker_resets = breaker_record(answers, contracts, now=ping.now)
+        breaker_record(answers, contracts, now=ping.now)
 
     ordered, winners, rule = rank_bids(
         distribution=offer.distribution,
@@ -431,7 +428,6 @@ def auction_run(ping: PingInput) -> AuctionResult:
         ranked=ranked,
         waterfall=steps,
         margin_percent=campaign.margin_percent,
-        cache_deletes=breaker_resets,
     )
     if not ranked:
         result.status = "rejected"

@@ -23,8 +23,6 @@ from exchange.auction.book import VERSION_KEY as BOOK_VERSION_KEY
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
 from exchange.auction.breaker import FAILURE_EPOCH_KEY
 from exchange.auction.engine import AuctionResult, PingInput, RepeatProbe, auction_run, repeat_answer_read
-from exchange.cache import cache_write
-from exchange.deferred import after_response
 from exchange.errors import Invalid
 from exchange.models import Bid, Ping
 from exchange.schema import LeadInvalid, lead_validate
@@ -208,9 +206,6 @@ def auction_store(
         ping.latency_ms = (timezone.now() - started).total_seconds() * 1000
         ping.response = _ping_answer(ping, result, bids)
         ping_store(ping, bids)
-    if result is not None and result.cache_deletes:
-        # The breaker's failure counts this ping's RTB answers reset, once the answer is on its way.
-        after_response(functools.partial(cache_write, {}, timeout=0, delete=result.cache_deletes))
     return ping, bids, result
 
 

@@ -19,7 +19,7 @@ from accounts.tenancy import market_scope
 from contracts.models import BuyerContract, Campaign
 from exchange.api.views import PingView
 from exchange.auction.book import book_invalidate
-from exchange.cache import cache_get, cache_get_many, cache_prefetch
+from exchange.cache import cache_get, cache_prefetch
 from exchange.deferred import after_response
 from exchange.models import Ping
 from exchange.services import pings
@@ -35,8 +35,8 @@ def test_prefetched_keys_are_answered_once_from_what_was_read():
     with cache_prefetch(["gavel:test:a", "gavel:test:b"]):
         cache.set_many({"gavel:test:a": 2, "gavel:test:b": 5, "gavel:test:c": 7}, 30)
         # a and b as they were when prefetched (b was absent); c was not prefetched: read now.
-        found = cache_get_many(["gavel:test:a", "gavel:test:b", "gavel:test:c"])
-        assert found == {"gavel:test:a": 1, "gavel:test:c": 7}
+        found = [cache_get("gavel:test:a"), cache_get("gavel:test:b"), cache_get("gavel:test:c")]
+        assert found == [1, None, 7]
         # A second read of a prefetched key goes to the cache.
         assert (cache_get("gavel:test:a"), cache_get("gavel:test:b")) == (2, 5)
 
@@ -83,7 +83,9 @@ def test_a_ping_reads_the_cache_once_and_writes_nothing_to_it(monkeypatch):
     load(buyer("a", "10.00"))
     ping(1)  # the contract book built and the key's record cached, as on a warm server
     reads = _spy_reads(monkeypatch)
-    monkeypatch.setattr(pings, "cache_write", lambda *a, **k: pytest.fail("nothing to write"))
+    backend = type(caches["default"])
+    for write in ("set", "set_many", "add", "incr", "delete", "delete_many"):
+        monkeypatch.setattr(backend, write, lambda *a, **k: pytest.fail("a ping writes nothing to the cache"))
 
     answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
 
@@ -106,24 +108,24 @@ def test_the_breakers_resets_are_written_after_the_view_returned(buyers, monkeyp
         failures = breaker._key(BuyerContract.objects.get(slug="rtb-c").pk)
     breaker._count_failure(failures)  # a failure counted elsewhere: the next answer resets it
     returned: list[bool] = []
-    writes: list[tuple[bool, list[str]]] = []
-    post, write = PingView.post, pings.cache_write
+    resets: list[tuple[bool, list[str]]] = []
+    post, reset = PingView.post, breaker._counts_reset
 
     def post_spy(self: PingView, request: object) -> object:
         response = post(self, request)
         returned.append(True)
         return response
 
-    def write_spy(values: object, *, timeout: int, delete: list[str]) -> None:
-        writes.append((bool(returned), list(delete)))
-        write(values, timeout=timeout, delete=delete)
+    def reset_spy(keys: list[str]) -> None:
+        resets.append((bool(returned), list(keys)))
+        reset(keys)
 
     monkeypatch.setattr(PingView, "post", post_spy)
-    monkeypatch.setattr(pings, "cache_write", write_spy)
+    monkeypatch.setattr(breaker, "_counts_reset", reset_spy)
 
     ping(3)
 
-    assert writes == [(True, [failures])]  # once, after the view had answered
+    assert resets == [(True, [failures])]  # once, after the view had answered
     assert cache.get(failures) is None
 
 

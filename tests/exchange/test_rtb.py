@@ -234,19 +234,22 @@ def test_a_count_is_reset_only_when_a_failure_may_have_grown_it_since_the_last_r
     load(rtb_buyer(buyers, "flaky", Behaviour(bid="10.00")))
     key = f"gavel:rtb-failures:{flaky_contract().pk}"
     resets: list[list[str]] = []
-    record = breaker.breaker_record
+    reset = breaker._counts_reset
 
-    def spy(*args: object, **kwargs: object) -> list[str]:
-        resets.append(record(*args, **kwargs))  # type: ignore[arg-type]
-        return resets[-1]
+    def spy(keys: list[str]) -> None:
+        resets.append(list(keys))
+        reset(keys)
 
-    monkeypatch.setattr("exchange.auction.engine.breaker_record", spy)
+    monkeypatch.setattr(breaker, "_counts_reset", spy)
     ping(0)
-    ping(1)  # no failure anywhere since the reset: nothing to reset
+    assert resets == [[key]]
+    ping(1)
+    assert resets == [[key]]  # no failure anywhere since the reset: nothing to reset
     assert breaker._count_failure(key) == 1  # another process counts a failure of this buyer
     ping(2)
+    assert resets == [[key], [key]]
     ping(3)
-    assert resets == [[key], [], [key], []]
+    assert resets == [[key], [key]]
     assert cache.get(key) is None
     buyers.behaviours["flaky"] = Behaviour(failure_rate=1.0)
     ping(4)
