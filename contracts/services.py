@@ -92,8 +92,10 @@ def contract_upsert(
 ) -> tuple[BuyerContract, bool]:
     """Create or update the buyer contract with this slug; filters, modifiers, schedule and
     delivery are validated against the offer's schema (``ValidationError`` names the field). A
-    status (or pause reason) given here takes the contract out of the circuit breaker's hands."""
-    contract = BuyerContract.objects.filter(slug=slug).first()
+    status (or pause reason) given here takes the contract out of the circuit breaker's hands; a
+    pause by the breaker meanwhile is kept otherwise (the row is read locked, as in
+    :func:`contract_update`)."""
+    contract = BuyerContract.objects.select_for_update().filter(slug=slug).first()
     created = contract is None
     if contract is None:
         contract = BuyerContract(slug=slug, organization=organization, offer=offer)
@@ -112,10 +114,16 @@ def contract_upsert(
 
 
 @transaction.atomic
+@transaction.atomic
 def contract_update(*, contract: BuyerContract, values: dict[str, Any]) -> BuyerContract:
     """Change a contract's terms (the buyer's bid automation); all or nothing. Setting the status
     (or the pause reason) takes the contract out of the circuit breaker's hands: no automatic
-    retry, a clean count."""
+    retry, a clean count.
+
+    The values go onto the row as it is now, locked (``contract`` may have been read before the
+    circuit breaker paused it): a change of price never undoes a pause it did not ask for, and a
+    pause waits for the change to commit, then sees it."""
+    contract = BuyerContract.objects.select_for_update().get(pk=contract.pk)
     _contract_apply(contract, values)
     contract.full_clean()
     contract.save()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -17,7 +19,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from accounts.models import Organization
 from accounts.services import membership_set, user_upsert
 from accounts.tenancy import market_scope
+from contracts import services as contract_services
+from contracts.api import views as contract_views
 from contracts.models import BuyerContract
+from contracts.services import contract_pause
 from exchange.auction.book import book_invalidate
 from exchange.auction.breaker import breaker_cooldown
 from exchange.buyersim import Behaviour
@@ -521,6 +526,75 @@ def test_a_change_of_terms_alone_leaves_the_breaker_in_charge(buyers, settings):
 
     contract = flaky_contract()
     assert (contract.status, contract.breaker_retry_at, contract.breaker_trips) == ("paused", retry_at, 1)
+
+
+def test_a_change_of_terms_read_before_the_breaker_paused_the_contract_keeps_the_pause(buyers, monkeypatch):
+    # The buyer's PATCH reads the contract (active); the breaker pauses it before the PATCH saves.
+    load(rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0)), buyer("fixed", "10.00"))
+    read = contract_views.contract_get
+    retry_at = timezone.now() + breaker_cooldown(1)
+
+    def read_then_trip(**kwargs):
+        contract = read(**kwargs)
+        assert contract.status == "active"
+        # What the breaker does on the N-th failure in a row.
+        assert contract_pause(contract_id=contract.pk, reason="Circuit breaker: 5 RTB failures", retry_at=retry_at)
+        return contract
+
+    monkeypatch.setattr(contract_views, "contract_get", read_then_trip)
+
+    shown = patch_contract({"max_price": "50.00"})
+
+    contract = flaky_contract()
+    assert (contract.status, contract.max_price, contract.breaker_trips) == ("paused", Decimal("50.00"), 1)
+    assert (contract.breaker_retry_at, contract.paused_reason) == (retry_at, "Circuit breaker: 5 RTB failures")
+    assert (shown["status"], shown["max_price"]) == ("paused", "50.00")
+    assert len(events("contract.paused")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="needs concurrent connections"
+)
+def test_a_pause_by_the_breaker_waits_for_a_change_of_terms_in_progress(buyers, monkeypatch):
+    load(rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0)), buyer("fixed", "10.00"))
+    contract_id = flaky_contract().pk
+    pause_done = threading.Event()
+    apply = contract_services._contract_apply
+
+    def pause_elsewhere() -> bool:
+        try:
+            with market_scope():
+                return contract_pause(contract_id=contract_id, reason="Circuit breaker", retry_at=timezone.now())
+        finally:
+            pause_done.set()
+            connections.close_all()
+
+    def apply_while_the_breaker_pauses(contract, values):
+        # The PATCH has read the contract; the breaker pauses it now, from another connection.
+        threading.Thread(target=pause_elsewhere).start()
+        # It must wait for the PATCH (the row is locked), so it cannot finish in the meantime.
+        assert not pause_done.wait(0.5)
+        apply(contract, values)
+
+    monkeypatch.setattr(contract_services, "_contract_apply", apply_while_the_breaker_pauses)
+
+    shown = patch_contract({"max_price": "50.00"})
+
+    assert pause_done.wait(10)
+    contract = flaky_contract()
+    assert (shown["status"], contract.status, contract.max_price) == ("active", "paused", Decimal("50.00"))
+    assert len(events("contract.paused")) == 1
+
+
+def test_reloading_the_market_file_without_a_status_keeps_the_breakers_pause(buyers, settings):
+    tripped(buyers, settings)
+    retry_at = flaky_contract().breaker_retry_at
+
+    load(rtb_buyer(buyers, "flaky", Behaviour(bid="25.00"), max_price="50.00"), buyer("fixed", "10.00"))
+
+    contract = flaky_contract()
+    assert (contract.status, contract.breaker_retry_at, contract.max_price) == ("paused", retry_at, Decimal("50.00"))
 
 
 def test_reloading_the_market_file_with_a_status_takes_the_contract_out_of_the_breaker(buyers, settings):
