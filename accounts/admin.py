@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.services import api_key_create, api_key_revoke, api_keys_forget
+from contracts.admin import ContractsLockedOnSave
 from contracts.forms import BuyerContractForm
 from contracts.models import BuyerContract, Campaign
 from exchange.admin import BookInvalidatingAdmin
@@ -34,12 +35,12 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-class ContractInline(admin.TabularInline):
+class ContractInline(ContractsLockedOnSave, admin.TabularInline):
     model = BuyerContract
     form = BuyerContractForm
     fk_name = "organization"
     extra = 0
-    fields = ["name", "offer", "status", "price", "rtb_url", "cap_day", "priority"]
+    fields = ["name", "offer", "status", "price", "rtb_url", "cap_day", "priority", "status_shown"]
     show_change_link = True
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import ManyToManyField
+from django.db import transaction
+from django.db.models import ManyToManyField, QuerySet
 from django.http import HttpRequest
 
 from accounts.models import Organization
@@ -39,8 +40,20 @@ class CampaignAdmin(CounterpartiesAdmin):
     )
 
 
+class ContractsLockedOnSave:
+    """A save reads the contracts it changes locked (a POST, inside the admin's transaction): a
+    pause the circuit breaker makes meanwhile then waits for the save and sees it, instead of
+    being overwritten by a copy read just before (``BuyerContractForm`` keeps it)."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BuyerContract]:
+        queryset: QuerySet[BuyerContract] = super().get_queryset(request)  # type: ignore[misc]
+        if request.method == "POST" and transaction.get_connection().in_atomic_block:
+            queryset = queryset.select_for_update(of=("self",))
+        return queryset
+
+
 @admin.register(BuyerContract)
-class BuyerContractAdmin(CounterpartiesAdmin):
+class BuyerContractAdmin(ContractsLockedOnSave, CounterpartiesAdmin):
     form = BuyerContractForm
     list_display = ["name", "public_id", "organization", "offer", "status", "price", "rtb_url", "cap_day", "priority"]
     list_filter = ["status", "offer", "organization"]
@@ -49,7 +62,22 @@ class BuyerContractAdmin(CounterpartiesAdmin):
     autocomplete_fields = ["organization"]
     filter_horizontal = ["blocked_sellers"]
     fieldsets = (
-        (None, {"fields": ("public_id", "name", "slug", "organization", "offer", "status", "paused_reason")}),
+        (
+            None,
+            {
+                "fields": (
+                    "public_id",
+                    "name",
+                    "slug",
+                    "organization",
+                    "offer",
+                    "status",
+                    "paused_reason",
+                    "status_shown",
+                    "paused_reason_shown",
+                )
+            },
+        ),
         (
             "Circuit breaker",
             {

@@ -4,14 +4,18 @@ change to the market made here reaches the next ping (the contract book is inval
 from __future__ import annotations
 
 import io
+import threading
 from datetime import datetime, timedelta
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib import admin
 from django.contrib.sessions.models import Session
 from django.core.management import call_command
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -20,7 +24,9 @@ from accounts.models import Organization
 from accounts.services import membership_set, user_upsert
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from contracts.forms import BuyerContractForm
 from contracts.models import BuyerContract
+from contracts.services import contract_pause
 from exchange.api.idempotency import IdempotencyRecord
 from exchange.models import Bid, Ping, Sale
 from leads.models import ConsentRecord, Lead, Suppression
@@ -366,6 +372,84 @@ def test_a_price_changed_on_the_contract_page_leaves_the_breaker_in_charge(marke
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert breaker_state("ctr_acme") == ("paused", BREAKER_REASON, retry_at, 1)
+
+
+def test_a_pause_by_the_breaker_while_the_contract_page_was_open_is_kept(market, operator):
+    with market_scope():
+        contract = BuyerContract.objects.get(public_id="ctr_acme")
+    page = operator.get(change_url(contract)).content.decode()  # the contract is active
+    assert 'name="status_shown" value="active"' in page
+    _, retry_at = breaker_paused("ctr_acme")  # the breaker trips before the operator saves
+
+    response = operator.post(change_url(contract), form_data(page, price="42.50"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert breaker_state("ctr_acme") == ("paused", BREAKER_REASON, retry_at, 1)
+    with market_scope():
+        assert BuyerContract.objects.get(public_id="ctr_acme").price == Decimal("42.50")
+
+
+def test_a_status_changed_on_a_page_opened_before_the_breaker_paused_is_the_persons(market, operator):
+    with market_scope():
+        contract = BuyerContract.objects.get(public_id="ctr_acme")
+    page = operator.get(change_url(contract)).content.decode()
+    breaker_paused("ctr_acme")
+
+    response = operator.post(change_url(contract), form_data(page, status="paused", paused_reason="Audit"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert breaker_state("ctr_acme") == ("paused", "Audit", None, 0)  # never retried
+
+
+def test_a_pause_by_the_breaker_while_the_organization_page_was_open_is_kept(market, operator):
+    acme = Organization.objects.get(slug="acme")
+    data = form_data(operator.get(change_url(acme)).content.decode())
+    price_fields = [k for k in data if k.startswith("contracts-") and k.endswith("-price") and "__prefix__" not in k]
+    _, retry_at = breaker_paused("ctr_acme")
+
+    response = operator.post(change_url(acme), {**data, price_fields[0]: ["12.00"]})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert breaker_state("ctr_acme") == ("paused", BREAKER_REASON, retry_at, 1)
+    with market_scope():
+        assert BuyerContract.objects.get(public_id="ctr_acme").price == Decimal("12.00")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="needs concurrent connections"
+)
+def test_a_pause_by_the_breaker_during_a_save_on_the_contract_page_waits_for_it(market, operator, monkeypatch):
+    with market_scope():
+        contract = BuyerContract.objects.get(public_id="ctr_acme")
+    page = operator.get(change_url(contract)).content.decode()
+    pause_done = threading.Event()
+    clean = BuyerContractForm.clean
+
+    def pause_elsewhere() -> None:
+        try:
+            with market_scope():
+                contract_pause(contract_id=contract.pk, reason=BREAKER_REASON, retry_at=timezone.now())
+        finally:
+            pause_done.set()
+            connections.close_all()
+
+    def clean_while_the_breaker_pauses(form: BuyerContractForm) -> dict[str, Any]:
+        # The save has read the contract (active); the breaker pauses it from another connection.
+        threading.Thread(target=pause_elsewhere).start()
+        assert not pause_done.wait(0.5)  # it waits: the save holds the row
+        return clean(form)
+
+    monkeypatch.setattr(BuyerContractForm, "clean", clean_while_the_breaker_pauses)
+
+    response = operator.post(change_url(contract), form_data(page, price="42.50"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert pause_done.wait(10)
+    status, reason, retry_at, trips = breaker_state("ctr_acme")
+    assert (status, reason, trips) == ("paused", BREAKER_REASON, 1) and retry_at is not None
+    with market_scope():
+        assert BuyerContract.objects.get(public_id="ctr_acme").price == Decimal("42.50")
 
 
 def test_a_status_set_in_the_organization_pages_inline_takes_the_contract_out_of_the_breaker(market, operator):
