@@ -23,7 +23,7 @@ class BuyerContractForm(forms.ModelForm):  # type: ignore[type-arg]
     falls back to comparing with the contract as stored."""
 
     status_shown = forms.CharField(widget=forms.HiddenInput, required=False)
-    paused_reason_shown = forms.CharField(widget=forms.HiddenInput, required=False, strip=False)
+    paused_reason_shown = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = BuyerContract

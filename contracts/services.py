@@ -114,7 +114,6 @@ def contract_upsert(
 
 
 @transaction.atomic
-@transaction.atomic
 def contract_update(*, contract: BuyerContract, values: dict[str, Any]) -> BuyerContract:
     """Change a contract's terms (the buyer's bid automation); all or nothing. Setting the status
     (or the pause reason) takes the contract out of the circuit breaker's hands: no automatic
