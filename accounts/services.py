@@ -95,11 +95,13 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     with market_scope():
         ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         api_key.refresh_from_db()
-    cache.delete(_key_cache(api_key.key_hash))
+    cache.delete(api_key_cache_key(api_key.key_hash))
     return api_key
 
 
-def _key_cache(digest: str) -> str:
+def api_key_cache_key(digest: str) -> str:
+    """Where the shared cache keeps the record of the key with this digest (see
+    :func:`api_key_authenticate`)."""
     return f"gavel:api-key:{digest}"
 
 
@@ -108,12 +110,6 @@ def api_key_digest(raw_key: str) -> str | None:
     if not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) > 200:
         return None
     return api_key_hash(raw_key)
-
-
-def api_key_cache_key(raw_key: str) -> str | None:
-    """Where the shared cache keeps the key's record (see :func:`api_key_authenticate`)."""
-    digest = api_key_digest(raw_key)
-    return None if digest is None else _key_cache(digest)
 
 
 _ORG_FIELDS = ("slug", "name", "is_buyer", "is_seller", "timezone", "status")
@@ -128,7 +124,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     digest = api_key_digest(raw_key)
     if digest is None:
         return None
-    cached = cache_get(_key_cache(digest))
+    cached = cache_get(api_key_cache_key(digest))
     if cached is not None:
         organization = Organization(pk=cached["organization_id"], **cached["organization"])
         return ApiKey(
@@ -155,7 +151,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
         "organization_id": key.organization_id,
         "organization": {f: getattr(key.organization, f) for f in _ORG_FIELDS},
     }
-    cache.set(_key_cache(digest), snapshot, timeout=int(_LAST_USED_RESOLUTION.total_seconds()))
+    cache.set(api_key_cache_key(digest), snapshot, timeout=int(_LAST_USED_RESOLUTION.total_seconds()))
     return key
 
 
@@ -163,7 +159,7 @@ def api_keys_forget(*, organization: Organization) -> None:
     """Drop the organization's keys from the cache (its status or roles changed)."""
     with market_scope():
         digests = list(ApiKey.objects.filter(organization=organization).values_list("key_hash", flat=True))
-    cache.delete_many([_key_cache(d) for d in digests])
+    cache.delete_many([api_key_cache_key(d) for d in digests])
 
 
 def organization_status_set(*, organization: Organization, status: str) -> Organization:

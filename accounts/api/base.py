@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.api.authentication import raw_api_key
 from accounts.models import ApiKey, Organization
-from accounts.services import api_key_cache_key
+from accounts.services import api_key_cache_key, api_key_digest
 from accounts.tenancy import tenant_scope
 from exchange.cache import cache_prefetch
 
@@ -42,6 +42,7 @@ class TenantViewMixin:
     required_scope: ClassVar[str | None] = None
     required_role: ClassVar[str | None] = None
     _scope_stack: ExitStack
+    key_digest: str | None = None  # the request's API key's digest (cache_prefetch_keys)
 
     @property
     def organization(self) -> Organization:
@@ -61,9 +62,10 @@ class TenantViewMixin:
 
     def cache_prefetch_keys(self, request: Request) -> list[str]:
         """The cache keys the request will read, fetched in one round trip before it is
-        authenticated: its API key's record; a view adds those its handler reads."""
-        key = api_key_cache_key(raw_api_key(request.META) or "")
-        return [key] if key else []
+        authenticated: its API key's record; a view adds those its handler reads. Keeps the key's
+        digest (``key_digest``; None when the request sends no possible key)."""
+        self.key_digest = api_key_digest(raw_api_key(request.META) or "")
+        return [] if self.key_digest is None else [api_key_cache_key(self.key_digest)]
 
 
 class TenantAPIView(TenantViewMixin, APIView):

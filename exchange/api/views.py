@@ -9,9 +9,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.authentication import raw_api_key
 from accounts.api.base import TenantAPIView
-from accounts.services import api_key_digest
 from exchange.api.idempotency import IdempotentPostMixin
 from exchange.api.serializers import (
     LeadAnswer,
@@ -71,11 +69,11 @@ class PingView(IdempotentPostMixin, SellerView):
 
     def cache_prefetch_keys(self, request: Request) -> list[str]:
         # What the ping reads from the cache comes with the API key's record.
-        digest = api_key_digest(raw_api_key(request.META) or "")
+        keys = super().cache_prefetch_keys(request)
         body = _raw_body(request)
-        if digest is not None and body is not None:
-            self.fingerprint = ping_fingerprint(sender=digest, body=body)
-        return [*super().cache_prefetch_keys(request), *ping_cache_keys()]
+        if self.key_digest is not None and body is not None:
+            self.fingerprint = ping_fingerprint(sender=self.key_digest, body=body)
+        return [*keys, *ping_cache_keys()]
 
     @extend_schema(
         summary="Ping: offer a lead without PII and get bids",
