@@ -9,8 +9,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.services import api_key_create, api_key_revoke, api_keys_forget
-from contracts.admin import ContractsLockedOnSave
-from contracts.forms import BuyerContractForm
+from contracts.forms import BuyerContractForm, ContractInlineFormSet
 from contracts.models import BuyerContract, Campaign
 from exchange.admin import BookInvalidatingAdmin
 
@@ -35,13 +34,18 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-class ContractInline(ContractsLockedOnSave, admin.TabularInline):
+class ContractInline(admin.TabularInline):
     model = BuyerContract
     form = BuyerContractForm
+    formset = ContractInlineFormSet
     fk_name = "organization"
     extra = 0
-    fields = ["name", "offer", "status", "price", "rtb_url", "cap_day", "priority", "status_shown"]
+    fields = ["name", "offer", "status", "hold", "price", "rtb_url", "cap_day", "priority"]
+    readonly_fields = ["offer"]
     show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a new contract is made on its own page, with all its terms
 
 
 class CampaignInline(admin.TabularInline):

@@ -3,12 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db import transaction
-from django.db.models import ManyToManyField, QuerySet
+from django.db.models import ManyToManyField
+from django.forms import ModelForm
 from django.http import HttpRequest
 
 from accounts.models import Organization
-from contracts.forms import BuyerContractForm
+from contracts.forms import BuyerContractForm, contract_form_save
 from contracts.models import BuyerContract, Campaign, CapCounter
 from exchange.admin import BookInvalidatingAdmin
 
@@ -40,23 +40,22 @@ class CampaignAdmin(CounterpartiesAdmin):
     )
 
 
-class ContractsLockedOnSave:
-    """A save reads the contracts it changes locked (a POST, inside the admin's transaction): a
-    pause the circuit breaker makes meanwhile then waits for the save and sees it, instead of
-    being overwritten by a copy read just before (``BuyerContractForm`` keeps it)."""
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[BuyerContract]:
-        queryset: QuerySet[BuyerContract] = super().get_queryset(request)  # type: ignore[misc]
-        if request.method == "POST" and transaction.get_connection().in_atomic_block:
-            queryset = queryset.select_for_update(of=("self",))
-        return queryset
-
-
 @admin.register(BuyerContract)
-class BuyerContractAdmin(ContractsLockedOnSave, CounterpartiesAdmin):
+class BuyerContractAdmin(CounterpartiesAdmin):
     form = BuyerContractForm
-    list_display = ["name", "public_id", "organization", "offer", "status", "price", "rtb_url", "cap_day", "priority"]
-    list_filter = ["status", "offer", "organization"]
+    list_display = [
+        "name",
+        "public_id",
+        "organization",
+        "offer",
+        "status",
+        "hold",
+        "price",
+        "rtb_url",
+        "cap_day",
+        "priority",
+    ]
+    list_filter = ["status", "hold", "offer", "organization"]
     search_fields = ["name", "slug", "public_id", "organization__name"]
     readonly_fields = ["public_id", "breaker_retry_at", "breaker_trips", "created_at", "updated_at"]
     autocomplete_fields = ["organization"]
@@ -72,18 +71,16 @@ class BuyerContractAdmin(ContractsLockedOnSave, CounterpartiesAdmin):
                     "organization",
                     "offer",
                     "status",
-                    "paused_reason",
-                    "status_shown",
-                    "paused_reason_shown",
                 )
             },
         ),
         (
-            "Circuit breaker",
+            "Hold",
             {
-                "fields": ("breaker_retry_at", "breaker_trips"),
-                "description": "Set by the RTB circuit breaker. Changing the status or the paused reason "
-                "hands the contract back to people: it is then never retried automatically.",
+                "fields": ("hold", "hold_reason", "breaker_retry_at", "breaker_trips"),
+                "description": "The exchange's hold, apart from the buyer's status: a held contract does not "
+                "bid, and no buyer action lifts a hold. The circuit breaker holds a failing RTB contract until "
+                "its retry time; holding or releasing the contract here takes it out of the breaker's hands.",
             },
         ),
         ("Price", {"fields": ("price", "modifiers", "rtb_url", "rtb_timeout_ms", "max_price")}),
@@ -93,6 +90,17 @@ class BuyerContractAdmin(ContractsLockedOnSave, CounterpartiesAdmin):
         ("Ranking", {"fields": ("priority", "weight")}),
         ("Delivery and returns", {"fields": ("delivery", "return_window_hours", "created_at", "updated_at")}),
     )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A contract stays with its buyer, its offer and its slug (its counters and sales refer to them).
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "organization", "offer", "slug"] if obj is not None else fields
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        if change:
+            contract_form_save(form, obj)  # type: ignore[arg-type]
+        else:
+            super().save_model(request, obj, form, change)
 
 
 @admin.register(CapCounter)

@@ -137,23 +137,41 @@ class BuyerContract(models.Model):
         ACTIVE = "active", "Active"
         PAUSED = "paused", "Paused"
 
+    class Hold(models.TextChoices):
+        OPERATOR = "operator", "Operator"
+        BREAKER = "breaker", "Circuit breaker"
+
     public_id = PublicIdField(prefix="ctr_", verbose_name="id")
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="contracts")
     offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="contracts")
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    paused_reason = models.CharField(max_length=200, blank=True)
-    # Set only by the RTB circuit breaker (exchange/auction/breaker.py); a person setting the status
-    # (or the pause reason) clears them.
+    status = models.CharField(
+        max_length=16,
+        choices=Status.choices,
+        default=Status.ACTIVE,
+        help_text="The buyer's own switch: a paused contract does not bid.",
+    )
+    # The exchange's switch, apart from the buyer's: the operator (by hand, or the delivery-reject
+    # watch) or the RTB circuit breaker holds a contract, and no buyer action lifts a hold; no
+    # breaker or operator action changes the buyer's status. Neither side undoes the other's pause.
+    hold = models.CharField(
+        max_length=16,
+        choices=Hold.choices,
+        null=True,
+        blank=True,
+        help_text="Held by the exchange: a held contract does not bid, whatever its status.",
+    )
+    hold_reason = models.CharField(max_length=200, blank=True)
+    # Set only by the RTB circuit breaker (exchange/auction/breaker.py) while it holds the contract.
     breaker_retry_at = models.DateTimeField(
         null=True,
         blank=True,
         editable=False,
-        help_text="Paused by the RTB circuit breaker: from this time one ping at a time asks the buyer again.",
+        help_text="Held by the RTB circuit breaker: from this time one ping at a time asks the buyer again.",
     )
     breaker_trips = models.PositiveSmallIntegerField(
-        default=0, editable=False, help_text="Times in a row the circuit breaker paused this contract."
+        default=0, editable=False, help_text="Times in a row the circuit breaker held this contract."
     )
 
     price = MoneyField(null=True, blank=True, help_text="Fixed bid; leave empty for RTB.")
@@ -198,14 +216,10 @@ class BuyerContract(models.Model):
     def budget(self, period: str) -> Decimal | None:
         return getattr(self, f"budget_{period}")  # type: ignore[no-any-return]
 
-    def breaker_release(self, *, keep_reason: bool = False) -> None:
-        """A person set the status (or the pause reason), so the circuit breaker lets go: a contract
-        paused by hand is never retried by itself, one resumed by hand starts a clean count, and an
-        active contract keeps no pause reason (unless ``keep_reason``: the person gave one)."""
-        self.breaker_retry_at = None
-        self.breaker_trips = 0
-        if self.status == self.Status.ACTIVE and not keep_reason:
-            self.paused_reason = ""
+    @property
+    def bidding(self) -> bool:
+        """Active by its buyer and held by no one."""
+        return self.status == self.Status.ACTIVE and self.hold is None
 
     @property
     def delivery_method(self) -> str:

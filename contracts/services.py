@@ -40,7 +40,8 @@ CONTRACT_FIELDS = frozenset(
         "weight",
         "return_window_hours",
         "delivery",
-        "paused_reason",
+        "hold",
+        "hold_reason",
     }
 )
 MAX_TRIPS = 32767  # the column's limit; the cool-down stopped growing long before
@@ -72,12 +73,32 @@ def _apply(instance: Any, values: dict[str, Any], allowed: frozenset[str]) -> No
         setattr(instance, key, value)
 
 
-def _contract_apply(contract: BuyerContract, values: dict[str, Any]) -> None:
-    # Values come from a person (a buyer's PATCH, an operator's market file): a status or a pause
-    # reason they set wins over the circuit breaker.
+def _contract_apply(contract: BuyerContract, values: dict[str, Any]) -> str | None:
+    """Put ``values`` on ``contract``; the event its hold's change calls for, if any.
+
+    A hold in ``values`` is a person's (the operator's, by the admin or the market file): they may
+    hold a contract or lift any hold, the circuit breaker's included, which then lets go of it (no
+    automatic retry, a clean count). Only the breaker itself holds a contract as the breaker."""
+    held_before = contract.hold
     _apply(contract, values, CONTRACT_FIELDS)
-    if "status" in values or "paused_reason" in values:
-        contract.breaker_release(keep_reason="paused_reason" in values)
+    if "hold" not in values:
+        return None
+    if contract.hold not in (None, BuyerContract.Hold.OPERATOR):
+        raise ValidationError({"hold": "Only the circuit breaker holds a contract as the breaker."})
+    contract.breaker_retry_at = None
+    contract.breaker_trips = 0
+    if contract.hold is None:
+        contract.hold_reason = ""
+        return "contract.resumed" if held_before is not None else None
+    return "contract.paused" if held_before != contract.hold else None
+
+
+def _contract_saved(contract: BuyerContract, event: str | None) -> None:
+    contract.full_clean()
+    contract.save()
+    _market_changed()
+    if event is not None:
+        _contract_event(contract_id=contract.pk, type=event, reason=contract.hold_reason or "Released by the operator")
 
 
 @transaction.atomic
@@ -91,10 +112,8 @@ def contract_upsert(
     public_id: str | None = None,
 ) -> tuple[BuyerContract, bool]:
     """Create or update the buyer contract with this slug; filters, modifiers, schedule and
-    delivery are validated against the offer's schema (``ValidationError`` names the field). A
-    status (or pause reason) given here takes the contract out of the circuit breaker's hands; a
-    pause by the breaker meanwhile is kept otherwise (the row is read locked, as in
-    :func:`contract_update`)."""
+    delivery are validated against the offer's schema (``ValidationError`` names the field). The
+    values go onto the row read locked, as in :func:`contract_update`."""
     contract = BuyerContract.objects.select_for_update().filter(slug=slug).first()
     created = contract is None
     if contract is None:
@@ -104,29 +123,24 @@ def contract_upsert(
     contract.offer = offer
     if public_id:
         contract.public_id = public_id
-    _contract_apply(contract, values)
-    contract.full_clean()
-    contract.save()
+    event = _contract_apply(contract, values)
+    _contract_saved(contract, event)
     if blocked_sellers is not None:
         contract.blocked_sellers.set(blocked_sellers)
-    _market_changed()
     return contract, created
 
 
 @transaction.atomic
 def contract_update(*, contract: BuyerContract, values: dict[str, Any]) -> BuyerContract:
-    """Change a contract's terms (the buyer's bid automation); all or nothing. Setting the status
-    (or the pause reason) takes the contract out of the circuit breaker's hands: no automatic
-    retry, a clean count.
+    """Change a contract's terms; all or nothing. ``values`` holds only what the caller changes:
+    the buyer's terms from its API, or whatever the operator changed in the admin (``hold`` among
+    them: see :func:`_contract_apply`).
 
     The values go onto the row as it is now, locked (``contract`` may have been read before the
-    circuit breaker paused it): a change of price never undoes a pause it did not ask for, and a
-    pause waits for the change to commit, then sees it."""
+    circuit breaker held it), so a change never undoes a hold or a status it did not name."""
     contract = BuyerContract.objects.select_for_update().get(pk=contract.pk)
-    _contract_apply(contract, values)
-    contract.full_clean()
-    contract.save()
-    _market_changed()
+    event = _contract_apply(contract, values)
+    _contract_saved(contract, event)
     return contract
 
 
@@ -217,21 +231,27 @@ def cap_release(*, contract_id: int, keys: list[str], price: Decimal) -> None:
         )
 
 
-def contract_pause(*, contract_id: int, reason: str, retry_at: datetime | None = None) -> bool:
-    """Pause an active contract (e.g. the RTB circuit breaker) and tell its organization
-    (``contract.paused``).
+def contract_hold(*, contract_id: int, hold: str, reason: str, retry_at: datetime | None = None) -> bool:
+    """Hold a contract for the exchange and tell its organization (``contract.paused``); its
+    buyer's status is left as it is.
 
-    ``retry_at`` is the circuit breaker's: from then on a ping may ask the buyer again
-    (:func:`contract_breaker_resume`, :func:`contract_breaker_retry`); without it the contract stays
-    paused until a person resumes it. Compare-and-set: pausing a paused contract does nothing and
-    returns False.
+    ``hold`` is ``breaker`` (the RTB circuit breaker: ``retry_at`` is when a ping may ask the buyer
+    again, see :func:`contract_breaker_resume` and :func:`contract_breaker_retry`) or ``operator``
+    (the operator's watch, e.g. the delivery-reject rate): an operator hold stays until a person
+    lifts it, and takes over a breaker hold. Compare-and-set: the breaker holds only a contract
+    that bids and no one holds; a contract already held so changes nothing and answers False.
     """
     with market_scope(), transaction.atomic():
-        updated = BuyerContract.objects.filter(pk=contract_id, status=BuyerContract.Status.ACTIVE).update(
-            status=BuyerContract.Status.PAUSED,
-            paused_reason=reason[:200],
-            breaker_retry_at=retry_at,
-            breaker_trips=0 if retry_at is None else 1,
+        contracts = BuyerContract.objects.filter(pk=contract_id)
+        if hold == BuyerContract.Hold.BREAKER:
+            contracts = contracts.filter(status=BuyerContract.Status.ACTIVE, hold__isnull=True)
+        else:
+            contracts = contracts.exclude(hold=BuyerContract.Hold.OPERATOR)
+        updated = contracts.update(
+            hold=hold,
+            hold_reason=reason[:200],
+            breaker_retry_at=retry_at if hold == BuyerContract.Hold.BREAKER else None,
+            breaker_trips=1 if hold == BuyerContract.Hold.BREAKER else 0,
         )
         if not updated:
             return False
@@ -241,8 +261,8 @@ def contract_pause(*, contract_id: int, reason: str, retry_at: datetime | None =
 
 
 def contract_breaker_retry(*, contract_id: int, seen_trips: int, retry_at: datetime, reason: str) -> bool:
-    """The circuit breaker's retry of a contract it paused failed: the contract stays paused, one
-    more trip in a row, until ``retry_at``. No event (its organization was told of the pause).
+    """The circuit breaker's retry of a contract it holds failed: the hold stays, one more trip in
+    a row, until ``retry_at``. No event (its organization was told of the hold).
 
     Compare-and-set on the trips the retry saw (``seen_trips``) and on the breaker still holding
     the contract: when a person or another retry got there first, nothing changes and the answer
@@ -250,11 +270,8 @@ def contract_breaker_retry(*, contract_id: int, seen_trips: int, retry_at: datet
     """
     with market_scope(), transaction.atomic():
         updated = BuyerContract.objects.filter(
-            pk=contract_id,
-            status=BuyerContract.Status.PAUSED,
-            breaker_retry_at__isnull=False,
-            breaker_trips=seen_trips,
-        ).update(breaker_trips=min(seen_trips + 1, MAX_TRIPS), breaker_retry_at=retry_at, paused_reason=reason[:200])
+            pk=contract_id, hold=BuyerContract.Hold.BREAKER, breaker_trips=seen_trips
+        ).update(breaker_trips=min(seen_trips + 1, MAX_TRIPS), breaker_retry_at=retry_at, hold_reason=reason[:200])
         if not updated:
             return False
         _market_changed()
@@ -262,16 +279,16 @@ def contract_breaker_retry(*, contract_id: int, seen_trips: int, retry_at: datet
 
 
 def contract_breaker_resume(*, contract_id: int, reason: str) -> bool:
-    """Resume a contract the circuit breaker paused, its retry having been answered, and tell its
+    """Lift the circuit breaker's hold, its retry having been answered, and tell the contract's
     organization (``contract.resumed``).
 
-    Compare-and-set: only while the breaker still holds it (paused, with a retry time), so a
-    contract a person paused or resumed meanwhile is left alone and the answer is False.
+    Compare-and-set: only while the breaker still holds it, so a contract the operator held
+    meanwhile stays held and the answer is False.
     """
     with market_scope(), transaction.atomic():
-        updated = BuyerContract.objects.filter(
-            pk=contract_id, status=BuyerContract.Status.PAUSED, breaker_retry_at__isnull=False
-        ).update(status=BuyerContract.Status.ACTIVE, paused_reason="", breaker_retry_at=None, breaker_trips=0)
+        updated = BuyerContract.objects.filter(pk=contract_id, hold=BuyerContract.Hold.BREAKER).update(
+            hold=None, hold_reason="", breaker_retry_at=None, breaker_trips=0
+        )
         if not updated:
             return False
         _market_changed()

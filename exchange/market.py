@@ -98,6 +98,8 @@ CONTRACT_KEYS = {
     "return_window_hours",
     "blocked_sellers",
     "delivery",
+    "hold",
+    "hold_reason",
 }
 CAMPAIGN_KEYS = {
     "slug",
@@ -326,6 +328,13 @@ class _Loader:
         ):
             if key in data:
                 values[key] = data[key] if data[key] is not None or key != "rtb_url" else ""
+        if "hold_reason" in data and "hold" not in data:
+            raise MarketError(f"{path}.hold_reason", "goes with hold")
+        if "hold" in data:  # the operator's hold: `operator` (with a hold_reason) or null to lift any
+            if data["hold"] not in (None, BuyerContract.Hold.OPERATOR):
+                raise MarketError(f"{path}.hold", "must be 'operator' or null")
+            values["hold"] = data["hold"]
+            values["hold_reason"] = str(data.get("hold_reason") or "")
         for key in ("price", "max_price"):
             if key in data:
                 values[key] = _money(data[key], f"{path}.{key}")

@@ -37,7 +37,9 @@ class CompiledContract:
     organization_id: int
     organization_active: bool
     tz: ZoneInfo
-    active: bool
+    active: bool  # bids: active by its buyer and held by no one
+    buyer_active: bool
+    hold: str | None
     price: Decimal | None
     price_modifiers: PriceFunction
     rtb_url: str
@@ -55,14 +57,21 @@ class CompiledContract:
     blocked_seller_ids: frozenset[int]
     delivery: dict[str, Any]
     return_window_hours: int
-    breaker_retry_at: datetime | None  # paused by the circuit breaker: when a ping may ask again
+    breaker_retry_at: datetime | None  # held by the circuit breaker: when a ping may ask again
     breaker_trips: int
 
     def retry_due(self, now: datetime) -> bool:
-        """Paused by the RTB circuit breaker and past its cool-down (half-open): the next ping may
-        ask the buyer once, and its answer decides (``breaker_record``)."""
+        """Held by the RTB circuit breaker (and active by its buyer) and past its cool-down
+        (half-open): the next ping may ask the buyer once, and its answer decides
+        (``breaker_record``)."""
         retry_at = self.breaker_retry_at
-        return not self.active and self.price is None and retry_at is not None and retry_at <= now
+        return (
+            self.buyer_active
+            and self.hold == BuyerContract.Hold.BREAKER
+            and self.price is None
+            and retry_at is not None
+            and retry_at <= now
+        )
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,9 @@ def _compile_contract(
         organization_id=contract.organization_id,
         organization_active=organization.status == Organization.Status.ACTIVE,
         tz=organization.tz,
-        active=contract.status == BuyerContract.Status.ACTIVE,
+        active=contract.bidding,
+        buyer_active=contract.status == BuyerContract.Status.ACTIVE,
+        hold=contract.hold,
         price=contract.price,
         price_modifiers=modifiers_compile(contract.modifiers or [], fields=fields),
         rtb_url=contract.rtb_url,

@@ -1,11 +1,13 @@
-"""The RTB circuit breaker: a buyer endpoint that fails N times in a row is paused and told, and
-asked again after a cool-down.
+"""The RTB circuit breaker: a buyer endpoint that fails N times in a row is held and its buyer
+told, and asked again after a cool-down.
 
-Closed → open → half-open, with no scheduler: a tripped contract is paused with a retry time
-(``BuyerContract.breaker_retry_at``). Once that time has passed, the auction treats it as eligible
-for one call at a time (a retry slot in the shared cache, :func:`breaker_retry_take`); a healthy
-answer (a bid or a pass) resumes it and tells its organization, a failure keeps it paused for a
-doubled cool-down. A person who sets the contract's status takes it out of the breaker's hands.
+Closed → open → half-open, with no scheduler: a tripped contract gets the hold ``breaker`` with a
+retry time (``BuyerContract.breaker_retry_at``). Once that time has passed, the auction treats it as
+eligible for one call at a time (a retry slot in the shared cache, :func:`breaker_retry_take`); a
+healthy answer (a bid or a pass) lifts the hold and tells its organization, a failure keeps it for
+a doubled cool-down. The hold is apart from the buyer's status: a buyer who pauses and resumes its
+contract neither lifts the hold nor is overruled by it; an operator who lifts or replaces the hold
+takes the contract out of the breaker's hands.
 """
 
 from __future__ import annotations
@@ -77,11 +79,13 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
             continue
         failures = _count_failure(_key(answer.contract_id))
         if failures >= threshold:
-            from contracts.services import contract_pause
+            from contracts.services import contract_hold
 
             reason = f"Circuit breaker: {failures} RTB failures in a row (last: {answer.reason})"
-            if contract_pause(contract_id=contract.id, reason=reason, retry_at=now + breaker_cooldown(1)):
-                logger.warning("paused contract %s: %s", contract.public_id, reason)
+            if contract_hold(
+                contract_id=contract.id, hold="breaker", reason=reason, retry_at=now + breaker_cooldown(1)
+            ):
+                logger.warning("held contract %s: %s", contract.public_id, reason)
             cache.delete(_key(answer.contract_id))
     healthy = [a.contract_id for a in answers if a.healthy]
     if not healthy:

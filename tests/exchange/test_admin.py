@@ -26,12 +26,12 @@ from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from contracts.forms import BuyerContractForm
 from contracts.models import BuyerContract
-from contracts.services import contract_pause
+from contracts.services import contract_hold
 from exchange.api.idempotency import IdempotencyRecord
 from exchange.models import Bid, Ping, Sale
 from leads.models import ConsentRecord, Lead, Suppression
 from leads.pii import email_hash, phone_hash
-from tests.exchange.builder import buyer, client, load, ping, ping_body, sell
+from tests.exchange.builder import BUYER_KEY_PREFIX, buyer, client, load, ping, ping_body, sell
 
 pytestmark = pytest.mark.django_db
 
@@ -320,97 +320,114 @@ def test_an_inline_contract_change_on_the_organization_page_changes_the_next_pin
     assert ping(21)["payout"] == "16.00"  # Bravo's 20.00 now wins
 
 
-# --- a status set in the admin wins over the RTB circuit breaker -----------------------------------
+# --- the admin writes only what the operator changed; holds are the exchange's ----------------------
 
 BREAKER_REASON = "Circuit breaker: 5 RTB failures in a row (last: rtb_timeout)"
 
 
-def breaker_paused(public_id: str) -> tuple[BuyerContract, datetime]:
+def breaker_held(public_id: str) -> tuple[BuyerContract, datetime]:
     """The contract as the circuit breaker leaves it when it trips."""
     retry_at = timezone.now() + timedelta(seconds=60)
     with market_scope():
-        BuyerContract.objects.filter(public_id=public_id).update(
-            status="paused", paused_reason=BREAKER_REASON, breaker_retry_at=retry_at, breaker_trips=1
-        )
+        contract = BuyerContract.objects.get(public_id=public_id)
+        assert contract_hold(contract_id=contract.pk, hold="breaker", reason=BREAKER_REASON, retry_at=retry_at)
         return BuyerContract.objects.get(public_id=public_id), retry_at
 
 
-def breaker_state(public_id: str) -> tuple[str, str, datetime | None, int]:
+def hold_state(public_id: str) -> tuple[str, str | None, str, datetime | None, int]:
     with market_scope():
         c = BuyerContract.objects.get(public_id=public_id)
-    return c.status, c.paused_reason, c.breaker_retry_at, c.breaker_trips
+    return c.status, c.hold, c.hold_reason, c.breaker_retry_at, c.breaker_trips
 
 
-def test_a_status_set_on_the_contract_page_takes_the_contract_out_of_the_breaker(market, operator):
-    contract, retry_at = breaker_paused("ctr_acme")
+def test_releasing_the_hold_on_the_contract_page_takes_the_contract_out_of_the_breaker(market, operator):
+    contract, retry_at = breaker_held("ctr_acme")
     page = operator.get(change_url(contract)).content.decode()
     assert f'<div class="readonly">{formats.localize(retry_at)}</div>' in page  # shown, read-only
     assert 'name="breaker_retry_at"' not in page and 'name="breaker_trips"' not in page
 
-    response = operator.post(change_url(contract), form_data(page, status="active"))
+    response = operator.post(change_url(contract), form_data(page, hold=""))
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert breaker_state("ctr_acme") == ("active", "", None, 0)
+    assert hold_state("ctr_acme") == ("active", None, "", None, 0)
     assert ping(20)["payout"] == "24.00"  # Acme buys again
 
 
-def test_a_pause_reason_given_on_the_contract_page_makes_the_pause_a_persons(market, operator):
-    contract, _ = breaker_paused("ctr_acme")
+def test_an_operators_hold_on_the_contract_page_is_never_retried(market, operator):
+    contract, _ = breaker_held("ctr_acme")
     page = operator.get(change_url(contract)).content.decode()
 
-    response = operator.post(change_url(contract), form_data(page, paused_reason="Invoice due"))
+    response = operator.post(change_url(contract), form_data(page, hold="operator", hold_reason="Invoice due"))
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert breaker_state("ctr_acme") == ("paused", "Invoice due", None, 0)  # never retried
+    assert hold_state("ctr_acme") == ("active", "operator", "Invoice due", None, 0)
+
+
+def test_the_operator_cannot_set_the_breakers_hold(market, operator):
+    with market_scope():
+        contract = BuyerContract.objects.get(public_id="ctr_acme")
+    page = operator.get(change_url(contract)).content.decode()
+
+    response = operator.post(change_url(contract), form_data(page, hold="breaker", price="42.50"))
+
+    assert response.status_code == 200  # the form again, with the error
+    assert "Only the circuit breaker holds a contract as the breaker." in response.content.decode()
+    assert hold_state("ctr_acme") == ("active", None, "", None, 0)
+    with market_scope():
+        assert BuyerContract.objects.get(public_id="ctr_acme").price == Decimal("30.00")
 
 
 def test_a_price_changed_on_the_contract_page_leaves_the_breaker_in_charge(market, operator):
-    contract, retry_at = breaker_paused("ctr_acme")
+    contract, retry_at = breaker_held("ctr_acme")
     page = operator.get(change_url(contract)).content.decode()
 
     response = operator.post(change_url(contract), form_data(page, price="42.50"))
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert breaker_state("ctr_acme") == ("paused", BREAKER_REASON, retry_at, 1)
+    assert hold_state("ctr_acme") == ("active", "breaker", BREAKER_REASON, retry_at, 1)
 
 
-def test_a_pause_by_the_breaker_while_the_contract_page_was_open_is_kept(market, operator):
+def test_changes_made_elsewhere_while_the_contract_page_was_open_are_kept(market, operator):
     with market_scope():
         contract = BuyerContract.objects.get(public_id="ctr_acme")
-    page = operator.get(change_url(contract)).content.decode()  # the contract is active
-    assert 'name="status_shown" value="active"' in page
-    _, retry_at = breaker_paused("ctr_acme")  # the breaker trips before the operator saves
+    page = operator.get(change_url(contract)).content.decode()  # no hold, active, 100 a day
+    _, retry_at = breaker_held("ctr_acme")  # the breaker trips before the operator saves
+    response = client(f"{BUYER_KEY_PREFIX}acme_000000").patch(
+        "/api/v1/contracts/ctr_acme", {"status": "paused", "caps": {"day": 7}}, format="json"
+    )
+    assert response.status_code == 200, response.content  # and the buyer changes its own terms
 
     response = operator.post(change_url(contract), form_data(page, price="42.50"))
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert breaker_state("ctr_acme") == ("paused", BREAKER_REASON, retry_at, 1)
+    assert hold_state("ctr_acme") == ("paused", "breaker", BREAKER_REASON, retry_at, 1)
     with market_scope():
-        assert BuyerContract.objects.get(public_id="ctr_acme").price == Decimal("42.50")
+        saved = BuyerContract.objects.get(public_id="ctr_acme")
+    assert (saved.price, saved.cap_day) == (Decimal("42.50"), 7)
 
 
-def test_a_status_changed_on_a_page_opened_before_the_breaker_paused_is_the_persons(market, operator):
+def test_a_hold_set_on_a_page_opened_before_the_breaker_tripped_is_the_operators(market, operator):
     with market_scope():
         contract = BuyerContract.objects.get(public_id="ctr_acme")
     page = operator.get(change_url(contract)).content.decode()
-    breaker_paused("ctr_acme")
+    breaker_held("ctr_acme")
 
-    response = operator.post(change_url(contract), form_data(page, status="paused", paused_reason="Audit"))
+    response = operator.post(change_url(contract), form_data(page, hold="operator", hold_reason="Audit"))
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert breaker_state("ctr_acme") == ("paused", "Audit", None, 0)  # never retried
+    assert hold_state("ctr_acme") == ("active", "operator", "Audit", None, 0)  # never retried
 
 
-def test_a_pause_by_the_breaker_while_the_organization_page_was_open_is_kept(market, operator):
+def test_a_hold_by_the_breaker_while_the_organization_page_was_open_is_kept(market, operator):
     acme = Organization.objects.get(slug="acme")
     data = form_data(operator.get(change_url(acme)).content.decode())
     price_fields = [k for k in data if k.startswith("contracts-") and k.endswith("-price") and "__prefix__" not in k]
-    _, retry_at = breaker_paused("ctr_acme")
+    _, retry_at = breaker_held("ctr_acme")
 
     response = operator.post(change_url(acme), {**data, price_fields[0]: ["12.00"]})
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert breaker_state("ctr_acme") == ("paused", BREAKER_REASON, retry_at, 1)
+    assert hold_state("ctr_acme") == ("active", "breaker", BREAKER_REASON, retry_at, 1)
     with market_scope():
         assert BuyerContract.objects.get(public_id="ctr_acme").price == Decimal("12.00")
 
@@ -419,50 +436,48 @@ def test_a_pause_by_the_breaker_while_the_organization_page_was_open_is_kept(mar
 @pytest.mark.skipif(
     not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="needs concurrent connections"
 )
-def test_a_pause_by_the_breaker_during_a_save_on_the_contract_page_waits_for_it(market, operator, monkeypatch):
+def test_a_hold_by_the_breaker_during_a_save_on_the_contract_page_is_kept(market, operator, monkeypatch):
     with market_scope():
         contract = BuyerContract.objects.get(public_id="ctr_acme")
     page = operator.get(change_url(contract)).content.decode()
-    pause_done = threading.Event()
     clean = BuyerContractForm.clean
 
-    def pause_elsewhere() -> None:
+    def hold_elsewhere() -> None:
         try:
             with market_scope():
-                contract_pause(contract_id=contract.pk, reason=BREAKER_REASON, retry_at=timezone.now())
+                contract_hold(contract_id=contract.pk, hold="breaker", reason=BREAKER_REASON, retry_at=timezone.now())
         finally:
-            pause_done.set()
             connections.close_all()
 
-    def clean_while_the_breaker_pauses(form: BuyerContractForm) -> dict[str, Any]:
-        # The save has read the contract (active); the breaker pauses it from another connection.
-        threading.Thread(target=pause_elsewhere).start()
-        assert not pause_done.wait(0.5)  # it waits: the save holds the row
+    def clean_while_the_breaker_holds(form: BuyerContractForm) -> dict[str, Any]:
+        # The save has read the contract (no hold); the breaker holds it from another connection.
+        thread = threading.Thread(target=hold_elsewhere)
+        thread.start()
+        thread.join(10)
         return clean(form)
 
-    monkeypatch.setattr(BuyerContractForm, "clean", clean_while_the_breaker_pauses)
+    monkeypatch.setattr(BuyerContractForm, "clean", clean_while_the_breaker_holds)
 
     response = operator.post(change_url(contract), form_data(page, price="42.50"))
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert pause_done.wait(10)
-    status, reason, retry_at, trips = breaker_state("ctr_acme")
-    assert (status, reason, trips) == ("paused", BREAKER_REASON, 1) and retry_at is not None
+    status, hold, reason, retry_at, trips = hold_state("ctr_acme")
+    assert (status, hold, reason, trips) == ("active", "breaker", BREAKER_REASON, 1) and retry_at is not None
     with market_scope():
         assert BuyerContract.objects.get(public_id="ctr_acme").price == Decimal("42.50")
 
 
-def test_a_status_set_in_the_organization_pages_inline_takes_the_contract_out_of_the_breaker(market, operator):
-    breaker_paused("ctr_acme")
+def test_a_hold_lifted_in_the_organization_pages_inline_takes_the_contract_out_of_the_breaker(market, operator):
+    breaker_held("ctr_acme")
     acme = Organization.objects.get(slug="acme")
     data = form_data(operator.get(change_url(acme)).content.decode())
-    status_fields = [k for k in data if k.startswith("contracts-") and k.endswith("-status") and "__prefix__" not in k]
-    assert len(status_fields) == 1 and data[status_fields[0]] == ["paused"]
+    hold_fields = [k for k in data if k.startswith("contracts-") and k.endswith("-hold") and "__prefix__" not in k]
+    assert len(hold_fields) == 1 and data[hold_fields[0]] == ["breaker"]
 
-    response = operator.post(change_url(acme), {**data, status_fields[0]: ["active"]})
+    response = operator.post(change_url(acme), {**data, hold_fields[0]: [""]})
 
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert breaker_state("ctr_acme") == ("active", "", None, 0)
+    assert hold_state("ctr_acme") == ("active", None, "", None, 0)
 
 
 def test_pausing_an_organization_in_the_admin_takes_its_contracts_out(market, operator):

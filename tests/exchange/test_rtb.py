@@ -22,7 +22,7 @@ from accounts.tenancy import market_scope
 from contracts import services as contract_services
 from contracts.api import views as contract_views
 from contracts.models import BuyerContract
-from contracts.services import contract_pause
+from contracts.services import contract_breaker_resume, contract_hold
 from exchange.auction.book import book_invalidate
 from exchange.auction.breaker import breaker_cooldown
 from exchange.buyersim import Behaviour
@@ -66,7 +66,7 @@ def tripped(buyers, settings, behaviour: Behaviour | None = None, **contract) ->
     load(rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0), **contract), buyer("fixed", "10.00"))
     answer = ping(0)
     assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "rtb_error"
-    assert flaky_contract().status == "paused"
+    assert flaky_contract().hold == "breaker"
     buyers.behaviours["flaky"] = behaviour or Behaviour(failure_rate=1.0)
     return answer
 
@@ -199,12 +199,12 @@ def test_the_circuit_breaker_pauses_a_failing_buyer_and_tells_it(buyers, setting
     for n in range(2):
         ping(n)
     with market_scope():
-        assert BuyerContract.objects.get(slug="flaky-c").status == "active"
+        assert BuyerContract.objects.get(slug="flaky-c").hold is None
     third = ping(2)
     with market_scope():
         contract = BuyerContract.objects.get(slug="flaky-c")
-        assert contract.status == "paused"
-        assert contract.paused_reason == "Circuit breaker: 3 RTB failures in a row (last: rtb_error)"
+        assert (contract.status, contract.hold) == ("active", "breaker")  # the buyer's status is its own
+        assert contract.hold_reason == "Circuit breaker: 3 RTB failures in a row (last: rtb_error)"
         assert contract.breaker_trips == 1
         assert contract.breaker_retry_at == created_at(third) + timedelta(seconds=60)
         event = Event.objects.get(type="contract.paused")
@@ -229,7 +229,7 @@ def test_a_success_resets_the_breaker(buyers, settings):
     buyers.behaviours["flaky"] = Behaviour(failure_rate=1.0)
     ping(2)
     with market_scope():
-        assert BuyerContract.objects.get(slug="flaky-c").status == "active"
+        assert BuyerContract.objects.get(slug="flaky-c").hold is None
 
 
 def test_a_count_is_reset_only_when_a_failure_may_have_grown_it_since_the_last_reset(buyers, settings, monkeypatch):
@@ -268,7 +268,7 @@ def test_timeouts_within_the_buyers_own_timeout_count_toward_the_breaker(buyers,
     )
     for n in range(2):
         assert steps(ping(n)["ping_id"])["ctr_flaky"]["reason"] == "rtb_timeout"
-    assert flaky_contract().status == "paused"
+    assert flaky_contract().hold == "breaker"
 
 
 def test_a_timeout_the_exchange_cut_short_says_nothing_of_the_buyer(buyers, settings):
@@ -284,10 +284,10 @@ def test_a_timeout_the_exchange_cut_short_says_nothing_of_the_buyer(buyers, sett
     buyers.behaviours["flaky"] = Behaviour(bid="30.00", latency_ms=1000)
     for n in range(1, 4):
         assert steps(ping(n)["ping_id"])["ctr_flaky"]["reason"] == "rtb_timeout"
-    assert flaky_contract().status == "active"
+    assert flaky_contract().hold is None
     buyers.behaviours["flaky"] = Behaviour(failure_rate=1.0)
     ping(4)  # the second real failure in a row: the cut timeouts in between did not reset the count
-    assert flaky_contract().status == "paused"
+    assert flaky_contract().hold == "breaker"
 
 
 def test_rtb_bids_respect_budget_and_floor(buyers):
@@ -330,7 +330,7 @@ def test_before_its_retry_time_a_tripped_contract_is_paused_and_not_asked(buyers
     assert steps(answer["ping_id"])["ctr_fixed"]["reason"] == "won"
     assert len(buyers.requests("flaky")) == 1
     contract = flaky_contract()
-    assert (contract.status, contract.breaker_trips) == ("paused", 1)
+    assert (contract.status, contract.hold, contract.breaker_trips) == ("active", "breaker", 1)
     assert events("contract.resumed") == []
 
 
@@ -349,8 +349,8 @@ def test_after_its_retry_time_a_healthy_answer_resumes_the_contract_and_tells_it
     assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == reason
     assert len(buyers.requests("flaky")) == 2
     contract = flaky_contract()
-    assert contract.status == "active"
-    assert (contract.breaker_retry_at, contract.breaker_trips, contract.paused_reason) == (None, 0, "")
+    assert (contract.status, contract.hold) == ("active", None)
+    assert (contract.breaker_retry_at, contract.breaker_trips, contract.hold_reason) == (None, 0, "")
     assert events("contract.resumed") == [
         {
             "contract": "ctr_flaky",
@@ -386,9 +386,9 @@ def test_a_failed_retry_keeps_the_contract_paused_for_a_doubled_cooldown(buyers,
 
     assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "rtb_error"
     contract = flaky_contract()
-    assert (contract.status, contract.breaker_trips) == ("paused", 2)
+    assert (contract.status, contract.hold, contract.breaker_trips) == ("active", "breaker", 2)
     assert contract.breaker_retry_at == created_at(answer) + timedelta(seconds=120)
-    assert contract.paused_reason == "Circuit breaker: 2 trips in a row (last: rtb_error)"
+    assert contract.hold_reason == "Circuit breaker: 2 trips in a row (last: rtb_error)"
     assert len(events("contract.paused")) == 1 and events("contract.resumed") == []
     # The next ping, before the new retry time, does not ask it.
     assert steps(ping(2)["ping_id"])["ctr_flaky"]["reason"] == "paused"
@@ -398,7 +398,7 @@ def test_a_failed_retry_keeps_the_contract_paused_for_a_doubled_cooldown(buyers,
     third = ping(3)
 
     contract = flaky_contract()
-    assert (contract.status, contract.breaker_trips) == ("paused", 3)
+    assert (contract.status, contract.hold, contract.breaker_trips) == ("active", "breaker", 3)
     assert contract.breaker_retry_at == created_at(third) + timedelta(seconds=240)
     assert len(buyers.requests("flaky")) == 3
 
@@ -416,8 +416,8 @@ def test_a_retry_the_exchange_cut_short_is_no_verdict(buyers, settings):
 
     assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "rtb_timeout"
     after = flaky_contract()
-    assert (after.status, after.breaker_trips, after.breaker_retry_at) == (
-        "paused",
+    assert (after.hold, after.breaker_trips, after.breaker_retry_at) == (
+        "breaker",
         before.breaker_trips,
         before.breaker_retry_at,
     )
@@ -457,7 +457,7 @@ def test_while_another_pings_retry_is_in_flight_the_contract_is_paused(buyers, s
 
     assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "paused"
     assert len(buyers.requests("flaky")) == 1
-    assert flaky_contract().status == "paused"
+    assert flaky_contract().hold == "breaker"
     assert events("contract.resumed") == []
 
 
@@ -474,48 +474,80 @@ def test_two_pings_at_once_send_exactly_one_retry(buyers, settings):
     reasons = sorted(steps(a["ping_id"])["ctr_flaky"]["reason"] for a in answers)
     assert reasons == ["paused", "won"]
     assert len(buyers.requests("flaky")) == 2  # the trip's call and one retry
-    assert flaky_contract().status == "active"
+    assert flaky_contract().hold is None
     assert len(events("contract.resumed")) == 1
 
 
-# --- a person's change wins over the breaker ------------------------------------------------------
+# --- the buyer's status and the exchange's hold are apart --------------------------------------
 
 
-def test_a_contract_paused_by_its_buyer_is_never_retried(buyers, settings):
+def test_a_buyer_pausing_and_resuming_its_contract_leaves_the_breakers_hold(buyers, settings):
     tripped(buyers, settings, Behaviour(bid="25.00"))
     retry_at = flaky_contract().breaker_retry_at
-    assert client(f"{BUYER_KEY_PREFIX}flaky_000000").get("/api/v1/contracts/ctr_flaky").json()[
-        "breaker_retry_at"
-    ] == retry_at.isoformat().replace("+00:00", "Z")
+    shown = client(f"{BUYER_KEY_PREFIX}flaky_000000").get("/api/v1/contracts/ctr_flaky").json()
+    assert (shown["status"], shown["hold"], shown["breaker_retry_at"]) == (
+        "active",
+        "breaker",
+        retry_at.isoformat().replace("+00:00", "Z"),
+    )
 
-    shown = patch_contract({"status": "paused"})
-
-    assert (shown["status"], shown["breaker_retry_at"]) == ("paused", None)
-    contract = flaky_contract()
-    assert (contract.status, contract.breaker_retry_at, contract.breaker_trips) == ("paused", None, 0)
-    answer = ping(1)
-    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "paused"
-    assert len(buyers.requests("flaky")) == 1
-    assert flaky_contract().status == "paused" and events("contract.resumed") == []
-
-
-def test_a_contract_resumed_by_its_buyer_starts_a_clean_breaker(buyers, settings):
-    tripped(buyers, settings)
-    retry_due()
-    ping(1)  # a failed retry: two trips in a row
-    assert flaky_contract().breaker_trips == 2
-
+    patch_contract({"status": "paused"})
     shown = patch_contract({"status": "active"})
 
-    assert (shown["status"], shown["paused_reason"], shown["breaker_retry_at"]) == ("active", "", None)
+    assert (shown["status"], shown["hold"]) == ("active", "breaker")
     contract = flaky_contract()
-    assert (contract.breaker_retry_at, contract.breaker_trips) == (None, 0)
-    # The next failure trips it again as a first trip: the base cool-down, not a doubled one.
-    answer = ping(2)
+    assert (contract.hold, contract.breaker_retry_at, contract.breaker_trips) == ("breaker", retry_at, 1)
+    answer = ping(1)  # before the retry time: still held, not asked
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "paused"
+    assert len(buyers.requests("flaky")) == 1 and events("contract.resumed") == []
+
+
+def test_a_contract_its_buyer_paused_is_not_retried_by_the_breaker(buyers, settings):
+    tripped(buyers, settings, Behaviour(bid="25.00"))
+    patch_contract({"status": "paused"})
+    retry_due()
+
+    answer = ping(1)
+
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "paused"
+    assert len(buyers.requests("flaky")) == 1  # the buyer's pause wins over the retry
     contract = flaky_contract()
-    assert (contract.status, contract.breaker_trips) == ("paused", 1)
-    assert contract.breaker_retry_at == created_at(answer) + timedelta(seconds=60)
-    assert events("contract.resumed") == []
+    assert (contract.status, contract.hold) == ("paused", "breaker")
+
+
+def test_the_breaker_lifting_its_hold_leaves_the_buyers_pause(buyers, settings):
+    tripped(buyers, settings, Behaviour(bid="25.00"))
+    with market_scope():
+        contract_id = flaky_contract().pk
+    patch_contract({"status": "paused"})
+
+    assert contract_breaker_resume(contract_id=contract_id, reason="answered again")
+
+    contract = flaky_contract()
+    assert (contract.status, contract.hold) == ("paused", None)
+    assert steps(ping(1)["ping_id"])["ctr_flaky"]["reason"] == "paused"
+
+
+@pytest.mark.parametrize("term", ["priority", "weight", "hold", "hold_reason", "breaker_retry_at"])
+def test_a_buyer_cannot_set_the_exchanges_terms(buyers, settings, term):
+    tripped(buyers, settings)
+    before = flaky_contract()
+    buyer_client = client(f"{BUYER_KEY_PREFIX}flaky_000000")
+
+    value = {"priority": 2147483647, "weight": 1000, "hold": None, "hold_reason": "", "breaker_retry_at": None}[term]
+    response = buyer_client.patch("/api/v1/contracts/ctr_flaky", {term: value, "price": "99.00"}, format="json")
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and list(error["fields"]) == [term]
+    after = flaky_contract()
+    assert (after.priority, after.weight, after.hold, after.breaker_retry_at, after.price) == (
+        before.priority,
+        before.weight,
+        "breaker",
+        before.breaker_retry_at,
+        before.price,
+    )
 
 
 def test_a_change_of_terms_alone_leaves_the_breaker_in_charge(buyers, settings):
@@ -525,30 +557,32 @@ def test_a_change_of_terms_alone_leaves_the_breaker_in_charge(buyers, settings):
     patch_contract({"max_price": "50.00"})
 
     contract = flaky_contract()
-    assert (contract.status, contract.breaker_retry_at, contract.breaker_trips) == ("paused", retry_at, 1)
+    assert (contract.hold, contract.breaker_retry_at, contract.breaker_trips) == ("breaker", retry_at, 1)
 
 
-def test_a_change_of_terms_read_before_the_breaker_paused_the_contract_keeps_the_pause(buyers, monkeypatch):
-    # The buyer's PATCH reads the contract (active); the breaker pauses it before the PATCH saves.
+def test_a_change_of_terms_read_before_the_breaker_held_the_contract_keeps_the_hold(buyers, monkeypatch):
+    # The buyer's PATCH reads the contract (no hold); the breaker holds it before the PATCH saves.
     load(rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0)), buyer("fixed", "10.00"))
     read = contract_views.contract_get
     retry_at = timezone.now() + breaker_cooldown(1)
 
     def read_then_trip(**kwargs):
         contract = read(**kwargs)
-        assert contract.status == "active"
+        assert contract.hold is None
         # What the breaker does on the N-th failure in a row.
-        assert contract_pause(contract_id=contract.pk, reason="Circuit breaker: 5 RTB failures", retry_at=retry_at)
+        assert contract_hold(
+            contract_id=contract.pk, hold="breaker", reason="Circuit breaker: 5 RTB failures", retry_at=retry_at
+        )
         return contract
 
     monkeypatch.setattr(contract_views, "contract_get", read_then_trip)
 
-    shown = patch_contract({"max_price": "50.00"})
+    shown = patch_contract({"max_price": "50.00", "status": "active"})
 
     contract = flaky_contract()
-    assert (contract.status, contract.max_price, contract.breaker_trips) == ("paused", Decimal("50.00"), 1)
-    assert (contract.breaker_retry_at, contract.paused_reason) == (retry_at, "Circuit breaker: 5 RTB failures")
-    assert (shown["status"], shown["max_price"]) == ("paused", "50.00")
+    assert (contract.hold, contract.max_price, contract.breaker_trips) == ("breaker", Decimal("50.00"), 1)
+    assert (contract.breaker_retry_at, contract.hold_reason) == (retry_at, "Circuit breaker: 5 RTB failures")
+    assert (shown["status"], shown["hold"], shown["max_price"]) == ("active", "breaker", "50.00")
     assert len(events("contract.paused")) == 1
 
 
@@ -556,55 +590,102 @@ def test_a_change_of_terms_read_before_the_breaker_paused_the_contract_keeps_the
 @pytest.mark.skipif(
     not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), reason="needs concurrent connections"
 )
-def test_a_pause_by_the_breaker_waits_for_a_change_of_terms_in_progress(buyers, monkeypatch):
+def test_a_hold_by_the_breaker_waits_for_a_change_of_terms_in_progress(buyers, monkeypatch):
     load(rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0)), buyer("fixed", "10.00"))
     contract_id = flaky_contract().pk
-    pause_done = threading.Event()
+    hold_done = threading.Event()
     apply = contract_services._contract_apply
 
-    def pause_elsewhere() -> bool:
+    def hold_elsewhere() -> bool:
         try:
             with market_scope():
-                return contract_pause(contract_id=contract_id, reason="Circuit breaker", retry_at=timezone.now())
+                return contract_hold(
+                    contract_id=contract_id, hold="breaker", reason="Circuit breaker", retry_at=timezone.now()
+                )
         finally:
-            pause_done.set()
+            hold_done.set()
             connections.close_all()
 
-    def apply_while_the_breaker_pauses(contract, values):
-        # The PATCH has read the contract; the breaker pauses it now, from another connection.
-        threading.Thread(target=pause_elsewhere).start()
+    def apply_while_the_breaker_holds(contract, values):
+        # The PATCH has read the contract; the breaker holds it now, from another connection.
+        threading.Thread(target=hold_elsewhere).start()
         # It must wait for the PATCH (the row is locked), so it cannot finish in the meantime.
-        assert not pause_done.wait(0.5)
-        apply(contract, values)
+        assert not hold_done.wait(0.5)
+        return apply(contract, values)
 
-    monkeypatch.setattr(contract_services, "_contract_apply", apply_while_the_breaker_pauses)
+    monkeypatch.setattr(contract_services, "_contract_apply", apply_while_the_breaker_holds)
 
     shown = patch_contract({"max_price": "50.00"})
 
-    assert pause_done.wait(10)
+    assert hold_done.wait(10)
     contract = flaky_contract()
-    assert (shown["status"], contract.status, contract.max_price) == ("active", "paused", Decimal("50.00"))
+    assert (shown["hold"], contract.hold, contract.max_price) == (None, "breaker", Decimal("50.00"))
     assert len(events("contract.paused")) == 1
 
 
-def test_reloading_the_market_file_without_a_status_keeps_the_breakers_pause(buyers, settings):
+def test_the_operators_hold_is_not_taken_over_by_the_breaker(buyers, settings):
+    load(rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0)), buyer("fixed", "10.00"))
+    with market_scope():
+        contract_id = flaky_contract().pk
+    assert contract_hold(contract_id=contract_id, hold="operator", reason="Invoice overdue")
+
+    assert not contract_hold(contract_id=contract_id, hold="breaker", reason="Circuit breaker", retry_at=timezone.now())
+
+    contract = flaky_contract()
+    assert (contract.hold, contract.hold_reason, contract.breaker_retry_at) == ("operator", "Invoice overdue", None)
+    assert [e["reason"] for e in events("contract.paused")] == ["Invoice overdue"]
+
+
+def test_an_operators_hold_takes_over_the_breakers_and_is_never_retried(buyers, settings):
+    tripped(buyers, settings, Behaviour(bid="25.00"))
+    with market_scope():
+        contract_id = flaky_contract().pk
+
+    assert contract_hold(contract_id=contract_id, hold="operator", reason="Audit")
+    retry_due()
+
+    answer = ping(1)
+    assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "paused"
+    assert len(buyers.requests("flaky")) == 1
+    contract = flaky_contract()
+    assert (contract.hold, contract.hold_reason, contract.breaker_trips) == ("operator", "Audit", 0)
+    patch_contract({"status": "active"})
+    assert flaky_contract().hold == "operator"  # no buyer action lifts it
+
+
+def test_reloading_the_market_file_without_a_hold_keeps_the_breakers_hold(buyers, settings):
     tripped(buyers, settings)
     retry_at = flaky_contract().breaker_retry_at
 
-    load(rtb_buyer(buyers, "flaky", Behaviour(bid="25.00"), max_price="50.00"), buyer("fixed", "10.00"))
+    load(
+        rtb_buyer(buyers, "flaky", Behaviour(bid="25.00"), max_price="50.00", status="active"), buyer("fixed", "10.00")
+    )
 
     contract = flaky_contract()
-    assert (contract.status, contract.breaker_retry_at, contract.max_price) == ("paused", retry_at, Decimal("50.00"))
+    assert (contract.hold, contract.breaker_retry_at, contract.max_price) == ("breaker", retry_at, Decimal("50.00"))
 
 
-def test_reloading_the_market_file_with_a_status_takes_the_contract_out_of_the_breaker(buyers, settings):
+def test_the_market_file_lifts_a_hold_or_sets_the_operators(buyers, settings):
     tripped(buyers, settings)
 
-    load(rtb_buyer(buyers, "flaky", Behaviour(bid="25.00"), status="active"), buyer("fixed", "10.00"))
+    load(rtb_buyer(buyers, "flaky", Behaviour(bid="25.00"), hold=None), buyer("fixed", "10.00"))
 
     contract = flaky_contract()
-    assert (contract.status, contract.breaker_retry_at, contract.breaker_trips) == ("active", None, 0)
-    assert contract.paused_reason == ""
+    assert (contract.hold, contract.hold_reason, contract.breaker_retry_at, contract.breaker_trips) == (
+        None,
+        "",
+        None,
+        0,
+    )
+    assert len(events("contract.resumed")) == 1
+
+    load(
+        rtb_buyer(buyers, "flaky", Behaviour(bid="25.00"), hold="operator", hold_reason="KYC"), buyer("fixed", "10.00")
+    )
+
+    contract = flaky_contract()
+    assert (contract.hold, contract.hold_reason) == ("operator", "KYC")
+    assert [e["reason"] for e in events("contract.paused")][-1] == "KYC"
 
 
 def test_the_buyers_contract_page_says_when_the_breaker_retries(buyers, settings):
@@ -622,6 +703,10 @@ def test_the_buyers_contract_page_says_when_the_breaker_retries(buyers, settings
     page = portal.get("/portal/contracts/ctr_flaky/").content.decode()
 
     # In the buyer's own time zone, as the rest of its portal.
-    assert f"Paused by the circuit breaker; retried automatically at {retry_at:%Y-%m-%d %H:%M:%S %Z}" in page
-    patch_contract({"status": "paused"})
-    assert "retried automatically" not in portal.get("/portal/contracts/ctr_flaky/").content.decode()
+    assert "Held by the circuit breaker" in page
+    assert f"It is retried automatically at {retry_at:%Y-%m-%d %H:%M:%S %Z}" in page
+    with market_scope():
+        contract_hold(contract_id=flaky_contract().pk, hold="operator", reason="Unpaid invoice")
+    page = portal.get("/portal/contracts/ctr_flaky/").content.decode()
+    assert "retried automatically" not in page
+    assert "Held by the exchange's operator: Unpaid invoice" in page
