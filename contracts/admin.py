@@ -2,15 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import ManyToManyField
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.models import Organization
 from contracts.forms import BuyerContractForm, contract_form_save
 from contracts.models import BuyerContract, Campaign, CapCounter
 from exchange.admin import BookInvalidatingAdmin
+from exchange.services.rejects import reject_rates
 
 
 class CounterpartiesAdmin(BookInvalidatingAdmin):
@@ -54,10 +57,18 @@ class BuyerContractAdmin(CounterpartiesAdmin):
         "rtb_url",
         "cap_day",
         "priority",
+        "delivery_rejects",
     ]
     list_filter = ["status", "hold", "offer", "organization"]
     search_fields = ["name", "slug", "public_id", "organization__name"]
-    readonly_fields = ["public_id", "breaker_retry_at", "breaker_trips", "created_at", "updated_at"]
+    readonly_fields = [
+        "public_id",
+        "breaker_retry_at",
+        "breaker_trips",
+        "delivery_rejects",
+        "created_at",
+        "updated_at",
+    ]
     autocomplete_fields = ["organization"]
     filter_horizontal = ["blocked_sellers"]
     fieldsets = (
@@ -77,7 +88,7 @@ class BuyerContractAdmin(CounterpartiesAdmin):
         (
             "Hold",
             {
-                "fields": ("hold", "hold_reason", "breaker_retry_at", "breaker_trips"),
+                "fields": ("hold", "hold_reason", "breaker_retry_at", "breaker_trips", "delivery_rejects"),
                 "description": "The exchange's hold, apart from the buyer's status: a held contract does not "
                 "bid, and no buyer action lifts a hold. The circuit breaker holds a failing RTB contract until "
                 "its retry time; holding or releasing the contract here takes it out of the breaker's hands.",
@@ -90,6 +101,23 @@ class BuyerContractAdmin(CounterpartiesAdmin):
         ("Ranking", {"fields": ("priority", "weight")}),
         ("Delivery and returns", {"fields": ("delivery", "return_window_hours", "created_at", "updated_at")}),
     )
+
+    @admin.display(description=f"Delivery rejects ({settings.GAVEL_REJECT_RATE_WINDOW_HOURS} h)")
+    def delivery_rejects(self, contract: BuyerContract) -> str:
+        rate = getattr(contract, "reject_rate", None)
+        if rate is None and contract.pk is not None:
+            rate = reject_rates(contract_ids=[contract.pk], now=timezone.now()).get(contract.pk)
+        if rate is None:
+            return "no deliveries"
+        return f"{rate.percent:.0f}% ({rate.rejected} of {rate.deliveries})"
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        # Every shown contract's reject rate in one query, not one per row.
+        changelist = super().get_changelist_instance(request)
+        rates = reject_rates(contract_ids=[c.pk for c in changelist.result_list], now=timezone.now())
+        for contract in changelist.result_list:
+            contract.reject_rate = rates.get(contract.pk)
+        return changelist
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # A contract stays with its buyer, its offer and its slug (its counters and sales refer to them).

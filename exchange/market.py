@@ -58,6 +58,7 @@ OFFER_KEYS = {
     "ping_timeout_ms",
     "reauction_cycles",
     "post_timeout_ms",
+    "reject_rate_hold_percent",
     "fields",
 }
 ORGANIZATION_KEYS = {

@@ -73,6 +73,15 @@ class Offer(models.Model):
         validators=[MinValueValidator(100)],
         help_text="The post's deadline: re-routing to the next bid stops here and goes on in the background.",
     )
+    reject_rate_hold_percent = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        default=50,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Hold a contract (hold: operator) whose deliveries are rejected at this rate or more over the "
+        "rolling window (GAVEL_REJECT_RATE_WINDOW_HOURS, once GAVEL_REJECT_RATE_MIN_DELIVERIES were made). "
+        "Empty: never.",
+    )
     fields = models.JSONField(default=list, help_text="The lead's fields: name, type, ping, pii, min, max, choices.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -239,6 +248,13 @@ class Sale(models.Model):
     def __str__(self) -> str:
         return self.public_id
 
+    @property
+    def contact_details_shown(self) -> bool:
+        """Whether its buyer sees the consumer's contact details (and consent record): only for a
+        lead it bought and kept. Not while reserved, nor once released (the delivery was turned
+        down, failed, redirected or timed out) or returned: the buyer paid nothing for them."""
+        return self.status == self.Status.SOLD
+
 
 class DeliveryAttempt(models.Model):
     """One try at handing a sold lead to a buyer's system, kept for the buyer and the operator.
@@ -270,6 +286,8 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The delivery-reject watch counts one contract's recent attempts after every rejection.
+        indexes = [models.Index(fields=["contract", "created_at"], name="deliveryattempt_contract_at")]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} → {self.get_outcome_display()}"

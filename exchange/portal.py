@@ -225,16 +225,18 @@ def purchase_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     lead = sale.lead
     data: dict[str, Any] = dict(lead.data)
     pii_note = ""
-    if sale.status in BOUGHT:
+    if sale.contact_details_shown:
         try:
             data.update(pii_decrypt(lead.pii_encrypted))
         except PiiKeyError:
             pii_note = "The contact details cannot be decrypted right now; the operator has been told."
     elif sale.status == Sale.Status.RESERVED:
         pii_note = "Contact details are shown once the lead is delivered to you."
+    elif sale.status == Sale.Status.RETURNED:
+        pii_note = "You returned this lead: its contact details are no longer shown."
     else:
         pii_note = "This sale was released (the lead was not bought): contact details are not shown."
-    consent = getattr(lead, "consent", None) if sale.status in BOUGHT else None
+    consent = getattr(lead, "consent", None) if sale.contact_details_shown else None
     return render(
         request,
         "exchange/purchase_detail.html",

@@ -38,6 +38,10 @@ GAVEL_RTB_BREAKER_FAILURES = env.int("GAVEL_RTB_BREAKER_FAILURES", default=5)
 # A paused contract is retried after the cool-down, doubled on each trip in a row, up to the max.
 GAVEL_RTB_BREAKER_COOLDOWN_SECONDS = env.int("GAVEL_RTB_BREAKER_COOLDOWN_SECONDS", default=60)
 GAVEL_RTB_BREAKER_COOLDOWN_MAX_SECONDS = env.int("GAVEL_RTB_BREAKER_COOLDOWN_MAX_SECONDS", default=3600)
+# The delivery-reject watch: a contract is held when the offer's reject_rate_hold_percent of its
+# deliveries over this window were rejected, once it made this many.
+GAVEL_REJECT_RATE_WINDOW_HOURS = env.int("GAVEL_REJECT_RATE_WINDOW_HOURS", default=24)
+GAVEL_REJECT_RATE_MIN_DELIVERIES = env.int("GAVEL_REJECT_RATE_MIN_DELIVERIES", default=20)
 GAVEL_REAUCTION_DELAY_S = env.int("GAVEL_REAUCTION_DELAY_S", default=30)
 GAVEL_ALLOW_PRIVATE_URLS = env.bool("GAVEL_ALLOW_PRIVATE_URLS", default=DEBUG)
 

@@ -91,11 +91,14 @@ class PurchaseOutput(serializers.Serializer):  # type: ignore[type-arg]
     sold_at = serializers.DateTimeField()
     returnable_until = serializers.DateTimeField(help_text="The end of the contract's return window.")
     quality_score = serializers.IntegerField()
-    lead = serializers.DictField(help_text="Every field of the lead, contact details included.")
-    pii_available = serializers.BooleanField(
-        help_text="False when the contact details cannot be decrypted right now (the operator is told)."
+    lead = serializers.DictField(
+        help_text="Every field of the lead; the contact details only while you keep it (not once returned)."
     )
-    consent = ConsentOutput(allow_null=True)
+    pii_available = serializers.BooleanField(
+        help_text="False when the contact details are not shown: the lead was returned, or they cannot be "
+        "decrypted right now (the operator is told)."
+    )
+    consent = ConsentOutput(allow_null=True, help_text="The consumer's consent; null once the lead was returned.")
 
     def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
         fields = super().get_fields()

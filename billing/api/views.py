@@ -2,7 +2,7 @@
 
 Every view runs in the API key's tenant scope and reads the buyer's own ``Sale`` rows only; the
 lead and its consent (the seller's rows) are reached through them, as in the portal
-(``exchange.portal``). PII is decrypted for sales that were sold (or sold, then returned).
+(``exchange.portal``). PII is decrypted only for sales the buyer bought and kept (not returned).
 """
 
 from __future__ import annotations
@@ -79,17 +79,19 @@ def return_data(ret: Return) -> dict[str, Any]:
 
 
 def purchase_data(sale: Sale) -> dict[str, Any]:
-    """A sold (or returned) sale with the full lead and consent. Needs ``lead__consent``, ``contract``,
+    """A sold (or returned) sale with its lead: the contact details and consent only while the
+    buyer keeps it (:attr:`Sale.contact_details_shown`). Needs ``lead__consent``, ``contract``,
     ``offer`` and ``campaign`` selected and ``returns`` prefetched, newest first."""
     lead = sale.lead
     data: dict[str, Any] = dict(lead.data)
-    pii_available = True
-    try:
-        data.update(pii_decrypt(lead.pii_encrypted))
-    except PiiKeyError:
-        pii_available = False
-        logger.error("PII of lead %s cannot be decrypted (purchase %s)", lead.public_id, sale.public_id)
-    consent = getattr(lead, "consent", None)
+    pii_available = sale.contact_details_shown
+    if pii_available:
+        try:
+            data.update(pii_decrypt(lead.pii_encrypted))
+        except PiiKeyError:
+            pii_available = False
+            logger.error("PII of lead %s cannot be decrypted (purchase %s)", lead.public_id, sale.public_id)
+    consent = getattr(lead, "consent", None) if sale.contact_details_shown else None
     returns = list(sale.returns.all())
     return {
         "sale_id": sale.public_id,

@@ -25,6 +25,7 @@ from exchange.auction.book import CompiledContract, OfferBook
 from exchange.auction.engine import LIVE_SALE_STATUSES, cap_keys
 from exchange.delivery import delivery_send, redacted
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
+from exchange.services.rejects import reject_watch
 from leads.models import Lead
 from leads.services import json_value
 
@@ -179,6 +180,8 @@ def sale_attempt(
                 return sale
             return "reservation_expired"
     sale_release(sale=sale, reason=f"post_rejected: {result.reason}")
+    if not lead.test:
+        reject_watch(contract_id=contract.id, offer_id=lead.offer_id, now=timezone.now())
     return "post_rejected"
 
 
