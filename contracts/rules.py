@@ -29,8 +29,9 @@ saved, :func:`modifiers_bound` holds them to the offer's ``max_bid``.
 
 A buyer's regular expression (the ``regex`` operator, a delivery's ``accept.regex``) is compiled
 by :func:`buyer_regex_compile` on RE2, a linear-time engine: no backreferences nor look-around,
-at most :data:`BUYER_REGEX_MAX_LENGTH` characters and :data:`BUYER_REGEX_MAX_PROGRAM` RE2
-instructions, so no pattern a buyer can save costs a ping more than a fraction of a millisecond.
+at most :data:`BUYER_REGEX_MAX_LENGTH` characters, counted repetitions up to
+:data:`BUYER_REGEX_MAX_REPEAT` and :data:`BUYER_REGEX_MAX_PROGRAM` RE2 instructions, so no
+pattern a buyer can save costs a lead value more than about a millisecond per 5 000 characters.
 """
 
 from __future__ import annotations
@@ -90,11 +91,13 @@ _STATE_RE = re.compile(r"[A-Za-z]{2}")
 _ZIP_RE = re.compile(r"[0-9]{5}")
 
 BUYER_REGEX_MAX_LENGTH = 200
-# RE2 instructions. A counted repetition is copied out (``.{100}x.{100}`` is 1 605 instructions
-# and searches 5 000 characters in about 1.2 ms, ``[a-z]{1000}`` 1 004 and up to 10 ms); at 500 the
-# worst we found stays under 0.5 ms, while any list of zip codes or names that fits in 200
-# characters stays far below it.
-BUYER_REGEX_MAX_PROGRAM = 500
+# Linear time is not yet cheap: a search's cost grows with the pattern's counted repetitions (RE2
+# copies ``x{100}`` out a hundred times) and its compiled program. Within these limits the slowest
+# pattern we found costs about a millisecond per 5 000 characters searched, while any list of zip
+# codes or names that fits in 200 characters stays far below them (tests/contracts/test_rules.py).
+BUYER_REGEX_MAX_REPEAT = 100
+BUYER_REGEX_MAX_PROGRAM = 1500
+_COUNTED_REPEAT_RE = re.compile(r"\{([0-9]+)(?:,([0-9]*))?\}")
 # A factor beyond this is a typo; together with the bound on ``add`` it keeps the arithmetic of the
 # worst case (:func:`modifiers_bound`) far from any Decimal limit.
 MAX_FACTOR = Decimal(100)
@@ -139,7 +142,8 @@ def buyer_regex_compile(pattern: object) -> BuyerRegex:
 
     RE2's syntax is Python's without backreferences (``\\1``) and look-around (``(?=``, ``(?<=``),
     and ``\\z`` for Python's ``\\Z``. Patterns are limited to :data:`BUYER_REGEX_MAX_LENGTH`
-    characters and :data:`BUYER_REGEX_MAX_PROGRAM` RE2 instructions. Use the result's ``search``.
+    characters, counted repetitions to :data:`BUYER_REGEX_MAX_REPEAT` and the compiled program to
+    :data:`BUYER_REGEX_MAX_PROGRAM` RE2 instructions. Use the result's ``search``.
     """
     if not isinstance(pattern, str):
         raise BuyerRegexError(f"expected a regular expression string, got {_show(pattern)}")
@@ -154,11 +158,16 @@ def buyer_regex_compile(pattern: object) -> BuyerRegex:
         raise BuyerRegexError(
             f"invalid regular expression: {detail} (RE2 syntax: no backreferences nor look-around)"
         ) from exc
+    # Read off the text (a brace that is not a repetition is rarely worth a false refusal).
+    for repeat in _COUNTED_REPEAT_RE.finditer(pattern):
+        if max(int(count) for count in repeat.groups() if count) > BUYER_REGEX_MAX_REPEAT:
+            raise BuyerRegexError(f"a counted repetition is at most {{{BUYER_REGEX_MAX_REPEAT}}}, got {repeat.group()}")
     # The binding's one way to RE2's program size (pinned version; tests/contracts/test_rules.py).
-    if compiled._regexp.ProgramSize() > BUYER_REGEX_MAX_PROGRAM:
+    size = compiled._regexp.ProgramSize()
+    if size > BUYER_REGEX_MAX_PROGRAM:
         raise BuyerRegexError(
-            "the regular expression is too complex (a counted repetition such as {100} is copied out); "
-            "use a shorter one"
+            f"the regular expression is too large to run fast ({size} RE2 instructions, at most "
+            f"{BUYER_REGEX_MAX_PROGRAM}): shorten its counted repetitions or Unicode classes"
         )
     return compiled  # type: ignore[no-any-return]
 
