@@ -22,7 +22,10 @@ def to_money(value: object, *, rounding: str = ROUND_HALF_UP) -> Decimal:
         raise MoneyError(f"{value!r} is not an amount of money") from exc
     if not amount.is_finite():
         raise MoneyError(f"{value!r} is not an amount of money")
-    return amount.quantize(CENT, rounding=rounding)
+    try:
+        return amount.quantize(CENT, rounding=rounding)
+    except InvalidOperation as exc:  # more digits than the context holds (1e40)
+        raise MoneyError(f"{value!r} is too large an amount of money") from exc
 
 
 def payout_for(price: Decimal, margin_percent: Decimal) -> Decimal:

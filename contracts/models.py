@@ -12,10 +12,11 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
-from contracts.rules import RuleError, modifiers_validate, rule_validate
+from contracts.rules import BuyerRegexError, RuleError, buyer_regex_compile, modifiers_bound, rule_validate
 from contracts.schedules import ScheduleError, schedule_validate
 from exchange.ids import PublicIdField, public_id_new
 from exchange.models import MoneyField, Offer
+from exchange.schema import FieldSpec
 
 PERIODS = ("day", "week", "month", "total")
 
@@ -85,6 +86,8 @@ class Campaign(models.Model):
                 errors["direct_price"] = "A direct route needs a price."
             if self.direct_contract.offer_id != self.offer_id:
                 errors["direct_contract"] = "The direct route's contract must be on the campaign's offer."
+            elif self.direct_price is not None and self.direct_price > self.offer.max_bid:
+                errors["direct_price"] = f"Above the offer's max bid of {self.offer.max_bid:.2f}."
         if errors:
             raise ValidationError(errors)
 
@@ -125,9 +128,32 @@ def delivery_validate(raw: Any, *, path: str = "delivery") -> None:
                 raise ValueError(f"{path}.accept.{key}: unknown key")
         if ("path" in accept) != ("equals" in accept):
             raise ValueError(f"{path}.accept: 'path' and 'equals' go together")
+        if "regex" in accept:
+            try:
+                buyer_regex_compile(accept["regex"])
+            except BuyerRegexError as exc:
+                raise ValueError(f"{path}.accept.regex: {exc}") from exc
     reason_path = raw.get("reason_path")
     if reason_path is not None and not isinstance(reason_path, str):
         raise ValueError(f"{path}.reason_path: must be a string")
+
+
+def _terms_bound_errors(contract: BuyerContract, fields: dict[str, FieldSpec]) -> dict[str, str]:
+    """The contract's price, max price and modifiers held to its offer's ``max_bid`` (DESIGN.md
+    §6.1): what it can bid is bounded when it is saved, whichever way it is saved."""
+    errors: dict[str, str] = {}
+    max_bid = contract.offer.max_bid
+    for name in ("price", "max_price"):
+        amount = getattr(contract, name)
+        if amount is not None and amount > max_bid:
+            errors[name] = f"Above the offer's max bid of {max_bid:.2f}."
+    # A price already refused is not blamed on the modifiers too.
+    price = None if "price" in errors else contract.price
+    try:
+        modifiers_bound(contract.modifiers or [], fields=fields, price=price, max_bid=max_bid, path="modifiers")
+    except RuleError as exc:
+        errors["modifiers"] = str(exc)
+    return errors
 
 
 class BuyerContract(models.Model):
@@ -241,10 +267,8 @@ class BuyerContract(models.Model):
                 rule_validate(self.filters or None, fields=fields, path="filters")
             except RuleError as exc:
                 errors["filters"] = str(exc)
-            try:
-                modifiers_validate(self.modifiers or [], fields=fields, path="modifiers")
-            except RuleError as exc:
-                errors["modifiers"] = str(exc)
+            for name, message in _terms_bound_errors(self, fields).items():
+                errors.setdefault(name, message)
         try:
             schedule_validate(self.schedule or None, path="schedule")
         except ScheduleError as exc:

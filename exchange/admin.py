@@ -105,7 +105,7 @@ class OfferAdmin(BookInvalidatingAdmin):
     fieldsets = (
         (None, {"fields": ("name", "slug", "status")}),
         ("Auction", {"fields": ("distribution", "pricing", "multisell_max", "hybrid_floor", "reauction_cycles")}),
-        ("Money", {"fields": ("margin_percent", "floor")}),
+        ("Money", {"fields": ("margin_percent", "floor", "max_bid")}),
         ("Limits", {"fields": ("min_score", "bid_ttl_seconds", "ping_timeout_ms")}),
         ("Lead fields", {"fields": ("fields",)}),
     )

@@ -53,6 +53,7 @@ OFFER_KEYS = {
     "hybrid_floor",
     "margin_percent",
     "floor",
+    "max_bid",
     "min_score",
     "bid_ttl_seconds",
     "ping_timeout_ms",
@@ -114,7 +115,7 @@ CAMPAIGN_KEYS = {
     "direct_route",
     "webhook_url",
 }
-MONEY_FIELDS = {"price", "max_price", "hybrid_floor", "floor", "margin_percent", "balance", "credit_limit"}
+MONEY_FIELDS = {"price", "max_price", "hybrid_floor", "floor", "max_bid", "margin_percent", "balance", "credit_limit"}
 
 
 def market_read(path: Path) -> Any:
@@ -167,9 +168,10 @@ def _raise_model_error(exc: ValidationError, path: str, renames: dict[str, str] 
     if hasattr(exc, "error_dict"):
         field, messages = next(iter(exc.message_dict.items()))
         name = renames.get(field, field)
-        # The JSON-ish fields' messages already carry their own path ("filters.all[0]: …").
+        # The JSON-ish fields' messages already carry their own path ("filters.all[0]: …",
+        # "modifiers[1].multiply: …").
         message = messages[0]
-        if message.startswith(f"{name}.") or message.startswith(f"{name}:"):
+        if message.startswith((f"{name}.", f"{name}:", f"{name}[")):
             key, _, rest = message.partition(": ")
             raise MarketError(f"{path}.{key}", rest) from exc
         raise MarketError(f"{path}.{name}", message) from exc

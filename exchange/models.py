@@ -62,6 +62,11 @@ class Offer(models.Model):
         help_text="The platform's take; seller payout = price × (1 − margin), rounded down to the cent.",
     )
     floor = MoneyField(default=Decimal("0.00"), help_text="Minimum price a bid must reach.")
+    max_bid = MoneyField(
+        default=Decimal("10000.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="No contract's price, max price, modifier result nor RTB bid goes above this.",
+    )
     min_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     bid_ttl_seconds = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
     ping_timeout_ms = models.PositiveIntegerField(default=500, validators=[MinValueValidator(10)])
@@ -99,6 +104,11 @@ class Offer(models.Model):
             raise ValidationError({"fields": f"{exc.path}: {exc.message}"}) from exc
         if self.distribution == self.Distribution.HYBRID and self.hybrid_floor is None:
             raise ValidationError({"hybrid_floor": "A hybrid offer needs a hybrid floor."})
+        if self.max_bid is not None:
+            for name in ("floor", "hybrid_floor"):
+                amount = getattr(self, name)
+                if amount is not None and amount > self.max_bid:
+                    raise ValidationError({name: f"Above the offer's max bid of {self.max_bid:.2f}."})
 
     @cached_property
     def field_specs(self) -> dict[str, FieldSpec]:

@@ -57,6 +57,8 @@ REASONS = {
     "rtb_error": "Your RTB endpoint failed",
     "rtb_invalid": "Your RTB answer was invalid",
     "rtb_no_bid": "Your RTB endpoint passed",
+    "pricing_error": "Your price could not be computed",
+    "invalid_terms": "Your contract's saved terms are no longer valid: save them again",
 }
 
 

@@ -8,6 +8,7 @@ every web process rebuilds on its next ping.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,13 +22,15 @@ from django.db import transaction
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign
-from contracts.rules import Predicate, PriceFunction, modifiers_compile, rule_compile
-from contracts.schedules import Schedule, schedule_compile
+from contracts.rules import Predicate, PriceFunction, RuleError, modifiers_compile, rule_compile
+from contracts.schedules import Schedule, ScheduleError, schedule_compile
 from exchange.cache import cache_get
 from exchange.models import Offer
 from exchange.schema import FieldSpec
 
 VERSION_KEY = "gavel:book-version"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class CompiledContract:
     rtb_url: str
     rtb_timeout_ms: int
     max_price: Decimal | None
+    ceiling: Decimal  # the most it ever bids: its max price, and never above the offer's max bid
     predicate: Predicate
     schedule: Schedule
     caps: dict[str, int]
@@ -59,6 +63,9 @@ class CompiledContract:
     return_window_hours: int
     breaker_retry_at: datetime | None  # held by the circuit breaker: when a ping may ask again
     breaker_trips: int
+    # Why its stored terms do not compile (saved before today's rules, or around them): it then
+    # stays out of every auction, with that reason, until they are saved again.
+    terms_error: str = ""
 
     def retry_due(self, now: datetime) -> bool:
         """Held by the RTB circuit breaker (and active by its buyer) and past its cool-down
@@ -100,6 +107,7 @@ class OfferBook:
     hybrid_floor: Decimal | None
     margin_percent: Decimal
     floor: Decimal
+    max_bid: Decimal
     min_score: int
     bid_ttl_seconds: int
     ping_timeout_ms: int
@@ -123,11 +131,23 @@ _book: Book | None = None
 
 
 def _compile_contract(
-    contract: BuyerContract, organizations: dict[int, Organization], fields: dict[str, FieldSpec]
+    contract: BuyerContract, organizations: dict[int, Organization], fields: dict[str, FieldSpec], max_bid: Decimal
 ) -> CompiledContract:
     organization = organizations[contract.organization_id]
     caps = {p: c for p in PERIODS if (c := contract.cap(p)) is not None}
     budgets = {p: b for p in PERIODS if (b := contract.budget(p)) is not None}
+    terms_error = ""
+    try:
+        predicate = rule_compile(contract.filters or None, fields=fields)
+        price_modifiers = modifiers_compile(contract.modifiers or [], fields=fields)
+        schedule = schedule_compile(contract.schedule or None)
+    except (RuleError, ScheduleError) as exc:
+        # One contract's stored terms must not take the whole book, and every ping, down.
+        logger.warning("contract %s is left out of the auctions: %s", contract.public_id, exc)
+        terms_error = str(exc)
+        predicate, price_modifiers = rule_compile(None, fields={}), modifiers_compile([], fields={})
+        schedule = schedule_compile(None)
+    ceiling = max_bid if contract.max_price is None else min(contract.max_price, max_bid)
     return CompiledContract(
         id=contract.pk,
         public_id=contract.public_id,
@@ -138,12 +158,13 @@ def _compile_contract(
         buyer_active=contract.status == BuyerContract.Status.ACTIVE,
         hold=contract.hold,
         price=contract.price,
-        price_modifiers=modifiers_compile(contract.modifiers or [], fields=fields),
+        price_modifiers=price_modifiers,
         rtb_url=contract.rtb_url,
         rtb_timeout_ms=contract.rtb_timeout_ms,
         max_price=contract.max_price,
-        predicate=rule_compile(contract.filters or None, fields=fields),
-        schedule=schedule_compile(contract.schedule or None),
+        ceiling=ceiling,
+        predicate=predicate,
+        schedule=schedule,
         caps=caps,
         budgets=budgets,
         periods=tuple(p for p in PERIODS if p in caps or p in budgets),
@@ -156,6 +177,7 @@ def _compile_contract(
         return_window_hours=contract.return_window_hours,
         breaker_retry_at=contract.breaker_retry_at,
         breaker_trips=contract.breaker_trips,
+        terms_error=terms_error,
     )
 
 
@@ -167,8 +189,11 @@ def _build(version: int) -> Book:
         campaigns = list(Campaign.objects.prefetch_related("blocked_buyers").order_by("pk"))
     by_offer: dict[int, list[CompiledContract]] = {o.pk: [] for o in offers}
     fields = {o.pk: o.field_specs for o in offers}
+    max_bids = {o.pk: o.max_bid for o in offers}
     for contract in contracts:
-        by_offer[contract.offer_id].append(_compile_contract(contract, organizations, fields[contract.offer_id]))
+        by_offer[contract.offer_id].append(
+            _compile_contract(contract, organizations, fields[contract.offer_id], max_bids[contract.offer_id])
+        )
     books = {
         o.pk: OfferBook(
             id=o.pk,
@@ -180,6 +205,7 @@ def _build(version: int) -> Book:
             hybrid_floor=o.hybrid_floor,
             margin_percent=o.margin_percent,
             floor=o.floor,
+            max_bid=o.max_bid,
             min_score=o.min_score,
             bid_ttl_seconds=o.bid_ttl_seconds,
             ping_timeout_ms=o.ping_timeout_ms,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from leads.models import Suppression
 from leads.services import json_value
 
 LIVE_SALE_STATUSES = (Sale.Status.RESERVED, Sale.Status.SOLD, Sale.Status.RETURNED)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,8 @@ def static_reason(contract: CompiledContract, ping: PingInput) -> str | None:
     """
     if not contract.organization_active or not (contract.active or contract.retry_due(ping.now)):
         return "paused"
+    if contract.terms_error:
+        return "invalid_terms"
     if ping.campaign.organization_id in contract.blocked_seller_ids:
         return "seller_blocked"
     if contract.organization_id in ping.campaign.blocked_buyer_ids:
@@ -395,7 +400,15 @@ def auction_run(ping: PingInput) -> AuctionResult:
     for contract in survivors:
         if contract.price is not None:
             started = time.perf_counter()
-            admit(contract, contract_price(contract, ping.lead))
+            try:
+                price = contract_price(contract, ping.lead)
+            except Exception:
+                # Terms are bounded when saved, so this is a row written around that (or a bug): one
+                # contract's failure skips that contract, never the auction nor the seller's answer.
+                logger.exception("pricing contract %s failed", contract.public_id)
+                by_contract[contract.id].reason = "pricing_error"
+            else:
+                admit(contract, price)
             by_contract[contract.id].latency_ms += (time.perf_counter() - started) * 1000
     if pending is not None:
         remaining = offer.ping_timeout_ms / 1000 - (time.perf_counter() - ping.started)

@@ -10,16 +10,17 @@ from exchange.auction.book import CompiledContract
 
 
 def contract_price(contract: CompiledContract, lead: Mapping[str, object]) -> Decimal:
-    """A fixed-price contract's bid for this lead: price + modifiers, cut to its max price."""
+    """A fixed-price contract's bid for this lead: price + modifiers, cut to its ceiling (may raise
+    on terms stored around validation: the engine answers that with ``pricing_error``)."""
     assert contract.price is not None
     price = contract.price_modifiers(contract.price, lead)
     return cap_at_max(contract, price)
 
 
 def cap_at_max(contract: CompiledContract, price: Decimal) -> Decimal:
-    if contract.max_price is not None and price > contract.max_price:
-        return contract.max_price
-    return price
+    """``price`` cut to the contract's ceiling: its max price, never above the offer's max bid (a
+    stored contract saved before the bound, or an RTB answer, may ask for more)."""
+    return contract.ceiling if price > contract.ceiling else price
 
 
 def effective_floor(*, offer_floor: Decimal, payout_floor: Decimal, margin_percent: Decimal) -> Decimal | None:

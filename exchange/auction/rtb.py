@@ -107,12 +107,14 @@ def _parse(contract_id: int, status: int, payload: bytes, latency_ms: float) -> 
         return RtbAnswer(contract_id, "rtb_invalid", latency_ms=latency_ms)
     try:
         bid = Decimal(str(raw))
+        if not bid.is_finite() or bid < 0:
+            return RtbAnswer(contract_id, "rtb_invalid", latency_ms=latency_ms)
+        # A buyer never pays more than it said: fractions of a cent are cut, not rounded up. A bid
+        # too large to be money at all (1e40) is no bid; one merely above the ceiling is cut to it.
+        bid = bid.quantize(CENT, rounding=ROUND_DOWN)
     except InvalidOperation:
         return RtbAnswer(contract_id, "rtb_invalid", latency_ms=latency_ms)
-    if not bid.is_finite() or bid < 0:
-        return RtbAnswer(contract_id, "rtb_invalid", latency_ms=latency_ms)
-    # A buyer never pays more than it said: fractions of a cent are cut, not rounded up.
-    return RtbAnswer(contract_id, None, bid.quantize(CENT, rounding=ROUND_DOWN), ref[:200], latency_ms)
+    return RtbAnswer(contract_id, None, bid, ref[:200], latency_ms)
 
 
 # --- the transfers -------------------------------------------------------------------------------

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from contracts.rules import (
+    BUYER_REGEX_MAX_LENGTH,
+    BuyerRegexError,
     RuleError,
+    buyer_regex_compile,
+    modifiers_bound,
     modifiers_compile,
     modifiers_validate,
     rule_compile,
@@ -763,3 +770,191 @@ def test_modifier_custom_path() -> None:
 @pytest.mark.parametrize("mods", [None, [], [{"when": CA, "add": "5.00"}, {"multiply": 2}]])
 def test_valid_modifiers(mods: object) -> None:
     modifiers_validate(mods, fields=FIELDS)
+
+
+# --- buyers' regular expressions run on RE2 --------------------------------------------------
+
+# Python's re backtracks on this for seconds per ping (issue 12); never run it with re here.
+CATASTROPHIC = "(.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*)*x"
+
+
+@pytest.mark.parametrize("field", ["zip", "city"])
+def test_a_catastrophic_pattern_is_accepted_and_costs_a_lead_microseconds(field: str) -> None:
+    rule = {"all": [leaf(field, "regex", CATASTROPHIC)]}
+    rule_validate(rule, fields=FIELDS)
+    predicate = rule_compile(rule, fields=FIELDS)
+    value = "1" * 5000  # no x: the backtracking engine's worst case
+    timings = []
+    for _ in range(20):
+        started = time.perf_counter()
+        result = predicate({field: value})
+        timings.append(time.perf_counter() - started)
+        assert result == field
+    assert max(timings) < 0.05, timings
+    assert predicate({field: value + "x"}) is None
+
+
+@pytest.mark.parametrize("pattern", [".{100}x", "[^x]{100}y", "(a|b|c|d|e|f|g|h)*[a-h]{100}", r"^\pL+$", r"\w{100}\$"])
+def test_the_slowest_patterns_allowed_still_cost_a_long_value_little(pattern: str) -> None:
+    # Counted repetitions and Unicode classes grow RE2's program: these are near the limits.
+    predicate = rule_compile(leaf("city", "regex", pattern), fields=FIELDS)
+    timings = []
+    for value in ("1" * 5000, "x" * 5000, "é" * 5000, "ab " * 1700, "abcdefgh" * 600):
+        started = time.perf_counter()
+        predicate({"city": value})
+        timings.append(time.perf_counter() - started)
+    assert max(timings) < 0.05, timings
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (r"(a)\1", "invalid regular expression: invalid escape sequence: \\1"),
+        ("(?=a)b", "invalid regular expression: invalid perl operator: (?="),
+        ("(?<!a)b", "invalid regular expression"),
+        ("(", "invalid regular expression: missing ): ("),
+        ("a{1001}", "invalid regular expression: invalid repetition size"),
+        ("[a-z]{101}", "a counted repetition is at most {100}, got {101}"),
+        ("[a-z]{2,480}", "a counted repetition is at most {100}, got {2,480}"),
+        (".{100}x.{100}", "too large to run fast (1605 RE2 instructions, at most 1500)"),
+        (r"(\pL|x){30}", "too large to run fast"),
+        ("a" * (BUYER_REGEX_MAX_LENGTH + 1), "a regular expression has at most 200 characters, this one has 201"),
+        (3, "expected a regular expression string, got 3"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_fast_is_refused_with_its_path(pattern: object, message: str) -> None:
+    rule = {"all": [leaf("state", "eq", "CA"), leaf("zip", "regex", pattern)]}
+    with pytest.raises(RuleError) as excinfo:
+        rule_validate(rule, fields=FIELDS)
+    assert excinfo.value.path == "filters.all[1].value"
+    assert message in excinfo.value.message, excinfo.value.message
+    with pytest.raises(BuyerRegexError) as compiled:
+        buyer_regex_compile(pattern)
+    assert message in str(compiled.value)
+
+
+def test_a_refused_pattern_in_a_modifier_names_its_path() -> None:
+    with pytest.raises(RuleError) as excinfo:
+        modifiers_validate([{"when": leaf("city", "regex", r"(a)\1"), "add": "1.00"}], fields=FIELDS)
+    assert excinfo.value.path == "modifiers[0].when.value"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "a" * BUYER_REGEX_MAX_LENGTH,
+        "^(" + "|".join(f"9{n:04d}" for n in range(32)) + ")$",  # a list of zip codes, 195 characters
+        "[a-z]{100}",
+        r"^(?P<area>\d{3})-\d{4}$",
+        r"\z",
+        r"^\pL+$",
+    ],
+)
+def test_patterns_buyers_write_are_accepted(pattern: str) -> None:
+    assert len(pattern) <= BUYER_REGEX_MAX_LENGTH
+    rule_validate(leaf("city", "regex", pattern), fields=FIELDS)
+
+
+def test_the_exported_compiler_is_the_filters_engine() -> None:
+    # exchange/delivery.py's accept.regex is to be run with it.
+    pattern = buyer_regex_compile(r"^accepted\b")
+    assert pattern.search("accepted: yes") is not None
+    assert pattern.search("not accepted") is None
+    assert buyer_regex_compile(CATASTROPHIC).search("1" * 5000) is None
+
+
+# --- modifiers are bounded by the offer's max bid ----------------------------------------------
+
+MAX_BID = Decimal("10000.00")
+
+
+def bound(mods: object, price: str | None = "30.00", max_bid: Decimal = MAX_BID) -> None:
+    modifiers_bound(mods, fields=FIELDS, price=None if price is None else Decimal(price), max_bid=max_bid)
+
+
+@pytest.mark.parametrize(
+    ("mods", "price", "max_bid", "path", "message"),
+    [
+        ([{"multiply": "1000"}], "30.00", MAX_BID, "modifiers[0].multiply", "a factor is at most 100, got"),
+        ([{"multiply": "1000"}], None, MAX_BID, "modifiers[0].multiply", "a factor is at most 100"),
+        (
+            [{"add": "10.00"}, {"when": CA, "multiply": "100"}, {"add": "0.01"}],
+            "90.00",
+            MAX_BID,
+            "modifiers[2].add",
+            "with this modifier the price can reach 10000.01, above the offer's max bid of 10000.00",
+        ),
+        ([{"add": "10000.01"}], None, MAX_BID, "modifiers[0].add", "within ±10000.00 (the offer's max bid), got"),
+        ([{"add": "-10000.01"}], "30.00", MAX_BID, "modifiers[0].add", "within ±10000.00"),
+        ([{"add": "9999.00"}], "30.00", MAX_BID, "modifiers[0].add", "can reach 10029.00, above the offer's max bid"),
+        # Every raise counts, whichever rule holds: a cut in between does not lower the bound.
+        (
+            [{"when": CA, "add": "30.00"}, {"when": {"not": CA}, "multiply": "0.5"}, {"add": "0.01"}],
+            "40.00",
+            Decimal("70.00"),
+            "modifiers[2].add",
+            "can reach 70.01, above the offer's max bid of 70.00",
+        ),
+        ([{"multiply": "1.0001"}], "9999.50", MAX_BID, "modifiers[0].multiply", "can reach 10000.50"),
+        ([{"add": "1.00"}] * 51, "1.00", MAX_BID, "modifiers", "at most 50 modifiers, got 51"),
+    ],
+)
+def test_a_modifier_that_can_go_above_the_max_bid_is_refused(mods, price, max_bid, path, message) -> None:
+    with pytest.raises(RuleError) as excinfo:
+        bound(mods, price, max_bid)
+    assert excinfo.value.path == path
+    assert message in excinfo.value.message, excinfo.value.message
+
+
+@pytest.mark.parametrize(
+    ("mods", "price", "max_bid"),
+    [
+        ([{"add": "-50.00"}, {"multiply": "2"}, {"add": "10.00"}], "30.00", Decimal("70.00")),  # at most 70.00
+        ([{"multiply": "100"}], "100.00", MAX_BID),
+        ([{"add": "10.00"}, {"when": CA, "multiply": "100"}], "90.00", MAX_BID),  # exactly the max bid
+        ([{"add": "10000.00"}], None, MAX_BID),
+        ([{"add": "-10000.00"}], "30.00", MAX_BID),
+        ([{"add": "1.00"}] * 50, "1.00", MAX_BID),
+        ([], "10000.00", MAX_BID),
+    ],
+)
+def test_modifiers_within_the_max_bid_pass(mods: object, price: str | None, max_bid: Decimal) -> None:
+    bound(mods, price, max_bid)
+
+
+def test_the_bound_also_validates_like_modifiers_validate() -> None:
+    with pytest.raises(RuleError) as excinfo:
+        bound([{"when": leaf("colour", "eq", "red"), "add": "1"}])
+    assert excinfo.value.path == "modifiers[0].when.field"
+
+
+_WHENS = st.sampled_from([None, CA, {"not": CA}, leaf("age", "gt", 50)])
+_STEPS = st.one_of(
+    st.builds(
+        lambda when, cents: {"when": when, "add": f"{Decimal(cents) / 100:.2f}"},
+        _WHENS,
+        st.integers(-5000, 5000),
+    ),
+    st.builds(
+        lambda when, factor: {"when": when, "multiply": f"{Decimal(factor) / 100}"},
+        _WHENS,
+        st.integers(1, 400),
+    ),
+)
+
+
+@given(
+    mods=st.lists(_STEPS, max_size=6),
+    base=st.integers(0, 10000),
+    max_bid=st.integers(1, 100000),
+)
+def test_whatever_the_lead_a_bounded_contract_never_prices_above_the_max_bid(mods, base, max_bid) -> None:
+    price, ceiling = Decimal(base) / 100, Decimal(max_bid) / 100
+    assume(price <= ceiling)  # a price above the max bid is refused on its own (the model's clean)
+    try:
+        modifiers_bound(mods, fields=FIELDS, price=price, max_bid=ceiling)
+    except RuleError:
+        return
+    compiled = modifiers_compile(mods, fields=FIELDS)
+    for lead in ({"state": "CA", "age": 60}, {"state": "NY", "age": 60}, {"state": "CA", "age": 20}, {}):
+        assert compiled(price, lead) <= ceiling

@@ -9,6 +9,8 @@ import pytest
 
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry
+from contracts.models import BuyerContract
+from exchange.auction.book import book_invalidate
 from exchange.models import Bid, Ping, Sale
 from leads.services import suppression_add
 from tests.exchange.builder import buyer, load, ping, post, sell, sha
@@ -283,11 +285,7 @@ def test_every_waterfall_reason():
     )
     # "dup" bought this consumer yesterday-ish: sell it once through a lead only "dup" can buy.
     with market_scope():
-        from contracts.models import BuyerContract
-
         BuyerContract.objects.exclude(slug="dup-c").update(status="paused")
-    from exchange.auction.book import book_invalidate
-
     book_invalidate()
     assert sell(0)["status"] == "sold"
     with market_scope():
@@ -362,3 +360,60 @@ def test_an_identical_ping_within_the_ttl_gets_the_first_answer():
     with market_scope():
         assert Ping.objects.count() == 1
     assert ping(2)["ping_id"] != first["ping_id"]
+
+
+# --- terms stored around validation never break an auction -------------------------------------
+
+
+def stored_around_validation(slug: str, **values: object) -> None:
+    """Write a contract's terms as a row written past ``BuyerContract.clean`` would hold them (an
+    old row, a bug, a hand-made SQL fix)."""
+    with market_scope():
+        assert BuyerContract.objects.filter(slug=slug).update(**values) == 1
+    book_invalidate()
+
+
+@pytest.mark.parametrize(
+    "modifiers",
+    [
+        [{"multiply": "1e999999"}],  # Decimal overflow
+        [{"multiply": "1e30"}],  # more digits than money holds (the cent cannot be kept)
+    ],
+)
+def test_a_contract_whose_pricing_fails_is_skipped_as_pricing_error(modifiers, caplog):
+    load(buyer("a", "30.00"), buyer("b", "20.00"))
+    stored_around_validation("a-c", modifiers=modifiers)
+
+    answer = ping()
+
+    assert (answer["status"], answer["payout"]) == ("accepted", "16.00")  # b's 20.00 less the margin
+    assert waterfall(answer["ping_id"]) == {"ctr_a": "pricing_error", "ctr_b": "won"}
+    assert [r.getMessage() for r in caplog.records if r.name == "exchange.auction.engine"] == [
+        "pricing contract ctr_a failed"
+    ]
+    sold = post(answer["ping_id"])
+    assert (sold["status"], sold["payout"]) == ("sold", "16.00")
+    assert balance("a") == Decimal("1000.00")
+
+
+def test_a_contract_whose_stored_terms_no_longer_compile_is_left_out_as_invalid_terms():
+    # A look-ahead that Python's re took but RE2 refuses: saved before the switch.
+    load(buyer("a", "30.00"), buyer("b", "20.00"))
+    stored_around_validation("a-c", filters={"field": "zip", "op": "regex", "value": "(?=9)"})
+
+    answer = ping()
+
+    assert answer["payout"] == "16.00"
+    assert waterfall(answer["ping_id"]) == {"ctr_a": "invalid_terms", "ctr_b": "won"}
+
+
+def test_a_stored_price_above_the_max_bid_bids_the_max_bid():
+    load(buyer("a", "30.00", max_price="40.00"), buyer("b", "20.00"), max_bid="100.00")
+    stored_around_validation("a-c", price=Decimal("500.00"), max_price=None)
+
+    answer = ping()
+
+    with market_scope():
+        steps = {s["contract"]: s for s in Ping.objects.get(public_id=answer["ping_id"]).waterfall}
+    assert (steps["ctr_a"]["reason"], steps["ctr_a"]["price"]) == ("won", "100.00")
+    assert answer["payout"] == "80.00"

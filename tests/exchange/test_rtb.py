@@ -132,6 +132,8 @@ def test_the_request_is_signed_with_the_buyers_secret(buyers):
         (Behaviour(answer={"bid": "lots"}), "rtb_invalid"),
         (Behaviour(answer={"price": "10.00"}), "rtb_invalid"),
         (Behaviour(answer=[1, 2]), "rtb_invalid"),
+        (Behaviour(answer={"bid": "1e40"}), "rtb_invalid"),  # too large to be money at all
+        (Behaviour(answer={"bid": 1e300}), "rtb_invalid"),
     ],
 )
 def test_passes_and_bad_answers_are_passes_with_their_reason(buyers, behaviour, reason):
@@ -146,6 +148,25 @@ def test_a_bid_over_max_price_is_cut_to_it(buyers):
     answer = ping(1)
     assert steps(answer["ping_id"])["ctr_rtb"]["price"] == "40.00"
     assert answer["payout"] == "32.00"
+
+
+@pytest.mark.parametrize(("max_price", "cut_to"), [(None, "50.00"), ("40.00", "40.00")])
+def test_a_bid_over_the_offers_max_bid_is_cut_to_it_or_to_a_lower_max_price(buyers, max_price, cut_to):
+    load(rtb_buyer(buyers, "rtb", Behaviour(bid="20000.00"), max_price=max_price), max_bid="50.00")
+    answer = ping(1)
+    assert (steps(answer["ping_id"])["ctr_rtb"]["reason"], steps(answer["ping_id"])["ctr_rtb"]["price"]) == (
+        "won",
+        cut_to,
+    )
+
+
+def test_a_max_price_stored_above_the_max_bid_does_not_lift_the_cut(buyers):
+    load(rtb_buyer(buyers, "rtb", Behaviour(bid="99.00"), max_price="40.00"), max_bid="50.00")
+    with market_scope():
+        BuyerContract.objects.filter(slug="rtb-c").update(max_price=Decimal("5000.00"))
+    book_invalidate()
+    answer = ping(1)
+    assert steps(answer["ping_id"])["ctr_rtb"]["price"] == "50.00"
 
 
 def test_a_slow_buyer_never_delays_the_answer_past_the_deadline(buyers):

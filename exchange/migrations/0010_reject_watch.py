@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0002_organization_signing_secret'),
         ('contracts', '0003_contract_hold'),
-        ('exchange', '0008_ping_repeat_index'),
+        ('exchange', '0009_offer_max_bid'),
     ]
 
     operations = [
