@@ -20,6 +20,7 @@ from exchange.models import DeliveryAttempt, Ping, Sale
 from exchange.services import lead_reauction_run
 from leads.models import Lead
 from tests.exchange.builder import buyer, client, load, ping, post
+from tests.exchange.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -176,6 +177,56 @@ def test_an_unreachable_buyer_is_an_error_and_the_next_bid_buys(buyers):
     assert post(answer["ping_id"], 1)["payout"] == "16.00"
     with market_scope():
         assert DeliveryAttempt.objects.get().outcome == "error"
+
+
+@pytest.mark.parametrize("status", [302, 307, 308])
+def test_a_buyer_that_redirects_is_a_rejection_and_the_lead_goes_nowhere_else(buyers, status):
+    """A ``307 Location: <elsewhere>`` is never followed: the lead is not re-POSTed there, the
+    answer there is not stored, the sale is released and the next bid buys."""
+    hop = Receiver().start()
+    try:
+        hop.answer(status, body=b"see elsewhere", headers={"location": buyers.url("elsewhere", "deliver")})
+        buyers.behaviours["elsewhere"] = Behaviour(accept=True)
+        delivery = {"method": "webhook", "url": hop.url, "timeout_ms": 1000}
+        load(
+            buyer("hop", "30.00", delivery=delivery, caps={"day": 5}),
+            webhook_buyer(buyers, "easy", "20.00", Behaviour()),
+        )
+
+        sold = post(ping(1)["ping_id"], 1)
+
+        assert (sold["status"], sold["payout"]) == ("sold", "16.00")
+        assert len(hop.requests) == 1
+        assert buyers.requests("elsewhere") == []
+        with market_scope():
+            sales = list(Sale.objects.order_by("pk").values_list("contract__slug", "status", "release_reason"))
+            attempt = DeliveryAttempt.objects.get(contract__slug="hop-c")
+            counters = dict(CapCounter.objects.values_list("contract__slug", "count"))
+        assert sales == [("hop-c", "released", "post_rejected: redirect"), ("easy-c", "sold", "")]
+        assert (attempt.outcome, attempt.reason, attempt.status_code) == ("rejected", "redirect", status)
+        assert attempt.response == f"Location: {buyers.url('elsewhere', 'deliver')}"
+        assert counters == {"hop-c": 0}
+        assert balance("hop") == (Decimal("1000.00"), Decimal("0.00"))
+    finally:
+        hop.stop()
+
+
+def test_a_redirecting_buyer_with_no_other_bid_leaves_the_lead_unsold(buyers):
+    hop = Receiver().start()
+    try:
+        hop.answer(307, headers={"location": buyers.url("elsewhere", "deliver")})
+        delivery = {"method": "webhook", "url": hop.url, "timeout_ms": 1000}
+        load(buyer("hop", "30.00", delivery=delivery), reauction_cycles=0)
+
+        assert post(ping(1)["ping_id"], 1)["status"] == "unsold"
+        assert buyers.requests("elsewhere") == []
+        with market_scope():
+            assert list(Sale.objects.values_list("status", "release_reason")) == [
+                ("released", "post_rejected: redirect")
+            ]
+        assert balance("hop") == (Decimal("1000.00"), Decimal("0.00"))
+    finally:
+        hop.stop()
 
 
 def test_the_sweeper_releases_a_reservation_a_dead_process_left_and_moves_the_lead_on(buyers):

@@ -390,6 +390,26 @@ def test_retry_after_from_the_receiver_lengthens_the_wait(acme, receiver, django
     assert 600 <= wait_after(delivery) <= 601
 
 
+def test_a_redirect_is_a_failed_attempt_and_is_not_followed(acme, receiver, django_capture_on_commit_callbacks):
+    elsewhere = Receiver().start()
+    try:
+        add_endpoint(acme, receiver.url)
+        receiver.answer(307, body=b"moved", headers={"location": elsewhere.url})
+        delivery = one_delivery(emit(acme, django_capture_on_commit_callbacks))
+
+        assert deliver(delivery) == "pending"
+
+        assert len(receiver.requests) == 1
+        assert elsewhere.requests == []
+        assert attempts_of(delivery) == [(1, 307)]
+        failed = fresh(delivery)
+        assert (failed.status, failed.last_status_code, failed.last_response) == ("pending", 307, "")
+        assert failed.last_error == f"Redirect not followed: {elsewhere.url}"
+        assert wait_after(delivery) >= 30
+    finally:
+        elsewhere.stop()
+
+
 def test_a_timeout_and_a_refused_connection_are_failed_attempts(
     acme, receiver, settings, django_capture_on_commit_callbacks
 ):
