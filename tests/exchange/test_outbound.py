@@ -351,8 +351,8 @@ def test_a_certificate_the_system_does_not_trust_fails_before_any_request(certif
 
 
 def test_a_certificate_the_system_trusts_verifies(certificate, monkeypatch):
-    """The CA bundle is the system's (OpenSSL's default paths, ``SSL_CERT_FILE`` honoured), not
-    the path compiled into the pycurl wheel's libcurl."""
+    """The CA bundle is the system's as OpenSSL finds it, ``SSL_CERT_FILE`` honoured (libcurl on
+    its own would ignore that variable)."""
     cert, key = certificate
     monkeypatch.setenv("SSL_CERT_FILE", cert)
     server = Receiver().tls(cert=cert, key=key).start()
