@@ -108,7 +108,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
 @require_POST
 def webhook_endpoint_action(request: HttpRequest, public_id: str, action: str) -> HttpResponse:
     """Disable, enable or rotate the secret of one of the organization's endpoints (another's is a 404)."""
-    from exchange.signing import UnsafeUrl
+    from exchange.outbound import UnsafeUrl
     from exchange.webhooks import (
         WebhookEndpoint,
         endpoint_disable,

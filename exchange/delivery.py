@@ -4,22 +4,21 @@
 ``method: webhook`` — POST the full lead, signed; accepted when the answer is 2xx and the
 contract's ``accept`` rule holds (``{path, equals}`` on the JSON body, ``{regex}`` on the text,
 ``{status: [...]}`` on the status code); otherwise rejected, with the reason read at
-``reason_path``. A timeout is a rejection. Never called inside a database transaction.
+``reason_path``. A timeout is a rejection; so is a redirect (reason ``redirect``), which is
+never followed. Sent through the one outbound client (:mod:`exchange.outbound`), which vets the
+address it connects to. Never called inside a database transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
-import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
-from exchange.outbound import run_sync, session_get
-from exchange.signing import UnsafeUrl, signed_headers, url_check
+from contracts.rules import BuyerRegex, BuyerRegexError, buyer_regex_compile
+from exchange.outbound import REFUSED, TIMEOUT, OutboundRequest, OutboundResponse, http_send
+from exchange.signing import signed_headers
 
 RESPONSE_LIMIT = 2048
 REDACTED = "[redacted]"
@@ -48,6 +47,16 @@ def json_path(document: Any, path: str) -> Any:
     return current
 
 
+@functools.lru_cache(maxsize=256)
+def _accept_regex(pattern: str) -> BuyerRegex:
+    """The contract's ``accept.regex``, on RE2 as every buyer regex (checked when saved); one saved
+    before that check and no longer valid accepts nothing."""
+    try:
+        return buyer_regex_compile(pattern)
+    except BuyerRegexError:
+        return buyer_regex_compile(r"[^\s\S]")
+
+
 def accepted_by_rule(rule: dict[str, Any] | None, status: int, text: str) -> bool:
     if not 200 <= status < 300:
         return False
@@ -57,7 +66,7 @@ def accepted_by_rule(rule: dict[str, Any] | None, status: int, text: str) -> boo
         codes = rule["status"] if isinstance(rule["status"], list) else [rule["status"]]
         if status not in codes:
             return False
-    if "regex" in rule and re.search(str(rule["regex"]), text) is None:
+    if "regex" in rule and _accept_regex(str(rule["regex"])).search(text) is None:
         return False
     if "path" in rule:
         try:
@@ -80,40 +89,49 @@ def rejection_reason(reason_path: str | None, text: str, status: int) -> str:
     return f"HTTP {status}" if not 200 <= status < 300 else "not accepted"
 
 
-async def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> tuple[int, str]:
-    async with asyncio.timeout(timeout_s):
-        async with session_get().post(url, data=body, headers=headers) as response:
-            raw = await response.content.read(64 * 1024)
-            return response.status, raw.decode("utf-8", errors="replace")
-
-
-def delivery_send(*, config: dict[str, Any], payload: dict[str, Any], secret: str) -> DeliveryResult:
-    """POST the lead to the buyer and judge the answer by the contract's rule."""
-    url = str(config.get("url", ""))
-    timeout_s = int(config.get("timeout_ms", 5000)) / 1000
-    try:
-        url_check(url)
-    except UnsafeUrl as exc:
-        return DeliveryResult(False, "error", f"refused URL: {exc}"[:200])
+def delivery_request(*, config: dict[str, Any], payload: dict[str, Any], secret: str) -> OutboundRequest:
+    """The signed POST of the lead to the buyer's delivery URL, with the contract's extra headers."""
     body = json.dumps(payload, separators=(",", ":"), default=str).encode()
     headers = {
         **signed_headers(secret=secret, body=body),
         **{str(k): str(v) for k, v in (config.get("headers") or {}).items()},
     }
-    started = time.perf_counter()
-    try:
-        status, text = run_sync(_post(url, body, headers, timeout_s), timeout=timeout_s + 0.5)
-    except TimeoutError:
-        return DeliveryResult(False, "timeout", "timeout", latency_ms=(time.perf_counter() - started) * 1000)
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return DeliveryResult(
-            False, "error", f"{type(exc).__name__}: {exc}"[:200], latency_ms=(time.perf_counter() - started) * 1000
-        )
-    latency = (time.perf_counter() - started) * 1000
+    return OutboundRequest(str(config.get("url", "")), body, headers, int(config.get("timeout_ms", 5000)) / 1000)
+
+
+def delivery_judge(*, config: dict[str, Any], response: OutboundResponse) -> DeliveryResult:
+    """The buyer's answer read by the contract's rule.
+
+    A redirect is a rejection (reason ``redirect``): the client never follows one, so no one but
+    the buyer's own endpoint has the lead, and the buyer did not accept it there. What it
+    answered along with the 3xx is not kept, only where it pointed.
+    """
+    latency = response.latency_ms
+    if response.status is None:
+        if response.error == TIMEOUT:
+            return DeliveryResult(False, "timeout", "timeout", latency_ms=latency)
+        if response.error == REFUSED:
+            return DeliveryResult(False, "error", f"refused URL: {response.detail}"[:200], latency_ms=latency)
+        return DeliveryResult(False, "error", response.detail[:200], latency_ms=latency)
+    status = response.status
+    if response.redirect:
+        shown = f"Location: {response.location}" if response.location else ""
+        return DeliveryResult(False, "rejected", "redirect", status, shown[:RESPONSE_LIMIT], latency)
+    text = response.body.decode("utf-8", errors="replace")
     if accepted_by_rule(config.get("accept"), status, text):
         return DeliveryResult(True, "accepted", "", status, text[:RESPONSE_LIMIT], latency)
     reason = rejection_reason(config.get("reason_path"), text, status)
     return DeliveryResult(False, "rejected", reason, status, text[:RESPONSE_LIMIT], latency)
+
+
+def delivery_send(*, config: dict[str, Any], payload: dict[str, Any], secret: str) -> DeliveryResult:
+    """POST the lead to the buyer and judge the answer by the contract's rule.
+
+    Several deliveries at once: :func:`~exchange.outbound.http_send_all` their
+    :func:`delivery_request`\\ s and :func:`delivery_judge` each answer.
+    """
+    response = http_send(delivery_request(config=config, payload=payload, secret=secret))
+    return delivery_judge(config=config, response=response)
 
 
 def redacted(payload: dict[str, Any], pii_fields: set[str]) -> dict[str, Any]:

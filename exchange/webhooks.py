@@ -24,10 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.client import HTTPException
 from typing import Any
 
 from django.conf import settings
@@ -44,7 +42,8 @@ from accounts.tenancy import TenantTask, market_scope
 from exchange.celery import app
 from exchange.errors import ExchangeError
 from exchange.ids import PublicIdField
-from exchange.signing import UnsafeUrl, http_post, secret_new, signed_headers, url_check
+from exchange.outbound import REFUSED, TIMEOUT, OutboundRequest, UnsafeUrl, http_send, url_check
+from exchange.signing import secret_new, signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -460,20 +459,25 @@ def delivery_attempt(*, delivery_id: int) -> AttemptOutcome:
     status_code: int | None = None
     response_text = error = ""
     retry_after: float | None = None
-    started = time.monotonic()
-    try:
-        response = http_post(endpoint.url, body=body, headers=headers, timeout=timeout, max_body=RESPONSE_LIMIT)
+    response = http_send(
+        OutboundRequest(endpoint.url, body, headers, timeout, max_body=RESPONSE_LIMIT, keep_headers=True)
+    )
+    latency_ms = round(response.latency_ms)
+    if response.status is None:
+        if response.error == TIMEOUT:
+            error = f"Timed out after {timeout:g} s"
+        elif response.error == REFUSED:
+            error = f"Refused URL: {response.detail}"
+        else:
+            error = response.detail
+    else:
         status_code = response.status
-        response_text = response.body.decode("utf-8", errors="replace")
+        if response.redirect:
+            # Never followed: the receiver answered this URL with somewhere else, a failed attempt.
+            error = f"Redirect not followed: {response.location or 'no Location'}"
+        else:
+            response_text = response.body.decode("utf-8", errors="replace")
         retry_after = _retry_after(response.headers)
-        latency_ms = response.latency_ms
-    except UnsafeUrl as exc:
-        error, latency_ms = f"Refused URL: {exc}", 0
-    except TimeoutError:
-        error, latency_ms = f"Timed out after {timeout:g} s", round((time.monotonic() - started) * 1000)
-    except (OSError, HTTPException, ValueError) as exc:
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        latency_ms = round((time.monotonic() - started) * 1000)
 
     finished = timezone.now()
     retry_in: float | None = None

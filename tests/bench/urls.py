@@ -11,14 +11,14 @@ answers every unknown ``/api/v1/`` path with a JSON 404):
     them (priority, then the market's order): an internally priced contract by its filters,
     schedule and price (the exchange's compiled contract book and pricing); an RTB contract by a
     blocking POST to the buyer — the exchange's own bid request body, signed, through its
-    blocking ``http_post``, under the contract's ``rtb_timeout_ms`` — waiting for the answer
+    outbound client one request at a time (``http_send``), under the contract's
+    ``rtb_timeout_ms`` — waiting for the answer
     before going on. It answers with the best bid. It stores nothing and does no more than that;
     see README.md for exactly what it leaves out.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import secrets
 import time
@@ -35,8 +35,9 @@ from rest_framework.views import APIView
 from exchange.auction.book import CompiledCampaign, CompiledContract, OfferBook, book_current
 from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
 from exchange.auction.rtb import rtb_body
+from exchange.outbound import TIMEOUT, OutboundRequest, http_send
 from exchange.schema import LeadInvalid, lead_validate
-from exchange.signing import http_post, signed_headers
+from exchange.signing import signed_headers
 from exchange.urls import handler404, handler500
 from exchange.urls import urlpatterns as exchange_urlpatterns
 from leads.services import json_value
@@ -75,12 +76,9 @@ def _rtb_ask(
         test=False,
     )
     headers = signed_headers(secret=secret, body=body)
-    try:
-        response = http_post(contract.rtb_url, body=body, headers=headers, timeout=contract.rtb_timeout_ms / 1000)
-    except TimeoutError:
-        return "rtb_timeout", None
-    except (OSError, ValueError, http.client.HTTPException):  # refused, broken answer, SSRF guard
-        return "rtb_error", None
+    response = http_send(OutboundRequest(contract.rtb_url, body, headers, contract.rtb_timeout_ms / 1000))
+    if response.status is None:  # timed out, refused (SSRF guard), broken answer
+        return ("rtb_timeout" if response.error == TIMEOUT else "rtb_error"), None
     if response.status == 204:
         return "rtb_no_bid", None
     if not 200 <= response.status < 300:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -16,10 +17,12 @@ from billing.models import LedgerAccount
 from contracts.models import BuyerContract, CapCounter
 from exchange.auction.book import book_invalidate
 from exchange.buyersim import Behaviour
+from exchange.delivery import accepted_by_rule
 from exchange.models import DeliveryAttempt, Ping, Sale
 from exchange.services import lead_reauction_run
 from leads.models import Lead
 from tests.exchange.builder import buyer, client, load, ping, post
+from tests.exchange.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -178,6 +181,56 @@ def test_an_unreachable_buyer_is_an_error_and_the_next_bid_buys(buyers):
         assert DeliveryAttempt.objects.get().outcome == "error"
 
 
+@pytest.mark.parametrize("status", [302, 307, 308])
+def test_a_buyer_that_redirects_is_a_rejection_and_the_lead_goes_nowhere_else(buyers, status):
+    """A ``307 Location: <elsewhere>`` is never followed: the lead is not re-POSTed there, the
+    answer there is not stored, the sale is released and the next bid buys."""
+    hop = Receiver().start()
+    try:
+        hop.answer(status, body=b"see elsewhere", headers={"location": buyers.url("elsewhere", "deliver")})
+        buyers.behaviours["elsewhere"] = Behaviour(accept=True)
+        delivery = {"method": "webhook", "url": hop.url, "timeout_ms": 1000}
+        load(
+            buyer("hop", "30.00", delivery=delivery, caps={"day": 5}),
+            webhook_buyer(buyers, "easy", "20.00", Behaviour()),
+        )
+
+        sold = post(ping(1)["ping_id"], 1)
+
+        assert (sold["status"], sold["payout"]) == ("sold", "16.00")
+        assert len(hop.requests) == 1
+        assert buyers.requests("elsewhere") == []
+        with market_scope():
+            sales = list(Sale.objects.order_by("pk").values_list("contract__slug", "status", "release_reason"))
+            attempt = DeliveryAttempt.objects.get(contract__slug="hop-c")
+            counters = dict(CapCounter.objects.values_list("contract__slug", "count"))
+        assert sales == [("hop-c", "released", "post_rejected: redirect"), ("easy-c", "sold", "")]
+        assert (attempt.outcome, attempt.reason, attempt.status_code) == ("rejected", "redirect", status)
+        assert attempt.response == f"Location: {buyers.url('elsewhere', 'deliver')}"
+        assert counters == {"hop-c": 0}
+        assert balance("hop") == (Decimal("1000.00"), Decimal("0.00"))
+    finally:
+        hop.stop()
+
+
+def test_a_redirecting_buyer_with_no_other_bid_leaves_the_lead_unsold(buyers):
+    hop = Receiver().start()
+    try:
+        hop.answer(307, headers={"location": buyers.url("elsewhere", "deliver")})
+        delivery = {"method": "webhook", "url": hop.url, "timeout_ms": 1000}
+        load(buyer("hop", "30.00", delivery=delivery), reauction_cycles=0)
+
+        assert post(ping(1)["ping_id"], 1)["status"] == "unsold"
+        assert buyers.requests("elsewhere") == []
+        with market_scope():
+            assert list(Sale.objects.values_list("status", "release_reason")) == [
+                ("released", "post_rejected: redirect")
+            ]
+        assert balance("hop") == (Decimal("1000.00"), Decimal("0.00"))
+    finally:
+        hop.stop()
+
+
 def test_the_sweeper_releases_a_reservation_a_dead_process_left_and_moves_the_lead_on(buyers):
     from datetime import timedelta
 
@@ -225,3 +278,13 @@ def test_the_buyer_sees_its_delivery_attempts_on_the_purchase_page(buyers):
     assert "Delivery to your system" in page and "Already have it" in page and "Rejected" in page
     # Released: the buyer won the auction but did not buy the lead.
     assert "· won at auction 20" in page and "· bought" not in page
+
+
+def test_the_accept_regex_runs_on_re2_in_linear_time():
+    catastrophic = "(.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*.*)*x"
+    started = time.perf_counter()
+    assert accepted_by_rule({"regex": catastrophic}, 200, "a" * 5000) is False
+    assert time.perf_counter() - started < 0.05  # Python's re would take minutes
+    assert accepted_by_rule({"regex": "^OK "}, 200, "OK lead 17") is True
+    # A pattern stored before RE2 was checked at save time (a backreference) accepts nothing.
+    assert accepted_by_rule({"regex": r"(a)\1"}, 200, "aa") is False

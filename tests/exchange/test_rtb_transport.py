@@ -17,6 +17,7 @@ import pytest
 
 from exchange.auction.rtb import MAX_ANSWER_BYTES, RtbCall, rtb_collect, rtb_start
 from exchange.buyersim import Behaviour, BuyerSimulator
+from tests.exchange.receiver import Receiver
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,19 @@ def test_threads_asking_at_once_each_get_their_own_answers(buyers):
         thread.join(60)
     assert wrong == []
     assert len(buyers.requests()) == 8 * 25 * 4
+
+
+def test_a_redirect_is_an_error_and_is_not_followed(buyers):
+    hop = Receiver().start()
+    try:
+        buyers.behaviours["elsewhere"] = Behaviour(bid="40.00")
+        hop.answer(307, body=b'{"bid": "35.00"}', headers={"location": buyers.url("elsewhere")})
+
+        assert ask(hop.url) == {0: ("rtb_error", None)}
+        assert len(hop.requests) == 1
+        assert buyers.requests("elsewhere") == []
+    finally:
+        hop.stop()
 
 
 @pytest.mark.django_db

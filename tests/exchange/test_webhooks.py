@@ -33,7 +33,7 @@ from exchange.webhooks import (
     webhook_deliveries_due,
 )
 from tests.conftest import PASSWORD
-from tests.exchange.test_signing import Receiver
+from tests.exchange.receiver import Receiver
 
 DATA = {"lead_id": "led_1", "status": "sold", "payout": "24.00", "test": False}
 
@@ -257,15 +257,15 @@ def test_a_second_worker_starting_while_the_first_is_sending_sends_nothing(
     """The interleaving forced in one thread: the second run starts in the middle of the first POST."""
     add_endpoint(acme, receiver.url)
     delivery = one_delivery(emit(acme, django_capture_on_commit_callbacks))
-    real_post = webhooks.http_post
+    real_send = webhooks.http_send
     inner: list[str] = []
 
-    def post_with_a_rival(*args, **kwargs):
+    def send_with_a_rival(*args, **kwargs):
         if not inner:
             inner.append(deliver(delivery))
-        return real_post(*args, **kwargs)
+        return real_send(*args, **kwargs)
 
-    monkeypatch.setattr(webhooks, "http_post", post_with_a_rival)
+    monkeypatch.setattr(webhooks, "http_send", send_with_a_rival)
 
     assert deliver(delivery) == "succeeded"
     assert inner == ["sending"]
@@ -390,6 +390,26 @@ def test_retry_after_from_the_receiver_lengthens_the_wait(acme, receiver, django
     assert 600 <= wait_after(delivery) <= 601
 
 
+def test_a_redirect_is_a_failed_attempt_and_is_not_followed(acme, receiver, django_capture_on_commit_callbacks):
+    elsewhere = Receiver().start()
+    try:
+        add_endpoint(acme, receiver.url)
+        receiver.answer(307, body=b"moved", headers={"location": elsewhere.url})
+        delivery = one_delivery(emit(acme, django_capture_on_commit_callbacks))
+
+        assert deliver(delivery) == "pending"
+
+        assert len(receiver.requests) == 1
+        assert elsewhere.requests == []
+        assert attempts_of(delivery) == [(1, 307)]
+        failed = fresh(delivery)
+        assert (failed.status, failed.last_status_code, failed.last_response) == ("pending", 307, "")
+        assert failed.last_error == f"Redirect not followed: {elsewhere.url}"
+        assert wait_after(delivery) >= 30
+    finally:
+        elsewhere.stop()
+
+
 def test_a_timeout_and_a_refused_connection_are_failed_attempts(
     acme, receiver, settings, django_capture_on_commit_callbacks
 ):
@@ -408,7 +428,7 @@ def test_a_timeout_and_a_refused_connection_are_failed_attempts(
     assert (timed_out.status, timed_out.last_status_code) == ("pending", None)
     assert timed_out.last_error.startswith("Timed out")
     assert (refused.status, refused.attempts) == ("pending", 2)
-    assert "ConnectionRefusedError" in refused.last_error
+    assert refused.last_error.startswith(f"Failed to connect to 127.0.0.1:{receiver.port}")
 
 
 def test_the_answer_is_kept_truncated_to_2_kb(acme, receiver, django_capture_on_commit_callbacks):
