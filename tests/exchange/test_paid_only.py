@@ -128,18 +128,22 @@ def test_a_contract_that_turns_down_too_many_deliveries_is_held_and_told(buyers,
 
 def test_a_reject_rate_under_the_offers_threshold_holds_nothing(buyers, settings):
     settings.GAVEL_REJECT_RATE_MIN_DELIVERIES = 3
-    picky = Behaviour(accept=True, reject_rate=0.5, seed=7)
     load(
-        webhook_buyer(buyers, "picky", "30.00", picky),
+        webhook_buyer(buyers, "picky", "30.00", Behaviour(accept=True)),
         webhook_buyer(buyers, "easy", "20.00", Behaviour(accept=True)),
-        reject_rate_hold_percent=90,
+        reject_rate_hold_percent=60,
     )
-    for n in range(6):
-        sell(n)
+    for n in range(3):
+        assert sell(n)["payout"] == "24.00"  # picky bought it
+    buyers.behaviours["picky"] = Behaviour(accept=False)
+    for n in range(3, 7):
+        assert sell(n)["payout"] == "16.00"  # picky turned it down: 4 of 7, 57%
 
     rate = reject_rates(contract_ids=[contract("picky-c").pk], now=timezone.now())[contract("picky-c").pk]
-    assert rate.deliveries == 6 and 0 < rate.rejected < 6
+    assert (rate.deliveries, rate.rejected) == (7, 4)
     assert contract("picky-c").hold is None and events("contract.paused") == []
+    sell(7)  # 5 of 8, 62.5%: past the offer's 60%
+    assert contract("picky-c").hold == "operator"
 
 
 def test_an_offer_without_a_threshold_never_holds_and_test_leads_do_not_count(buyers, settings):
