@@ -141,3 +141,14 @@ def json_document_parse(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any
     if "\\u" in text or (isinstance(data, str) and not text.isascii()):
         _strings_storable(value)
     return value
+
+
+class StrictJSONDecoder(json.JSONDecoder):
+    """:func:`json_document_parse` for code that takes a decoder class (Django's form
+    ``JSONField``): its errors come out as the ``json.JSONDecodeError`` such code handles."""
+
+    def decode(self, s: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return json_document_parse(s)
+        except JsonDocumentError as exc:
+            raise json.JSONDecodeError(exc.message, s, 0) from exc

@@ -8,6 +8,7 @@ every web process rebuilds on its next ping.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,8 +22,8 @@ from django.db import transaction
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign
-from contracts.rules import Predicate, PriceFunction, modifiers_compile, rule_compile
-from contracts.schedules import Schedule, schedule_compile
+from contracts.rules import Predicate, PriceFunction, RuleError, modifiers_compile, rule_compile
+from contracts.schedules import Schedule, ScheduleError, schedule_compile
 from exchange.cache import cache_get
 from exchange.models import Offer
 from exchange.schema import FieldSpec
@@ -109,6 +110,7 @@ class Book:
     signing_secrets: dict[int, str]  # organization id -> its Standard Webhooks secret
 
 
+logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _book: Book | None = None
 
@@ -157,7 +159,14 @@ def _build(version: int) -> Book:
     by_offer: dict[int, list[CompiledContract]] = {o.pk: [] for o in offers}
     fields = {o.pk: o.field_specs for o in offers}
     for contract in contracts:
-        by_offer[contract.offer_id].append(_compile_contract(contract, organizations, fields[contract.offer_id]))
+        try:
+            compiled = _compile_contract(contract, organizations, fields[contract.offer_id])
+        except (RuleError, ScheduleError) as exc:
+            # Terms stored before a check existed, or by hand: one contract that cannot be
+            # compiled stays out of the auction instead of failing every ping.
+            logger.error("contract %s is left out of the book: %s", contract.public_id, exc)
+            continue
+        by_offer[contract.offer_id].append(compiled)
     books = {
         o.pk: OfferBook(
             id=o.pk,
