@@ -23,8 +23,18 @@ demo: install
 	DEBUG=1 $(BIN)/python manage.py load_market exchange/fixtures/demo_market.yaml > /dev/null
 	DEBUG=1 $(BIN)/python manage.py demo_serve --port $${PORT:-8000}
 
-# The whole suite on PostgreSQL and Redis (started here if they are down).
+# What `manage.py check --deploy` needs of a production environment (docs/deployment.md): throwaway
+# secrets made here, a proxy that sets X-Forwarded-Proto, HSTS. Any warning fails the build.
+DEPLOY_ENV = env -u DATABASE_URL -u REDIS_URL DEBUG=0 \
+	SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	GAVEL_PII_KEYS=$$($(BIN)/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+	ALLOWED_HOSTS=gavel.example CSRF_TRUSTED_ORIGINS=https://gavel.example SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto \
+	SECURE_HSTS_SECONDS=31536000 SECURE_HSTS_INCLUDE_SUBDOMAINS=1 SECURE_HSTS_PRELOAD=1
+
+# The whole suite on PostgreSQL and Redis (started here if they are down), after Django's
+# deployment checks under production settings.
 test: install services
+	$(DEPLOY_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python manage.py makemigrations --check --dry-run -v0 --settings=tests.settings
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/pytest -q $(PYTEST_ARGS)
 

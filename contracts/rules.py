@@ -46,6 +46,7 @@ from typing import Any, Protocol, TypeAlias
 import re2
 
 from billing.money import ZERO, MoneyError, to_money
+from exchange.json_document import MAX_DEPTH, json_depth
 from exchange.schema import FieldSpec
 
 Predicate: TypeAlias = Callable[[Mapping[str, object]], str | None]
@@ -366,6 +367,10 @@ def _parse_rule(rule: object, fields: Mapping[str, FieldSpec], path: str) -> _No
 def _parse_top(rule: object, fields: Mapping[str, FieldSpec], path: str) -> _Node | None:
     if rule is None or (isinstance(rule, Mapping) and not rule):
         return None
+    # The parser and the compiled predicate recurse once per level: a deeper rule (from a market
+    # file or an admin form) would run out of stack instead of being refused.
+    if json_depth(rule, limit=MAX_DEPTH) > MAX_DEPTH:
+        raise RuleError(path, f"a rule nests at most {MAX_DEPTH} levels deep")
     return _parse_rule(rule, fields, path)
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import Model, QuerySet
 from django.forms import BaseFormSet, ModelForm
 from django.http import HttpRequest
@@ -22,6 +23,7 @@ from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
 from exchange.api.idempotency import IdempotencyRecord
 from exchange.auction.book import book_invalidate
+from exchange.json_document import StrictJSONDecoder
 from exchange.models import Bid, DeliveryAttempt, Offer, Ping, Sale
 
 
@@ -31,7 +33,12 @@ class BookInvalidatingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     ``save_related`` runs after ``save_model`` inside the same transaction and saves the inline
     formsets and the M2M fields, so invalidating there covers a whole change form.
+
+    Its JSON fields (an offer's fields, a contract's filters, modifiers, schedule and delivery)
+    are read by the strict reader: nesting deep enough to exhaust the stack is a form error.
     """
+
+    formfield_overrides = {models.JSONField: {"decoder": StrictJSONDecoder}}
 
     def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
         super().save_model(request, obj, form, change)

@@ -7,7 +7,6 @@ bad key (``organizations[1].contracts[0].filters.all[0].field``) and changes not
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from contracts.models import PERIODS, BuyerContract, delivery_validate
 from contracts.rules import RuleError, modifiers_validate, rule_validate
 from contracts.schedules import ScheduleError, budget_validate, caps_validate, schedule_validate
 from contracts.services import campaign_upsert, contract_upsert
+from exchange.json_document import MAX_DEPTH, JsonDocumentError, json_document_parse
 from exchange.models import Offer
 from exchange.schema import SchemaError, offer_fields_parse
 
@@ -115,17 +115,35 @@ CAMPAIGN_KEYS = {
     "direct_route",
     "webhook_url",
 }
+# organizations[].contracts[].filters around a rule of the deepest kind (contracts.rules).
+MARKET_MAX_DEPTH = MAX_DEPTH + 8
 MONEY_FIELDS = {"price", "max_price", "hybrid_floor", "floor", "max_bid", "margin_percent", "balance", "credit_limit"}
 
 
+def _yaml_depth_check(text: str, path: Path) -> None:
+    """Refuse YAML nested past ``MARKET_MAX_DEPTH`` before it is built: PyYAML builds nodes
+    recursively and would run out of stack, while its event stream is read without recursion."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MARKET_MAX_DEPTH:
+                raise MarketError(str(path), f"cannot parse the file: nested deeper than {MARKET_MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
 def market_read(path: Path) -> Any:
-    """Parse a YAML or JSON market file (JSON is YAML, but its errors read better as JSON)."""
-    text = path.read_text()
+    """Parse a YAML or JSON market file (JSON is YAML, but its errors read better as JSON); any
+    file that is not one, however broken or deep, is a :class:`MarketError`."""
+    data = path.read_bytes()
     try:
         if path.suffix == ".json":
-            return json.loads(text)
+            return json_document_parse(data, max_depth=MARKET_MAX_DEPTH)
+        text = data.decode("utf-8")
+        _yaml_depth_check(text, path)
         return yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+    except (JsonDocumentError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise MarketError(str(path), f"cannot parse the file: {exc}") from exc
 
 

@@ -16,6 +16,7 @@ from accounts.api.authentication import raw_api_key
 from accounts.models import ApiKey, Organization
 from accounts.services import api_key_cache_key, api_key_digest
 from accounts.tenancy import tenant_scope
+from exchange.api.parsers import json_body_require
 from exchange.cache import cache_prefetch
 
 
@@ -57,6 +58,7 @@ class TenantViewMixin:
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self._scope_stack.enter_context(cache_prefetch(self.cache_prefetch_keys(request)))
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        json_body_require(request)
         # Authentication and permissions have run: from here on, only this tenant's rows exist.
         self._scope_stack.enter_context(tenant_scope(self.organization))
 

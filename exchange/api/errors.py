@@ -15,6 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from exchange.api.parsers import MalformedBody, PayloadTooLarge
 from exchange.errors import ExchangeError
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ def _flatten(detail: Any) -> dict[str, list[str]]:
 
 
 _CODES = {
+    # A body the API's parser refused: its message says why (nesting, a duplicate key...).
+    MalformedBody: ("malformed_json", None),
+    PayloadTooLarge: ("payload_too_large", None),
     exceptions.ParseError: ("malformed_json", "The request body is not valid JSON."),
     exceptions.AuthenticationFailed: ("authentication_failed", None),
     exceptions.NotAuthenticated: ("authentication_failed", "Send an API key: 'Authorization: Bearer <key>'."),

@@ -225,7 +225,11 @@ def test_malformed_bodies_never_give_a_500(market, path, payload):
 def test_malformed_json_is_400(market):
     response = client().generic("POST", "/api/v1/ping", b"{not json", content_type="application/json")
     assert response.status_code == 400
-    assert error(response) == {"code": "malformed_json", "message": "The request body is not valid JSON."}
+    assert error(response) == {
+        "code": "malformed_json",
+        "message": "The request body is not valid JSON. "
+        "Expecting property name enclosed in double quotes (line 1, column 2).",
+    }
 
 
 def test_an_oversized_body_is_413(market):
