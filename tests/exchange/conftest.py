@@ -1,6 +1,7 @@
 import pytest
 
 from exchange.buyersim import BuyerSimulator
+from tests.exchange.receiver import Receiver
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +18,11 @@ def buyers(buyer_server):
     buyer_server.behaviours.clear()
     buyer_server.received.clear()
     return buyer_server
+
+
+@pytest.fixture
+def receiver():
+    """A real local HTTP server that records what it is sent and answers as told."""
+    running = Receiver().start()
+    yield running
+    running.stop()

@@ -35,13 +35,6 @@ BODY = json.dumps({"id": "evt_1", "type": "lead.sold", "data": {"payout": "24.00
 
 
 @pytest.fixture
-def receiver():
-    running = Receiver().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
 def guarded(settings):
     """The guard as in production: private addresses refused."""
     settings.GAVEL_ALLOW_PRIVATE_URLS = False

@@ -51,13 +51,6 @@ def _schedule(settings):
 
 
 @pytest.fixture
-def receiver():
-    running = Receiver().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
 def acme(orgs):
     return orgs["acme"]
 
