@@ -28,6 +28,7 @@ from contracts.models import Campaign
 from exchange.buyersim import Behaviour, BuyerSimulator
 from exchange.demo_traffic import DEFAULT_LEADS, DEFAULT_SEED, MAX_LEADS, USER_AGENT, server_wait, traffic_run
 from exchange.models import Ping
+from exchange.startup import worker_warm
 
 DEMO_PASSWORD = "gavel-demo-pass"  # noqa: S105 - the demo market's published password
 LOGINS = [
@@ -133,6 +134,8 @@ class Command(BaseCommand):
                 daemon=True,
             ).start()
         self._buyers(options["buyers_port"])
+        # runserver loads exchange.wsgi (exchange.startup.process_warm) before it opens the port.
+        worker_warm()
         call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
 
     def _buyers(self, port: int) -> None:
