@@ -132,7 +132,7 @@ class Gunicorn:
         with self.access_log.open("rb") as log:
             log.seek(offset)
             lines = log.read().decode().splitlines()
-        return [int(line.split()[0]) for line in lines if line.split()[2:3] == [path]]
+        return [int(line.split()[0].strip("<>")) for line in lines if line.split()[2:3] == [path]]
 
     def stop(self) -> None:
         if self.process.poll() is None:
