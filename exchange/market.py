@@ -31,6 +31,7 @@ from contracts.models import PERIODS, BuyerContract, delivery_validate
 from contracts.rules import RuleError, modifiers_validate, rule_validate
 from contracts.schedules import ScheduleError, budget_validate, caps_validate, schedule_validate
 from contracts.services import campaign_upsert, contract_upsert
+from exchange.auction.book import book_invalidate
 from exchange.json_document import MAX_DEPTH, JsonDocumentError, json_document_parse
 from exchange.models import Offer
 from exchange.schema import SchemaError, offer_fields_parse
@@ -495,4 +496,5 @@ def market_load(data: Any) -> dict[str, Any]:
             for j, campaign in enumerate(_list(raw.get("campaigns"), f"organizations[{index}].campaigns")):
                 loader.campaign(campaign, organization, f"organizations[{index}].campaigns[{j}]")
             loader.money(raw, organization, f"organizations[{index}]")
+        book_invalidate()  # offers too: a file may change nothing else
     return loader.report

@@ -303,5 +303,18 @@ class DeliveryAttempt(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} → {self.get_outcome_display()}"
 
 
+class MarketVersion(models.Model):
+    """One row (id 1): a count of the market's changes — offers, campaigns, contracts,
+    organizations — that every process can read. Without a shared cache (no ``REDIS_URL``) the
+    contract book is rebuilt when it moves (``exchange.auction.book``, decision 30)."""
+
+    ROW_ID = 1
+
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"market version {self.version}"
+
+
 from exchange.api.idempotency import IdempotencyRecord  # noqa: E402,F401
 from exchange.webhooks import Event, EventDelivery, WebhookEndpoint  # noqa: E402,F401

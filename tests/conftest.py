@@ -123,6 +123,7 @@ def _fresh_cache():
 
     cache.clear()
     book._book = None
+    book._database_seen = None
     yield
 
 

@@ -20,6 +20,7 @@ from exchange.api.serializers import (
     PostInput,
     ping_input_quick,
 )
+from exchange.arrival import request_arrival
 from exchange.services import (
     LeadRequest,
     PingRequest,
@@ -110,6 +111,7 @@ class PingView(IdempotentPostMixin, SellerView):
                 tracking=_compact(dict(v.get("tracking") or {})),
                 consent=_compact(dict(v.get("consent") or {})),
                 fingerprint=self.fingerprint,
+                arrived=request_arrival(request),
             ),
         )
         return Response(answer)
@@ -135,7 +137,9 @@ class PostView(IdempotentPostMixin, SellerView):
         v = data.validated_data
         answer = post_receive(
             seller=self.organization,
-            request=PostRequest(ping_id=v["ping_id"], lead=v["lead"], consent=dict(v["consent"])),
+            request=PostRequest(
+                ping_id=v["ping_id"], lead=v["lead"], consent=dict(v["consent"]), arrived=request_arrival(request)
+            ),
         )
         return Response(answer)
 
@@ -160,6 +164,7 @@ class LeadCreateView(IdempotentPostMixin, SellerView):
                 consent=dict(v["consent"]),
                 test=v["test"],
                 tracking=_compact(dict(v.get("tracking") or {})),
+                arrived=request_arrival(request),
             ),
         )
         return Response(answer)

@@ -2,22 +2,27 @@
 
 A ping never re-reads contracts from the database: filters, modifiers and schedules are compiled
 into closures when the book is built, and the book is rebuilt only when the market changes.
-Writers call :func:`book_invalidate`, which bumps one version number in the shared cache, so
-every web process rebuilds on its next ping.
+Writers call :func:`book_invalidate`, which bumps a version number where every process can read
+it, so every web process rebuilds on its next ping: in the cache when it is shared (Redis), else
+in the database (``MarketVersion``), which each process reads again at most every
+``DATABASE_VERSION_TTL_S`` (decision 36).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.db import transaction
+from django.db.models import F
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
@@ -25,10 +30,14 @@ from contracts.models import PERIODS, BuyerContract, Campaign
 from contracts.rules import Predicate, PriceFunction, RuleError, modifiers_compile, rule_compile
 from contracts.schedules import Schedule, ScheduleError, schedule_compile
 from exchange.cache import cache_get
-from exchange.models import Offer
+from exchange.models import MarketVersion, Offer
 from exchange.schema import FieldSpec
 
 VERSION_KEY = "gavel:book-version"
+# Without a shared cache: how long a process goes by the database's market version it last read.
+# A change reaches every process's book within this (and a rebuild); each process pays one small
+# read per this much time, and only while it serves pings.
+DATABASE_VERSION_TTL_S = 0.25
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +129,7 @@ class OfferBook:
 
 @dataclass(frozen=True)
 class Book:
-    version: int
+    version: tuple[int, int]  # the cache's version, and the database's (0 with a shared cache)
     offers: dict[int, OfferBook]
     campaigns: dict[str, tuple[CompiledCampaign, int]]  # public id -> (campaign, offer id)
     signing_secrets: dict[int, str]  # organization id -> its Standard Webhooks secret
@@ -128,6 +137,9 @@ class Book:
 
 _lock = threading.Lock()
 _book: Book | None = None
+# The database's market version as this process last read it, and when that read began
+# (time.perf_counter()); None: read it at the next ping.
+_database_seen: tuple[int, float] | None = None
 
 
 def _compile_contract(
@@ -181,7 +193,7 @@ def _compile_contract(
     )
 
 
-def _build(version: int) -> Book:
+def _build(version: tuple[int, int]) -> Book:
     with market_scope():
         offers = list(Offer.objects.all())
         organizations = {o.pk: o for o in Organization.objects.all()}
@@ -241,13 +253,35 @@ def _build(version: int) -> Book:
     return Book(version=version, offers=books, campaigns=compiled_campaigns, signing_secrets=secrets)
 
 
+def _cache_shared() -> bool:
+    """Whether every process reads the same cache (Redis). The local-memory cache of a deployment
+    without ``REDIS_URL`` is each process's own: a version kept there reaches no other worker."""
+    return not isinstance(caches["default"], LocMemCache)
+
+
+def _database_version() -> int:
+    """The database's market version, read again once the last read is DATABASE_VERSION_TTL_S old."""
+    global _database_seen
+    seen = _database_seen
+    began = time.perf_counter()
+    if seen is not None and began - seen[1] < DATABASE_VERSION_TTL_S:
+        return seen[0]
+    version = MarketVersion.objects.filter(pk=MarketVersion.ROW_ID).values_list("version", flat=True).first() or 0
+    seen = _database_seen
+    if seen is None or seen[1] < began:  # a thread that read later keeps its answer
+        _database_seen = (version, began)
+    return version
+
+
 def book_current() -> Book:
     """The current book, rebuilt first if the market changed since this process built it."""
     global _book
-    version = cache_get(VERSION_KEY)
-    if version is None:
+    cached = cache_get(VERSION_KEY)
+    if cached is None:
         cache.add(VERSION_KEY, 1, timeout=None)
-        version = cache.get(VERSION_KEY, 1)
+        cached = cache.get(VERSION_KEY, 1)
+    # The database's version is read before the book: a book is never newer in name than in data.
+    version = (cached, 0 if _cache_shared() else _database_version())
     book = _book
     if book is not None and book.version == version:
         return book
@@ -264,11 +298,24 @@ def _bump() -> None:
         cache.add(VERSION_KEY, 2, timeout=None)
 
 
+def _database_bump() -> None:
+    global _database_seen
+    if not MarketVersion.objects.filter(pk=MarketVersion.ROW_ID).update(version=F("version") + 1):
+        # No row yet (a new or flushed database). Should another process create it first, its
+        # bump came after both changes were committed, so its version covers this one too.
+        MarketVersion.objects.bulk_create([MarketVersion(pk=MarketVersion.ROW_ID, version=1)], ignore_conflicts=True)
+    _database_seen = None  # this process's next book is built at the version it just wrote
+
+
 def book_invalidate() -> None:
     """Tell every process that the market changed (offers, campaigns, contracts, organizations).
 
-    Bumped now and again after the surrounding transaction commits, so no process can keep a
-    book built from data that was not yet committed.
+    Bumped in the cache now and again after the surrounding transaction commits, so no process
+    can keep a book built from data that was not yet committed. Without a shared cache, the
+    cache's version reaches only this process: the database's is bumped after the commit, and
+    the other processes see it within ``DATABASE_VERSION_TTL_S``.
     """
     _bump()
     transaction.on_commit(_bump)
+    if not _cache_shared():
+        transaction.on_commit(_database_bump)

@@ -77,7 +77,7 @@ def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any
     Every check runs before anything is written; the ping is claimed by a compare-and-set, so
     one ping is posted once even when two posts race.
     """
-    started = time.perf_counter()
+    started = time.perf_counter() if request.arrived is None else request.arrived
     ping = Ping.objects.filter(organization=seller, public_id=request.ping_id).select_related("campaign").first()
     if ping is None:
         raise NotFound("No such ping.")
@@ -179,7 +179,7 @@ def _direct_share_hit(lead: Lead, campaign: CompiledCampaign) -> bool:
 def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any]:
     """Sell a full lead in one call: the ping and the post together, or the campaign's direct
     route (a share of its leads to one contract at a fixed price) when the draw says so."""
-    started = time.perf_counter()
+    started = time.perf_counter() if request.arrived is None else request.arrived
     book = book_current()
     campaign, offer = campaign_of(book, seller, request.campaign)
     values = lead_validated(request.lead, offer, "post")
@@ -199,6 +199,7 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
         fingerprint=fingerprint_of(request.campaign, request.lead, request.test, timezone.now()),
         source=Ping.Source.LEAD,
         signing_secrets=book.signing_secrets,
+        started=started,
         posted=True,
     )
     lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
@@ -263,6 +264,7 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         fingerprint=fingerprint_of("reauction", lead.public_id, cycle),
         source=Ping.Source.REAUCTION,
         signing_secrets=book.signing_secrets,
+        started=started,
         exclude_contract_ids=excluded,
     )
     package = LeadPackage.of({**lead.data, **pii_decrypt(lead.pii_encrypted)}, consent, offer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_curren
 from exchange.auction.breaker import FAILURE_EPOCH_KEY
 from exchange.auction.engine import AuctionResult, PingInput, RepeatProbe, auction_run, repeat_answer_read
 from exchange.errors import Invalid
+from exchange.ids import public_id_new
 from exchange.models import Bid, Ping
 from exchange.schema import LeadInvalid, lead_validate
 from exchange.sql import bound_cursor
@@ -42,6 +44,9 @@ class PingRequest:
     # The request's fingerprint (ping_fingerprint): an exact repeat of an earlier ping from the same
     # API key, its bids unexpired, gets that ping's answer. "": none (nothing is a repeat).
     fingerprint: str = ""
+    # time.perf_counter() when the request arrived (exchange.arrival): the ping's deadline counts
+    # from there. None: from now.
+    arrived: float | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class PostRequest:
     ping_id: str
     lead: dict[str, Any]
     consent: dict[str, Any]
+    arrived: float | None = None  # as PingRequest's: the post's deadline counts from there
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class LeadRequest:
     consent: dict[str, Any]
     test: bool = False
     tracking: dict[str, Any] = field(default_factory=dict)
+    arrived: float | None = None  # as PingRequest's: the lead's deadlines count from there
 
 
 STANDBY_BIDS = 5
@@ -115,6 +122,7 @@ def auction_store(
     fingerprint: str,
     source: str,
     signing_secrets: Mapping[int, str],
+    started: float,
     exclude_contract_ids: frozenset[int] = frozenset(),
     posted: bool = False,
     repeats: bool = False,
@@ -122,7 +130,8 @@ def auction_store(
     """Run the auction for a ping (or a full lead's ping part) and store it with its bids;
     ``posted`` when its lead comes with it (a full lead), so it can never be posted again.
     ``repeats``: an earlier ping of this seller with this fingerprint, its bids unexpired, is
-    answered for instead (:class:`Repeated`), with nothing auctioned or stored."""
+    answered for instead (:class:`Repeated`), with nothing auctioned or stored. The auction's
+    deadline (the offer's ``ping_timeout_ms``) counts from ``started`` (``time.perf_counter()``)."""
     now = timezone.now()
     ping = Ping(
         organization_id=seller.pk,
@@ -140,8 +149,6 @@ def auction_store(
         posted_at=now if posted else None,
         created_at=now,
     )
-    from exchange.ids import public_id_new
-
     ping.public_id = public_id_new("png_")
     ping.quality_score = quality_score(
         lead=ping_values,
@@ -151,7 +158,7 @@ def auction_store(
         tracking=tracking,
     )
     result: AuctionResult | None = None
-    started = timezone.now()
+    began = timezone.now()
     repeat = RepeatProbe(seller.pk, fingerprint, now) if repeats else None
     rejection = _rejection(campaign, offer, ping.quality_score)
     with market_scope():
@@ -176,6 +183,7 @@ def auction_store(
                     offer_slug=offer.slug,
                     source_token=campaign.source_token,
                     signing_secrets=signing_secrets,
+                    started=started,
                     exclude_contract_ids=exclude_contract_ids,
                     repeat=repeat,
                 )
@@ -203,7 +211,7 @@ def auction_store(
                     )
                 )
         ping.payout = sum((b.payout for b in bids if b.status == Bid.Status.WON), ZERO)
-        ping.latency_ms = (timezone.now() - started).total_seconds() * 1000
+        ping.latency_ms = (timezone.now() - began).total_seconds() * 1000
         ping.response = _ping_answer(ping, result, bids)
         ping_store(ping, bids)
     return ping, bids, result
@@ -366,6 +374,7 @@ def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any
             ),
             source=Ping.Source.PING,
             signing_secrets=book.signing_secrets,
+            started=time.perf_counter() if request.arrived is None else request.arrived,
             repeats=bool(request.fingerprint),
         )
     except Repeated as repeat:

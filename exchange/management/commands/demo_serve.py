@@ -133,6 +133,7 @@ class Command(BaseCommand):
                 daemon=True,
             ).start()
         self._buyers(options["buyers_port"])
+        # runserver loads exchange.wsgi (exchange.startup.process_warm) before it opens the port.
         call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
 
     def _buyers(self, port: int) -> None:
