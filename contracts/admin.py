@@ -48,13 +48,11 @@ class BuyerContractAdmin(CounterpartiesAdmin):
     form = BuyerContractForm
     list_display = [
         "name",
-        "public_id",
         "organization",
         "offer",
         "status",
         "hold",
-        "price",
-        "rtb_url",
+        "bid",
         "cap_day",
         "priority",
         "delivery_rejects",
@@ -102,7 +100,11 @@ class BuyerContractAdmin(CounterpartiesAdmin):
         ("Delivery and returns", {"fields": ("delivery", "return_window_hours", "created_at", "updated_at")}),
     )
 
-    @admin.display(description=f"Delivery rejects ({settings.GAVEL_REJECT_RATE_WINDOW_HOURS} h)")
+    @admin.display(description="Bid", ordering="price")
+    def bid(self, contract: BuyerContract) -> str:
+        return "RTB" if contract.rtb_url else f"{contract.price}"
+
+    @admin.display(description=f"Rejects ({settings.GAVEL_REJECT_RATE_WINDOW_HOURS} h)")
     def delivery_rejects(self, contract: BuyerContract) -> str:
         rate = getattr(contract, "reject_rate", None)
         if rate is None and contract.pk is not None:

@@ -177,6 +177,6 @@ def test_the_operator_sees_each_contracts_reject_rate(buyers, settings, operator
         reverse("admin:contracts_buyercontract_change", args=[contract("picky-c").pk])
     ).content.decode()
 
-    assert "Delivery rejects (24 h)" in listing
+    assert "Rejects (24 h)" in listing
     assert "100% (2 of 2)" in listing and "0% (0 of 2)" in listing
     assert "100% (2 of 2)" in page
