@@ -16,6 +16,7 @@ from contracts.rules import BuyerRegexError, RuleError, buyer_regex_compile, mod
 from contracts.schedules import ScheduleError, schedule_validate
 from exchange.ids import PublicIdField, public_id_new
 from exchange.models import MoneyField, Offer
+from exchange.outbound import UnsafeUrl, url_check
 from exchange.schema import FieldSpec
 
 PERIODS = ("day", "week", "month", "total")
@@ -277,6 +278,18 @@ class BuyerContract(models.Model):
             delivery_validate(self.delivery, path="delivery")
         except ValueError as exc:
             errors["delivery"] = str(exc)
+        # The buyer hears at once of a URL the exchange will not call (sending checks again, at
+        # connect time: exchange.outbound).
+        urls = {
+            "rtb_url": self.rtb_url,
+            "delivery": (self.delivery or {}).get("url") if "delivery" not in errors else None,
+        }
+        for name, url in urls.items():
+            if url:
+                try:
+                    url_check(str(url))
+                except UnsafeUrl as exc:
+                    errors[name] = f"{'delivery.url: ' if name == 'delivery' else ''}{exc}"
         if errors:
             raise ValidationError(errors)
 

@@ -263,3 +263,28 @@ def test_the_admin_edits_an_offers_max_bid(operator_client: Client):
     with market_scope():
         steps = {s["contract"]: s for s in Ping.objects.get(public_id=answer["ping_id"]).waterfall}
     assert steps["ctr_a"]["price"] == "25.00"
+
+
+@pytest.mark.parametrize(
+    ("contract", "path", "message"),
+    [
+        ({"price": None, "rtb_url": "http://127.0.0.1:8900/rtb"}, f"{WEST}.rtb_url", "private or reserved address"),
+        (
+            {"delivery": {"method": "webhook", "url": "http://[2002:c0a8:1::1]/leads"}},
+            f"{WEST}.delivery.url",
+            "private or reserved address",
+        ),
+        ({"price": None, "rtb_url": "ftp://buyer.test/rtb"}, f"{WEST}.rtb_url", "Only http and https URLs"),
+    ],
+)
+def test_a_url_the_exchange_will_not_call_is_refused_when_saved(settings, contract, path, message):
+    load(buyer("a", "30.00"))
+    before = snapshot()
+    settings.GAVEL_ALLOW_PRIVATE_URLS = False
+
+    with pytest.raises(MarketError) as error:
+        market_load(market(buyer("a", **{"price": "30.00", **contract})))
+
+    assert error.value.path == path
+    assert message in error.value.message, error.value.message
+    assert snapshot() == before
