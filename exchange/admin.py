@@ -159,7 +159,7 @@ class PingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
         (None, {"fields": ("public_id", "created_at", "organization", "campaign", "offer", "source", "test")}),
         ("Answer", {"fields": ("status", "reason", "payout", "quality_score", "latency", "expires_at", "posted_at")}),
         ("Auction", {"fields": ("waterfall_table", "posted_lead_link", "routing_table")}),
-        ("Request", {"fields": ("lead", "email_hash", "phone_hash", "tracking", "consent", "response", "fingerprint")}),
+        ("Request", {"fields": ("lead", "email_hash", "phone_hash", "tracking", "consent", "fingerprint")}),
     )
     readonly_fields = ["latency", "waterfall_table", "posted_lead_link", "routing_table"]
 

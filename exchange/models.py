@@ -149,7 +149,6 @@ class Ping(models.Model):
     test = models.BooleanField(default=False)
     fingerprint = models.CharField(max_length=64, help_text="Hash of the request, to answer repeats.")
     payout = MoneyField(default=Decimal("0.00"))
-    response = models.JSONField(default=dict)
     waterfall = models.JSONField(default=list)
     latency_ms = models.FloatField(default=0)
     expires_at = models.DateTimeField()

@@ -168,30 +168,38 @@ class LeadInput(StrictSerializer):
     tracking = TrackingInput(required=False)
 
 
-class BidAnswer(serializers.Serializer):  # type: ignore[type-arg]
+def _money(help_text: str) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=14, decimal_places=2, help_text=help_text)
+
+
+class BidOutput(serializers.Serializer):  # type: ignore[type-arg]
     bid_id = serializers.CharField()
-    payout = serializers.CharField(help_text="What you earn if this bid buys the lead.")
+    payout = _money("What you earn if this bid buys the lead.")
 
 
-class PingAnswer(serializers.Serializer):  # type: ignore[type-arg]
+class PingOutput(serializers.Serializer):  # type: ignore[type-arg]
+    """A ping's answer (``exchange.services.PingAnswer``)."""
+
     ping_id = serializers.CharField()
     status = serializers.ChoiceField(choices=["accepted", "rejected"])
     reason = serializers.CharField(
         allow_null=True,
         help_text="When rejected: no_buyers, duplicate, suppressed, below_min_score, campaign_paused, offer_paused.",
     )
-    payout = serializers.CharField(help_text="The total you earn if the post sells (all winners).")
-    bids = BidAnswer(many=True)
+    payout = _money("The total you earn if the post sells (all winners).")
+    bids = BidOutput(many=True)
     expires_at = serializers.DateTimeField(help_text="Post before this time.")
     test = serializers.BooleanField()
 
 
-class LeadAnswer(serializers.Serializer):  # type: ignore[type-arg]
+class LeadOutput(serializers.Serializer):  # type: ignore[type-arg]
+    """A post's or a full lead's answer (``exchange.services.LeadAnswer``)."""
+
     lead_id = serializers.CharField()
     ping_id = serializers.CharField(allow_null=True)
     status = serializers.ChoiceField(choices=["sold", "unsold", "pending", "rejected"])
     reason = serializers.CharField(allow_null=True)
-    payout = serializers.CharField()
+    payout = _money("What you earn for this lead (the sum over its sales).")
     redirect_url = serializers.CharField(allow_null=True)
     test = serializers.BooleanField()
 
@@ -203,7 +211,7 @@ class SaleSummary(serializers.Serializer):  # type: ignore[type-arg]
     sold_at = serializers.DateTimeField(allow_null=True)
 
 
-class LeadDetail(LeadAnswer):
+class LeadDetailOutput(LeadOutput):
     campaign = serializers.CharField()
     offer = serializers.CharField()
     created_at = serializers.DateTimeField()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 from django.core.exceptions import RequestDataTooBig
@@ -12,16 +13,17 @@ from rest_framework.response import Response
 from accounts.api.base import TenantAPIView
 from exchange.api.idempotency import IdempotentPostMixin
 from exchange.api.serializers import (
-    LeadAnswer,
-    LeadDetail,
+    LeadDetailOutput,
     LeadInput,
-    PingAnswer,
+    LeadOutput,
     PingInput,
+    PingOutput,
     PostInput,
     ping_input_quick,
 )
 from exchange.arrival import request_arrival
 from exchange.services import (
+    LeadAnswer,
     LeadRequest,
     PingRequest,
     PostRequest,
@@ -80,7 +82,7 @@ class PingView(IdempotentPostMixin, SellerView):
         summary="Ping: offer a lead without PII and get bids",
         tags=["sellers"],
         request=PingInput,
-        responses={200: PingAnswer, **ERRORS},
+        responses={200: PingOutput, **ERRORS},
         parameters=[IDEMPOTENCY_HEADER],
         examples=[
             OpenApiExample(
@@ -114,7 +116,7 @@ class PingView(IdempotentPostMixin, SellerView):
                 arrived=request_arrival(request),
             ),
         )
-        return Response(answer)
+        return Response(PingOutput(answer).data)
 
 
 class PostView(IdempotentPostMixin, SellerView):
@@ -123,7 +125,7 @@ class PostView(IdempotentPostMixin, SellerView):
         tags=["sellers"],
         request=PostInput,
         responses={
-            200: LeadAnswer,
+            200: LeadOutput,
             **ERRORS,
             404: {"description": "not_found: no such ping (or not yours)"},
             409: {"description": "ping_already_posted"},
@@ -141,7 +143,7 @@ class PostView(IdempotentPostMixin, SellerView):
                 ping_id=v["ping_id"], lead=v["lead"], consent=dict(v["consent"]), arrived=request_arrival(request)
             ),
         )
-        return Response(answer)
+        return Response(LeadOutput(answer).data)
 
 
 class LeadCreateView(IdempotentPostMixin, SellerView):
@@ -149,7 +151,7 @@ class LeadCreateView(IdempotentPostMixin, SellerView):
         summary="Full lead: ping and post in one call (and the campaign's direct route)",
         tags=["sellers"],
         request=LeadInput,
-        responses={200: LeadAnswer, **ERRORS},
+        responses={200: LeadOutput, **ERRORS},
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request: Request) -> Response:
@@ -167,25 +169,18 @@ class LeadCreateView(IdempotentPostMixin, SellerView):
                 arrived=request_arrival(request),
             ),
         )
-        return Response(answer)
+        return Response(LeadOutput(answer).data)
 
 
 class LeadDetailView(SellerView):
-    @extend_schema(summary="A lead's status, sales and payout", tags=["sellers"], responses={200: LeadDetail})
+    @extend_schema(summary="A lead's status, sales and payout", tags=["sellers"], responses={200: LeadDetailOutput})
     def get(self, request: Request, lead_id: str) -> Response:
         lead = lead_get(seller=self.organization, public_id=lead_id)
-        return Response(
-            {
-                "lead_id": lead.public_id,
-                "ping_id": lead.ping.public_id if lead.ping else None,
-                "status": lead.status,
-                "reason": lead.reason or None,
-                "payout": f"{lead.payout:.2f}",
-                "redirect_url": None,
-                "test": lead.test,
-                "campaign": lead.campaign.public_id,
-                "offer": lead.offer.slug,
-                "created_at": lead.created_at,
-                "sales": lead_sales_for_seller(seller=self.organization, lead=lead),
-            }
-        )
+        detail = {
+            **asdict(LeadAnswer.of(lead, lead.ping)),
+            "campaign": lead.campaign.public_id,
+            "offer": lead.offer.slug,
+            "created_at": lead.created_at,
+            "sales": lead_sales_for_seller(seller=self.organization, lead=lead),
+        }
+        return Response(LeadDetailOutput(detail).data)

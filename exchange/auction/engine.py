@@ -7,7 +7,6 @@ must store; cutting it to what each party may see is the API's job.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -51,22 +50,23 @@ class RepeatProbe:
 
     def sql(self, null: Mapping[str, str]) -> tuple[str, list[Any]]:
         """The unexpired ping with the fingerprint (the first, if two identical pings raced), in
-        live-state row shape: its seller, and its answer as text. One step down the
+        live-state row shape: its seller, and its id as text. One step down the
         (fingerprint, expires_at) index; the seller is checked on the row (a condition on it let
         the planner scan all of the seller's pings)."""
         return (
-            f"SELECT 'r', organization_id, CAST(response AS text), {null['int']}, {null['num']}, {null['at']} "
-            f"FROM (SELECT organization_id, response FROM {Ping._meta.db_table} WHERE fingerprint = %s "
+            f"SELECT 'r', organization_id, CAST(id AS text), {null['int']}, {null['num']}, {null['at']} "
+            f"FROM (SELECT organization_id, id FROM {Ping._meta.db_table} WHERE fingerprint = %s "
             "AND expires_at > %s ORDER BY expires_at LIMIT 1) AS first_ping",
             [self.fingerprint, self.now],
         )
 
-    def answer(self, organization_id: int, response: str) -> dict[str, Any] | None:
-        return dict(json.loads(response)) if organization_id == self.organization_id else None
+    def first(self, organization_id: int, ping_id: str) -> int | None:
+        """The earlier ping's id, if it is this seller's."""
+        return int(ping_id) if organization_id == self.organization_id else None
 
 
 @dataclass(frozen=True)
-class PingInput:
+class AuctionPing:
     """What the engine needs to know of a ping."""
 
     seed: str
@@ -112,8 +112,8 @@ class AuctionResult:
     ranked: list[Ranked]
     waterfall: list[WaterfallStep] = field(default_factory=list)
     margin_percent: Decimal = Decimal(0)
-    # The first answer to this very ping (PingInput.repeat): nothing was auctioned.
-    repeat_answer: dict[str, Any] | None = None
+    # The earlier ping this one repeats exactly (AuctionPing.repeat): nothing was auctioned.
+    repeat_of: int | None = None
 
     @property
     def winners(self) -> list[Ranked]:
@@ -131,7 +131,7 @@ class LiveState:
     funds: dict[int, Decimal]
     last_purchase: dict[int, datetime]
     suppressed: bool = False
-    repeat_answer: dict[str, Any] | None = None
+    repeat_of: int | None = None
 
 
 def cap_keys(contract: CompiledContract, now: datetime) -> Mapping[str, str]:
@@ -230,20 +230,20 @@ def live_state_read(
             state.last_purchase[key_id] = _aware(at)
         elif kind == "r":
             assert repeat is not None
-            state.repeat_answer = repeat.answer(key_id, period)
+            state.repeat_of = repeat.first(key_id, period)
         else:
             state.suppressed = True
     return state
 
 
-def repeat_answer_read(repeat: RepeatProbe) -> dict[str, Any] | None:
-    """The first answer to an exact repeat, for a ping that runs no auction (live_state_read
+def repeat_read(repeat: RepeatProbe) -> int | None:
+    """The earlier ping an exact repeat repeats, for a ping that runs no auction (live_state_read
     asks it with the rest otherwise)."""
     sql, params = repeat.sql(_nulls(connection.vendor == "postgresql"))
     with bound_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return None if row is None else repeat.answer(row[1], row[2])
+    return None if row is None else repeat.first(row[1], row[2])
 
 
 def _decimal(value: object) -> Decimal:
@@ -259,7 +259,7 @@ def _aware(value: object) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def static_reason(contract: CompiledContract, ping: PingInput) -> str | None:
+def static_reason(contract: CompiledContract, ping: AuctionPing) -> str | None:
     """The first check (cheapest first) that needs no database and that the contract fails.
 
     A contract the circuit breaker paused passes once its retry is due (half-open); whether this
@@ -283,7 +283,7 @@ def static_reason(contract: CompiledContract, ping: PingInput) -> str | None:
     return None
 
 
-def live_reason(contract: CompiledContract, price: Decimal, ping: PingInput, state: LiveState) -> str | None:
+def live_reason(contract: CompiledContract, price: Decimal, ping: AuctionPing, state: LiveState) -> str | None:
     """Caps, budget, funds and dedup, against the state read for this ping."""
     keys = cap_keys(contract, ping.now)
     for period, cap in contract.caps.items():
@@ -303,7 +303,7 @@ def live_reason(contract: CompiledContract, price: Decimal, ping: PingInput, sta
 
 
 def rtb_calls(
-    ping: PingInput,
+    ping: AuctionPing,
     contracts: list[CompiledContract],
     state: LiveState,
     floor: Decimal | None,
@@ -350,7 +350,7 @@ def _round_robin_turn(offer_id: int) -> Callable[[], int]:
     return turn
 
 
-def auction_run(ping: PingInput) -> AuctionResult:
+def auction_run(ping: AuctionPing) -> AuctionResult:
     """Evaluate every contract of the offer and rank the bids (DESIGN.md §8).
 
     Test pings are evaluated the same way (the seller sees the real answer); they only never
@@ -371,8 +371,8 @@ def auction_run(ping: PingInput) -> AuctionResult:
 
     hashes = [h for h in (ping.email_hash, ping.phone_hash) if h]
     state = live_state_read(survivors, now=ping.now, hashes=hashes, repeat=ping.repeat)
-    if state.repeat_answer is not None:
-        return AuctionResult(status="repeat", reason=None, ranked=[], repeat_answer=state.repeat_answer)
+    if state.repeat_of is not None:
+        return AuctionResult(status="repeat", reason=None, ranked=[], repeat_of=state.repeat_of)
     if state.suppressed:
         for step in steps:
             step.reason = step.reason or "suppressed"

@@ -13,16 +13,30 @@ from exchange.services.intake import lead_reauction_run, lead_receive, market_sw
 from exchange.services.pings import (
     STANDBY_BIDS,
     LeadRequest,
+    PingAnswer,
     PingRequest,
     PostRequest,
+    StoredAuction,
     ping_cache_keys,
     ping_fingerprint,
     ping_receive,
 )
-from exchange.services.selling import LeadPackage, RouteOutcome, lead_route, sale_attempt, sale_release
+from exchange.services.selling import (
+    LeadAnswer,
+    LeadPackage,
+    RouteOutcome,
+    SaleAttempt,
+    lead_route,
+    sale_attempt,
+    sale_release,
+)
 
 __all__ = [
     "STANDBY_BIDS",
+    "LeadAnswer",
+    "PingAnswer",
+    "SaleAttempt",
+    "StoredAuction",
     "LeadPackage",
     "LeadRequest",
     "PingRequest",

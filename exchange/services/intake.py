@@ -27,9 +27,9 @@ from exchange.services.pings import (
     ping_fields_of,
 )
 from exchange.services.selling import (
+    LeadAnswer,
     LeadPackage,
     RouteOutcome,
-    lead_answer,
     lead_finish,
     lead_route,
     sale_attempt,
@@ -71,7 +71,7 @@ def _lead_store(*, ping: Ping, offer: OfferBook, values: dict[str, object], cons
     )
 
 
-def post_receive(*, seller: Organization, request: PostRequest) -> dict[str, Any]:
+def post_receive(*, seller: Organization, request: PostRequest) -> LeadAnswer:
     """Sell a pinged lead: check the post against its ping, store it, route it to the bids.
 
     Every check runs before anything is written; the ping is claimed by a compare-and-set, so
@@ -129,20 +129,20 @@ def _lead_sell(
     package: LeadPackage,
     started: float,
     direct_route: bool,
-) -> dict[str, Any]:
+) -> LeadAnswer:
     """The common end of a post and a full lead: reject a duplicate or suppressed consumer, else
     try the direct route (full leads), then the ping's bids in rank order until the deadline."""
     if ping.reason in ("duplicate", "suppressed"):
         with market_scope():
             Lead.objects.filter(pk=lead.pk).update(status=Lead.Status.REJECTED, reason=ping.reason)
         lead.status, lead.reason = Lead.Status.REJECTED, ping.reason
-        return lead_answer(lead, ping)
+        return LeadAnswer.of(lead, ping)
     secrets = book.signing_secrets
     if direct_route and _direct_share_hit(lead, campaign):
         contract = offer.contracts_by_id.get(campaign.direct_contract_id or 0)
         if contract is not None and contract.active and contract.organization_active:
             assert campaign.direct_price is not None
-            sale = sale_attempt(
+            attempt = sale_attempt(
                 lead=lead,
                 contract=contract,
                 price=campaign.direct_price,
@@ -153,9 +153,9 @@ def _lead_sell(
                 secret=secrets.get(contract.organization_id, ""),
                 direct=True,
             )
-            if isinstance(sale, Sale):
-                lead_finish(lead, RouteOutcome([sale], []), offer=offer)
-                return lead_answer(lead, ping)
+            if attempt.sale is not None:
+                lead_finish(lead, RouteOutcome([attempt.sale], []), offer=offer)
+                return LeadAnswer.of(lead, ping)
     outcome = lead_route(
         lead=lead,
         offer=offer,
@@ -166,7 +166,7 @@ def _lead_sell(
         deadline=started + offer.post_timeout_ms / 1000,
     )
     lead_finish(lead, outcome, offer=offer, unsold_reason=ping.reason or "no_buyers")
-    return lead_answer(lead, ping)
+    return LeadAnswer.of(lead, ping)
 
 
 def _direct_share_hit(lead: Lead, campaign: CompiledCampaign) -> bool:
@@ -176,7 +176,7 @@ def _direct_share_hit(lead: Lead, campaign: CompiledCampaign) -> bool:
     return draw < campaign.direct_share_percent
 
 
-def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any]:
+def lead_receive(*, seller: Organization, request: LeadRequest) -> LeadAnswer:
     """Sell a full lead in one call: the ping and the post together, or the campaign's direct
     route (a share of its leads to one contract at a fixed price) when the draw says so."""
     started = time.perf_counter() if request.arrived is None else request.arrived
@@ -186,7 +186,7 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
     email, phone = values.get("email"), values.get("phone")
     email_hash = hash_email(email) if isinstance(email, str) else ""
     phone_hash = hash_phone(phone) if isinstance(phone, str) else ""
-    ping, bids, _ = auction_store(
+    stored = auction_store(
         seller=seller,
         campaign=campaign,
         offer=offer,
@@ -202,6 +202,7 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> dict[str, Any
         started=started,
         posted=True,
     )
+    ping, bids = stored.ping, stored.bids
     lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
     package = LeadPackage.of(values, request.consent, offer)
     return _lead_sell(
@@ -251,7 +252,7 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         stage="ping",
     )
     started = time.perf_counter()
-    ping, bids, _ = auction_store(
+    stored = auction_store(
         seller=Organization(pk=lead.organization_id),
         campaign=campaign,
         offer=offer,
@@ -267,6 +268,7 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         started=started,
         exclude_contract_ids=excluded,
     )
+    bids = stored.bids
     package = LeadPackage.of({**lead.data, **pii_decrypt(lead.pii_encrypted)}, consent, offer)
     outcome = lead_route(
         lead=lead,

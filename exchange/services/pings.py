@@ -19,11 +19,11 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
-from billing.money import ZERO, money_str
+from billing.money import ZERO
 from exchange.auction.book import VERSION_KEY as BOOK_VERSION_KEY
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
 from exchange.auction.breaker import FAILURE_EPOCH_KEY
-from exchange.auction.engine import AuctionResult, PingInput, RepeatProbe, auction_run, repeat_answer_read
+from exchange.auction.engine import AuctionPing, AuctionResult, RepeatProbe, auction_run, repeat_read
 from exchange.errors import Invalid
 from exchange.ids import public_id_new
 from exchange.models import Bid, Ping
@@ -67,6 +67,48 @@ class LeadRequest:
     arrived: float | None = None  # as PingRequest's: the lead's deadlines count from there
 
 
+@dataclass(frozen=True)
+class BidOffer:
+    bid_id: str
+    payout: Decimal
+
+
+@dataclass(frozen=True)
+class PingAnswer:
+    """What a seller is told of its ping (rendered by ``exchange.api.serializers.PingOutput``)."""
+
+    ping_id: str
+    status: str
+    reason: str | None
+    payout: Decimal
+    bids: tuple[BidOffer, ...]
+    expires_at: datetime
+    test: bool
+
+    @classmethod
+    def of(cls, ping: Ping, bids: list[Bid]) -> PingAnswer:
+        return cls(
+            ping_id=ping.public_id,
+            status=ping.status,
+            reason=ping.reason or None,
+            payout=ping.payout,
+            bids=tuple(BidOffer(b.public_id, b.payout) for b in bids if b.status == Bid.Status.WON),
+            expires_at=ping.expires_at,
+            test=ping.test,
+        )
+
+
+@dataclass(frozen=True)
+class StoredAuction:
+    """A ping as stored with its bids, and its auction; or, for an exact repeat, the earlier ping
+    it repeats (``repeated``), with nothing auctioned nor stored."""
+
+    ping: Ping
+    bids: list[Bid]
+    result: AuctionResult | None
+    repeated: bool = False
+
+
 STANDBY_BIDS = 5
 
 # --- shared steps --------------------------------------------------------------------------------
@@ -96,18 +138,6 @@ def fingerprint_of(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _ping_answer(ping: Ping, result: AuctionResult | None, bids: list[Bid]) -> dict[str, Any]:
-    return {
-        "ping_id": ping.public_id,
-        "status": ping.status,
-        "reason": ping.reason or None,
-        "payout": money_str(ping.payout),
-        "bids": [{"bid_id": b.public_id, "payout": money_str(b.payout)} for b in bids if b.status == Bid.Status.WON],
-        "expires_at": ping.expires_at.isoformat().replace("+00:00", "Z"),
-        "test": ping.test,
-    }
-
-
 def auction_store(
     *,
     seller: Organization,
@@ -126,12 +156,13 @@ def auction_store(
     exclude_contract_ids: frozenset[int] = frozenset(),
     posted: bool = False,
     repeats: bool = False,
-) -> tuple[Ping, list[Bid], AuctionResult | None]:
+) -> StoredAuction:
     """Run the auction for a ping (or a full lead's ping part) and store it with its bids;
     ``posted`` when its lead comes with it (a full lead), so it can never be posted again.
     ``repeats``: an earlier ping of this seller with this fingerprint, its bids unexpired, is
-    answered for instead (:class:`Repeated`), with nothing auctioned or stored. The auction's
-    deadline (the offer's ``ping_timeout_ms``) counts from ``started`` (``time.perf_counter()``)."""
+    handed back instead (``StoredAuction.repeated``), with nothing auctioned or stored. The
+    auction's deadline (the offer's ``ping_timeout_ms``) counts from ``started``
+    (``time.perf_counter()``)."""
     now = timezone.now()
     ping = Ping(
         organization_id=seller.pk,
@@ -164,13 +195,13 @@ def auction_store(
     with market_scope():
         if rejection is not None:
             # No auction to ask for a repeat with the rest: ask on its own.
-            answer = repeat_answer_read(repeat) if repeat is not None else None
-            if answer is not None:
-                raise Repeated(answer)
+            earlier = repeat_read(repeat) if repeat is not None else None
+            if earlier is not None:
+                return _stored_repeat(earlier)
             ping.status, ping.reason = Ping.Status.REJECTED, rejection
         else:
             result = auction_run(
-                PingInput(
+                AuctionPing(
                     seed=ping.public_id,
                     offer=offer,
                     campaign=campaign,
@@ -188,8 +219,8 @@ def auction_store(
                     repeat=repeat,
                 )
             )
-            if result.repeat_answer is not None:
-                raise Repeated(result.repeat_answer)
+            if result.repeat_of is not None:
+                return _stored_repeat(result.repeat_of)
             ping.status, ping.reason = result.status, result.reason or ""
             ping.waterfall = [step.as_json() for step in result.waterfall]
         bids = []
@@ -212,9 +243,14 @@ def auction_store(
                 )
         ping.payout = sum((b.payout for b in bids if b.status == Bid.Status.WON), ZERO)
         ping.latency_ms = (timezone.now() - began).total_seconds() * 1000
-        ping.response = _ping_answer(ping, result, bids)
         ping_store(ping, bids)
-    return ping, bids, result
+    return StoredAuction(ping, bids, result)
+
+
+def _stored_repeat(ping_id: int) -> StoredAuction:
+    """The earlier ping an exact repeat repeats, with its bids: its answer is answered again."""
+    ping = Ping.objects.get(pk=ping_id)
+    return StoredAuction(ping, list(Bid.objects.filter(ping=ping).order_by("rank")), None, repeated=True)
 
 
 def _rejection(campaign: CompiledCampaign, offer: OfferBook, score: int) -> str | None:
@@ -226,14 +262,6 @@ def _rejection(campaign: CompiledCampaign, offer: OfferBook, score: int) -> str 
     if score < offer.min_score:
         return "below_min_score"
     return None
-
-
-class Repeated(Exception):
-    """The ping repeats an earlier one exactly: its first answer."""
-
-    def __init__(self, answer: dict[str, Any]) -> None:
-        super().__init__("an exact repeat")
-        self.answer = answer
 
 
 @dataclass(frozen=True)
@@ -347,7 +375,7 @@ def ping_cache_keys() -> list[str]:
     return [BOOK_VERSION_KEY, FAILURE_EPOCH_KEY]
 
 
-def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any]:
+def ping_receive(*, seller: Organization, request: PingRequest) -> PingAnswer:
     """Answer a ping: validate it, run the auction, store the ping, its bids and its waterfall.
 
     A ping repeated exactly (``request.fingerprint``) before its bids expire gets the first answer
@@ -357,26 +385,23 @@ def ping_receive(*, seller: Organization, request: PingRequest) -> dict[str, Any
     campaign, offer = campaign_of(book, seller, request.campaign)
     values = lead_validated(request.lead, offer, "ping")
     consumer = request.consumer
-    try:
-        ping, _, _ = auction_store(
-            seller=seller,
-            campaign=campaign,
-            offer=offer,
-            ping_values=values,
-            email_hash=consumer.get("email_sha256") or "",
-            phone_hash=consumer.get("phone_sha256") or "",
-            tracking=request.tracking,
-            consent=request.consent,
-            test=request.test,
-            fingerprint=request.fingerprint
-            or fingerprint_of(
-                request.campaign, request.lead, request.consumer, request.tracking, request.consent, request.test
-            ),
-            source=Ping.Source.PING,
-            signing_secrets=book.signing_secrets,
-            started=time.perf_counter() if request.arrived is None else request.arrived,
-            repeats=bool(request.fingerprint),
-        )
-    except Repeated as repeat:
-        return repeat.answer
-    return dict(ping.response)
+    stored = auction_store(
+        seller=seller,
+        campaign=campaign,
+        offer=offer,
+        ping_values=values,
+        email_hash=consumer.get("email_sha256") or "",
+        phone_hash=consumer.get("phone_sha256") or "",
+        tracking=request.tracking,
+        consent=request.consent,
+        test=request.test,
+        fingerprint=request.fingerprint
+        or fingerprint_of(
+            request.campaign, request.lead, request.consumer, request.tracking, request.consent, request.test
+        ),
+        source=Ping.Source.PING,
+        signing_secrets=book.signing_secrets,
+        started=time.perf_counter() if request.arrived is None else request.arrived,
+        repeats=bool(request.fingerprint),
+    )
+    return PingAnswer.of(stored.ping, stored.bids)

@@ -30,10 +30,12 @@ from leads.models import Lead
 from leads.services import json_value
 
 
-class _Refused(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+@dataclass(frozen=True)
+class SaleAttempt:
+    """What selling a lead to one contract came to: the sale, or the waterfall reason it did not buy."""
+
+    sale: Sale | None
+    reason: str = ""
 
 
 # --- selling ------------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def sale_attempt(
     offer_slug: str,
     secret: str,
     direct: bool = False,
-) -> Sale | str:
+) -> SaleAttempt:
     """Sell the lead to one contract: reserve its caps, budget and funds and check dedup in one
     transaction, deliver, then book the sale (or release everything). Returns the sale, or the
     waterfall reason it did not buy.
@@ -104,51 +106,34 @@ def sale_attempt(
     hashes = [h for h in (lead.email_hash, lead.phone_hash) if h]
     keys = cap_keys(contract, now)
     payout = payout_for(price, margin_percent)
-    with market_scope():
-        try:
-            with transaction.atomic():
-                if not lead.test:
-                    _dedup_lock(contract.organization_id, hashes)
-                    if _bought_recently(contract, hashes, now):
-                        raise _Refused("duplicate")
-                    try:
-                        cap_reserve(
-                            contract_id=contract.id,
-                            organization_id=contract.organization_id,
-                            keys=keys,
-                            caps=contract.caps,
-                            budgets=contract.budgets,
-                            price=price,
-                        )
-                        funds_hold(organization_id=contract.organization_id, amount=price)
-                    except CapRefused as exc:
-                        raise _Refused(exc.reason) from exc
-                    except FundsRefused as exc:
-                        raise _Refused("insufficient_balance") from exc
-                sale = Sale.objects.create(
-                    organization_id=contract.organization_id,
-                    seller_id=lead.organization_id,
-                    lead=lead,
-                    bid=bid,
-                    contract_id=contract.id,
-                    campaign_id=lead.campaign_id,
-                    offer_id=lead.offer_id,
-                    price=price,
-                    payout=payout,
-                    margin=price - payout,
-                    test=lead.test,
-                    direct=direct,
-                    email_hash=lead.email_hash,
-                    phone_hash=lead.phone_hash,
-                    cap_keys=sorted(keys.values()),
-                    created_at=now,
-                )
-                if contract.delivery.get("method", "none") == "none":
-                    # The buyer takes its leads from the portal and API: accepted at once.
-                    _sale_capture(sale, lead)
-                    return sale
-        except _Refused as refused:
-            return refused.reason
+    with market_scope(), transaction.atomic():
+        if not lead.test:
+            refusal = _reservation_refusal(contract, hashes=hashes, keys=keys, price=price, now=now)
+            if refusal is not None:
+                transaction.set_rollback(True)  # nothing reserved, nothing written
+                return SaleAttempt(None, refusal)
+        sale = Sale.objects.create(
+            organization_id=contract.organization_id,
+            seller_id=lead.organization_id,
+            lead=lead,
+            bid=bid,
+            contract_id=contract.id,
+            campaign_id=lead.campaign_id,
+            offer_id=lead.offer_id,
+            price=price,
+            payout=payout,
+            margin=price - payout,
+            test=lead.test,
+            direct=direct,
+            email_hash=lead.email_hash,
+            phone_hash=lead.phone_hash,
+            cap_keys=sorted(keys.values()),
+            created_at=now,
+        )
+        if contract.delivery.get("method", "none") == "none":
+            # The buyer takes its leads from the portal and API: accepted at once.
+            _sale_capture(sale, lead)
+            return SaleAttempt(sale)
     payload = {
         "lead_id": lead.public_id,
         "sale_id": sale.public_id,
@@ -177,12 +162,38 @@ def sale_attempt(
         )
         if result.accepted:
             if _sale_capture(sale, lead):
-                return sale
-            return "reservation_expired"
+                return SaleAttempt(sale)
+            return SaleAttempt(None, "reservation_expired")
     sale_release(sale=sale, reason=f"post_rejected: {result.reason}")
     if not lead.test:
         reject_watch(contract_id=contract.id, offer_id=lead.offer_id, now=timezone.now())
-    return "post_rejected"
+    return SaleAttempt(None, "post_rejected")
+
+
+def _reservation_refusal(
+    contract: CompiledContract, *, hashes: list[str], keys: Mapping[str, str], price: Decimal, now: dt.datetime
+) -> str | None:
+    """Reserve the contract's caps, budget and funds for one lead at ``price``, after the dedup
+    check under the buyer's consumer locks; or the waterfall reason it cannot buy (the caller
+    then rolls the transaction back). Call inside a transaction."""
+    _dedup_lock(contract.organization_id, hashes)
+    if _bought_recently(contract, hashes, now):
+        return "duplicate"
+    try:
+        cap_reserve(
+            contract_id=contract.id,
+            organization_id=contract.organization_id,
+            keys=keys,
+            caps=contract.caps,
+            budgets=contract.budgets,
+            price=price,
+        )
+        funds_hold(organization_id=contract.organization_id, amount=price)
+    except CapRefused as exc:
+        return exc.reason
+    except FundsRefused:
+        return "insufficient_balance"
+    return None
 
 
 def _sale_capture(sale: Sale, lead: Lead) -> bool:
@@ -263,11 +274,11 @@ def lead_route(
             offer_slug=offer.slug,
             secret=secrets.get(contract.organization_id, ""),
         )
-        if isinstance(result, Sale):
-            outcome.sales.append(result)
+        if result.sale is not None:
+            outcome.sales.append(result.sale)
             buyers.add(bid.organization_id)
         else:
-            outcome.tried.append((contract.id, result))
+            outcome.tried.append((contract.id, result.reason))
     return outcome
 
 
@@ -322,13 +333,26 @@ def lead_finish(
             _lead_event(lead, sold)
 
 
-def lead_answer(lead: Lead, ping: Ping | None) -> dict[str, Any]:
-    return {
-        "lead_id": lead.public_id,
-        "ping_id": ping.public_id if ping else None,
-        "status": lead.status,
-        "reason": lead.reason or None,
-        "payout": money_str(lead.payout),
-        "redirect_url": None,
-        "test": lead.test,
-    }
+@dataclass(frozen=True)
+class LeadAnswer:
+    """What a seller is told of its post or full lead (rendered by
+    ``exchange.api.serializers.LeadOutput``)."""
+
+    lead_id: str
+    ping_id: str | None
+    status: str
+    reason: str | None
+    payout: Decimal
+    test: bool
+    redirect_url: str | None = None
+
+    @classmethod
+    def of(cls, lead: Lead, ping: Ping | None) -> LeadAnswer:
+        return cls(
+            lead_id=lead.public_id,
+            ping_id=ping.public_id if ping else None,
+            status=lead.status,
+            reason=lead.reason or None,
+            payout=lead.payout,
+            test=lead.test,
+        )
