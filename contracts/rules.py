@@ -620,7 +620,7 @@ def modifiers_bound(
         if mod.multiply is not None:
             key, operand = "multiply", mod.multiply
             if operand > MAX_FACTOR:
-                raise RuleError(f"{path}[{i}].multiply", f"a factor is at most {MAX_FACTOR}, got {_show(operand)}")
+                raise RuleError(f"{path}[{i}].multiply", f"a factor is at most {MAX_FACTOR}, got {operand}")
         else:
             assert mod.add is not None
             key, operand = "add", mod.add

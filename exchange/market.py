@@ -456,13 +456,16 @@ class _Loader:
         )
 
     def money(self, data: dict[str, Any], organization: Organization, path: str) -> None:
+        key = "credit_limit"  # the key being applied, named by a refusal
         try:
             credit_limit = _money(data.get("credit_limit"), f"{path}.credit_limit")
             if credit_limit is not None:
                 credit_limit_set(organization=organization, credit_limit=credit_limit)
+            key = "low_balance_threshold"
             if "low_balance_threshold" in data:
                 threshold = _money(data["low_balance_threshold"], f"{path}.low_balance_threshold")
                 low_balance_threshold_set(organization=organization, threshold=threshold)
+            key = "balance"
             balance = _money(data.get("balance"), f"{path}.balance")
             if balance is not None and balance > 0:
                 # Booked once, on the first load: re-loading the file never tops up twice.
@@ -473,7 +476,7 @@ class _Loader:
                     idempotency_key=f"market:opening-balance:{organization.slug}",
                 )
         except BillingError as exc:
-            raise MarketError(f"{path}.balance", str(exc)) from exc
+            raise MarketError(f"{path}.{key}", str(exc)) from exc
 
 
 def market_load(data: Any) -> dict[str, Any]:

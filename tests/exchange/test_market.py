@@ -201,6 +201,8 @@ BAD_FILES = [
     (_set(["organizations", 2, "campaigns", 0, "floor"], "cheap"), "organizations[2].campaigns[0].floor"),
     (_set(["organizations", 2, "roles"], ["buyer"]), "organizations[2].campaigns[0].organization"),
     (_set([*ACME, "slug"], None), "organizations[0].slug"),
+    (_set([*ACME, "credit_limit"], "-5.00"), "organizations[0].credit_limit"),
+    (_set([*ACME, "low_balance_threshold"], "-1.00"), "organizations[0].low_balance_threshold"),
     (_set(["organizations"], {"acme": {}}), "organizations"),
 ]
 
