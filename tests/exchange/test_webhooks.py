@@ -702,3 +702,11 @@ def test_the_portal_page_needs_a_login(db):
 def test_delivery_attempt_of_a_missing_delivery_is_a_no_op(db):
     with market_scope():
         assert delivery_attempt(delivery_id=999_999).status == "missing"
+
+
+def test_a_buyers_owner_finds_the_secret_that_signs_its_rtb_and_delivery_requests(acme, analyst):
+    page = login("owner@acme.test").get("/portal/webhooks/").content.decode()
+
+    assert "Your RTB and delivery signing secret" in page
+    assert acme.signing_secret in page
+    assert acme.signing_secret not in analyst.get("/portal/webhooks/").content.decode()  # owners and managers only
