@@ -136,6 +136,7 @@ def test_a_day_boundary_is_midnight_in_the_buyers_time_zone(market):
         ({"from": "yesterday"}, "from"),
         ({"to": "2026-13-01"}, "to"),
         ({"from": "2026-11-22T10:00:00Z"}, "from"),
+        ({"from": "11/22/2026"}, "from"),  # ISO dates only
         ({"from": "2026-11-22", "to": "2026-11-21"}, "to"),
         ({"offer": "no-such-offer"}, "offer"),
         ({"offer": "not a slug!"}, "offer"),
