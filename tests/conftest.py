@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from exchange.market import market_load
+from tests.exchange.builder import FIELDS
+from tests.sessions import PASSWORD
 
-PASSWORD = "correct-horse-battery"
 ACME_KEY = "gvl_test_acme_000000000000000"
 ACME_RO_KEY = "gvl_test_acme_reports_00000000"
 CHARLIE_KEY = "gvl_test_charlie_0000000000000"
@@ -26,14 +27,7 @@ OFFER: dict[str, Any] = {
     "distribution": "exclusive",
     "margin_percent": "20",
     "floor": "1.00",
-    "fields": [
-        {"name": "state", "type": "state", "ping": "required"},
-        {"name": "zip", "type": "zip", "ping": "required"},
-        {"name": "age", "type": "integer", "ping": "optional", "min": 18, "max": 120},
-        {"name": "email", "type": "email", "pii": True},
-        {"name": "phone", "type": "phone", "pii": True},
-        {"name": "first_name", "type": "string", "pii": True},
-    ],
+    "fields": FIELDS,
 }
 
 MARKET: dict[str, Any] = {

@@ -11,10 +11,10 @@ import pytest
 from accounts.models import Organization
 from accounts.services import membership_set, user_upsert
 from tests.exchange.builder import buyer, load, sell
+from tests.sessions import PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-PASSWORD = "correct-horse-battery"
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -2,44 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
 from billing.returns import NOTE_MAX_LENGTH, Return
 from exchange.api.serializers import StrictSerializer
-
-PURCHASE_STATUSES = ["sold", "returned"]
-
-
-class PurchaseFilters(serializers.Serializer):  # type: ignore[type-arg]
-    """The query of ``GET /purchases``. ``from`` and ``to`` are dates in the buyer's time zone, both
-    included, on the sale's ``sold_at``."""
-
-    # Pagination's own parameters; any other unknown parameter is refused, so a typo is not a silent no-op.
-    PAGINATION = frozenset({"cursor", "limit"})
-
-    offer = serializers.SlugField(required=False, max_length=64, help_text="An offer's slug.")
-    contract = serializers.CharField(required=False, max_length=64, help_text="One of your contracts, `ctr_…`.")
-    status = serializers.ChoiceField(choices=PURCHASE_STATUSES, required=False)
-
-    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
-        fields = super().get_fields()
-        # "from" is a Python keyword: it cannot be a class attribute.
-        fields["from"] = serializers.DateField(required=False, help_text="Sold on or after this day (YYYY-MM-DD).")
-        fields["to"] = serializers.DateField(required=False, help_text="Sold on or before this day (YYYY-MM-DD).")
-        return fields
-
-    def to_internal_value(self, data: Any) -> Any:
-        unknown = sorted(set(data) - set(self.fields) - self.PAGINATION)
-        if unknown:
-            raise serializers.ValidationError({key: ["Unknown filter."] for key in unknown})
-        return super().to_internal_value(data)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
-            raise serializers.ValidationError({"to": ["Must be on or after 'from'."]})
-        return attrs
 
 
 class ReturnInput(StrictSerializer):

@@ -13,14 +13,9 @@ from accounts.tenancy import TenantTask, market_scope, tenant_scope
 from contracts.models import BuyerContract, Campaign
 from exchange.celery import app as celery_app
 from tests.conftest import ACME_KEY, CHARLIE_KEY, LEADGEN_KEY, PASSWORD, api_client
+from tests.sessions import login
 
 pytestmark = pytest.mark.django_db
-
-
-def login(email: str) -> Client:
-    client = Client()
-    assert client.login(username=email, password=PASSWORD)
-    return client
 
 
 @pytest.mark.parametrize("model", [BuyerContract, Campaign, ApiKey])

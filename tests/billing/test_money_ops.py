@@ -16,16 +16,14 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accounts.models import Organization
 from accounts.services import user_upsert
 from accounts.tenancy import market_scope
-from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from billing.models import LedgerEntry, LedgerTransaction
 from billing.money import CENT, MoneyError, money_str, payout_for, to_money
 from billing.services import (
     BillingError,
@@ -40,35 +38,22 @@ from billing.services import (
     topup_record,
 )
 from exchange.models import Sale
-from exchange.webhooks import Event, EventDelivery, endpoint_create
-from tests.exchange.builder import buyer, load, ping, post
+from exchange.webhooks import EventDelivery, endpoint_create
+from tests.exchange.builder import buyer, events, load, org, ping, post, sell
+from tests.ledger import account, balance, book, held, ledger_is_consistent
+from tests.sessions import PASSWORD
 
-PASSWORD = "correct-horse-battery"
 D = Decimal
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def org(slug: str) -> Organization:
-    return Organization.objects.get(slug=slug)
-
-
-def account(slug: str | None, kind: str) -> LedgerAccount | None:
-    with market_scope():
-        return LedgerAccount.objects.filter(organization__slug=slug, kind=kind).first()
-
-
-def balance(slug: str | None, kind: str) -> Decimal:
-    found = account(slug, kind)
-    return found.balance if found is not None else D("0.00")
-
-
 def money() -> dict[str, Decimal]:
     """Every account that moves in these tests, by a short name."""
     return {
         "acme": balance("acme", "buyer_balance"),
-        "acme_held": (account("acme", "buyer_balance") or LedgerAccount()).held,
+        "acme_held": held("acme"),
         "seller": balance("seller", "seller_payable"),
         "platform": balance(None, "platform_revenue"),
         "cash": balance(None, "cash"),
@@ -80,27 +65,8 @@ def transactions() -> int:
         return LedgerTransaction.objects.count()
 
 
-def ledger_is_consistent() -> None:
-    """Every transaction sums to zero and every cached balance is the sum of its entries (sums
-    quantized: SQLite adds decimals as floats)."""
-    with market_scope():
-        for row in LedgerEntry.objects.values("transaction").annotate(total=Sum("amount")):
-            assert to_money(row["total"]) == D("0.00"), row
-        for each in LedgerAccount.objects.all():
-            total = LedgerEntry.objects.filter(account=each).aggregate(total=Sum("amount"))["total"]
-            assert each.balance == to_money(total or D("0.00")), each
-
-
 def low_events(slug: str = "acme") -> list[dict[str, Any]]:
-    with market_scope():
-        return [e.data for e in Event.objects.filter(organization__slug=slug, type="balance.low").order_by("pk")]
-
-
-def sell(n: int) -> dict[str, Any]:
-    answer = ping(n)
-    if answer["status"] != "accepted":
-        return answer
-    return post(answer["ping_id"], n)
+    return events("balance.low", slug)
 
 
 def waterfall_reason(ping_id: str, contract: str = "ctr_acme") -> str:
@@ -114,16 +80,6 @@ def waterfall_reason(ping_id: str, contract: str = "ctr_acme") -> str:
 @pytest.fixture
 def market(db: None) -> None:
     load(buyer("acme", "30.00", balance="100.00"))
-
-
-def book(sale_id: str, price: str, payout: str) -> LedgerTransaction:
-    """A sale the way the exchange books it: hold the price, then book it (same transaction)."""
-    acme, seller = org("acme"), org("seller")
-    with transaction.atomic():
-        funds_hold(organization_id=acme.pk, amount=D(price))
-        return sale_book(
-            sale_public_id=sale_id, buyer=acme, seller=seller, price=D(price), payout=D(payout), memo=f"Sale {sale_id}"
-        )
 
 
 def entries_of(booked: LedgerTransaction) -> dict[str, Decimal]:

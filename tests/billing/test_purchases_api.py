@@ -13,8 +13,8 @@ from accounts.services import api_key_create
 from accounts.tenancy import market_scope
 from billing.returns import return_decide, return_request
 from exchange.models import Sale
-from tests.billing.conftest import ACME_KEY, BRAVO_KEY, org, return_post, sell
-from tests.exchange.builder import CONSENT, SELLER_KEY, client, lead_body
+from tests.billing.conftest import ACME_KEY, BRAVO_KEY, return_post, sold
+from tests.exchange.builder import CONSENT, SELLER_KEY, client, lead_body, org
 
 pytestmark = pytest.mark.django_db
 
@@ -35,8 +35,8 @@ def sold_on(sale: Sale, when) -> None:
 
 
 def test_a_buyer_lists_its_purchases_with_the_decrypted_lead_and_the_consent(market):
-    first, second = sell(1), sell(2)
-    sell(3, state="TX")  # Bravo's
+    first, second = sold(1), sold(2)
+    sold(3, state="TX")  # Bravo's
 
     page = purchases()
 
@@ -69,7 +69,7 @@ def test_a_buyer_lists_its_purchases_with_the_decrypted_lead_and_the_consent(mar
 
 
 def test_a_purchase_shows_its_return(market, operator):
-    sale = sell(1)
+    sale = sold(1)
     ret = return_request(buyer=org("acme"), sale_public_id=sale.public_id, reason="fraud", note="Bot.")
     assert client(ACME_KEY).get(f"/api/v1/purchases/{sale.public_id}").json()["return"]["status"] == "requested"
 
@@ -88,7 +88,7 @@ def test_a_purchase_shows_its_return(market, operator):
 
 
 def test_the_returns_endpoints_list_and_get_the_buyers_returns(market):
-    sale = sell(1)
+    sale = sold(1)
     created = return_post(sale.public_id, reason="out_of_area", note="Lives in Nevada.").json()
 
     listed = client(ACME_KEY).get("/api/v1/returns").json()["results"]
@@ -105,7 +105,7 @@ def test_the_returns_endpoints_list_and_get_the_buyers_returns(market):
 
 
 def test_filters_by_date_in_the_buyers_time_zone_offer_contract_and_status(market):
-    old, mid, new = sell(1), sell(2), sell(3)
+    old, mid, new = sold(1), sold(2), sold(3)
     tz = org("acme").tz
     now = timezone.now().astimezone(tz)
     sold_on(old, now - timedelta(days=10))
@@ -120,7 +120,7 @@ def test_filters_by_date_in_the_buyers_time_zone_offer_contract_and_status(marke
 
 
 def test_a_day_boundary_is_midnight_in_the_buyers_time_zone(market):
-    sale = sell(1)
+    sale = sold(1)
     tz = org("acme").tz
     local_midnight = timezone.now().astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     sold_on(sale, local_midnight - timedelta(seconds=1))  # the evening before, locally
@@ -136,6 +136,7 @@ def test_a_day_boundary_is_midnight_in_the_buyers_time_zone(market):
         ({"from": "yesterday"}, "from"),
         ({"to": "2026-13-01"}, "to"),
         ({"from": "2026-11-22T10:00:00Z"}, "from"),
+        ({"from": "11/22/2026"}, "from"),  # ISO dates only
         ({"from": "2026-11-22", "to": "2026-11-21"}, "to"),
         ({"offer": "no-such-offer"}, "offer"),
         ({"offer": "not a slug!"}, "offer"),
@@ -146,7 +147,7 @@ def test_a_day_boundary_is_midnight_in_the_buyers_time_zone(market):
     ],
 )
 def test_a_bad_filter_is_a_422_naming_the_parameter(market, params, field):
-    sell(1)
+    sold(1)
     response = client(ACME_KEY).get("/api/v1/purchases", params)
     assert response.status_code == 422, response.content
     error = response.json()["error"]
@@ -155,7 +156,7 @@ def test_a_bad_filter_is_a_422_naming_the_parameter(market, params, field):
 
 
 def test_pages_follow_the_cursor(market):
-    sales = [sell(n) for n in range(5)]
+    sales = [sold(n) for n in range(5)]
     first = purchases(limit="2")
     assert ids(first) == [sales[4].public_id, sales[3].public_id]
     second = client(ACME_KEY).get(first["next"]).json()
@@ -163,14 +164,14 @@ def test_pages_follow_the_cursor(market):
 
 
 def test_the_list_costs_the_same_queries_for_one_purchase_or_many(market, django_assert_max_num_queries):
-    sell(1)
+    sold(1)
     c = client(ACME_KEY)
     c.get("/api/v1/purchases")  # warm the key cache
     # One query for the sales with their leads, consents, contracts, offers and campaigns; one for their returns.
     with django_assert_max_num_queries(2):
         assert len(c.get("/api/v1/purchases").json()["results"]) == 1
     for n in range(2, 8):
-        sell(n)
+        sold(n)
     with django_assert_max_num_queries(2):
         assert len(c.get("/api/v1/purchases").json()["results"]) == 7
 
@@ -179,7 +180,7 @@ def test_the_list_costs_the_same_queries_for_one_purchase_or_many(market, django
 
 
 def test_another_buyers_purchase_is_not_found(market):
-    sale = sell(1)  # Acme's
+    sale = sold(1)  # Acme's
     response = client(BRAVO_KEY).get(f"/api/v1/purchases/{sale.public_id}")
     missing = client(BRAVO_KEY).get("/api/v1/purchases/sal_nope")
     assert response.status_code == missing.status_code == 404
@@ -188,7 +189,7 @@ def test_another_buyers_purchase_is_not_found(market):
 
 
 def test_a_released_sale_is_not_a_purchase(market):
-    sale = sell(1)
+    sale = sold(1)
     with market_scope():
         Sale.objects.filter(pk=sale.pk).update(status="released")
     assert client(ACME_KEY).get(f"/api/v1/purchases/{sale.public_id}").status_code == 404
@@ -202,7 +203,7 @@ def test_test_purchases_are_listed_as_test(market):
 
 
 def test_keys_without_the_purchases_scope_sellers_and_strangers_are_refused(market):
-    sell(1)
+    sold(1)
     _, reports_only = api_key_create(organization=org("acme"), name="ro", scopes=["reports"])
     assert client(reports_only).get("/api/v1/purchases").status_code == 403
     assert client(SELLER_KEY).get("/api/v1/purchases").status_code == 403

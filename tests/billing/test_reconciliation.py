@@ -15,28 +15,19 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Organization
 from accounts.services import user_upsert
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
 from billing.services import ledger_reconcile, payout_record, reconciliation_record, topup_record
 from billing.tasks import RECONCILE_EVERY_SECONDS, ledger_reconcile_task
 from exchange.celery import app
-from tests.exchange.builder import buyer, load, ping, post
+from tests.exchange.builder import buyer, load, org, sell
+from tests.ledger import account
+from tests.sessions import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct-horse-battery"
 D = Decimal
-
-
-def org(slug: str) -> Organization:
-    return Organization.objects.get(slug=slug)
-
-
-def account(slug: str | None, kind: str) -> LedgerAccount:
-    with market_scope():
-        return LedgerAccount.objects.get(organization__slug=slug, kind=kind)
 
 
 def balances() -> dict[int, tuple[Decimal, Decimal]]:
@@ -49,8 +40,7 @@ def ledger() -> None:
     """Two sales through the API, a top-up and a payout: every kind of booking but returns."""
     load(buyer("acme", "30.00", balance="100.00"), buyer("bravo", "20.00", balance="50.00"))
     for n in range(2):
-        answer = ping(n)
-        assert post(answer["ping_id"], n)["status"] == "sold"
+        assert sell(n)["status"] == "sold"
     topup_record(organization=org("acme"), amount=D("40.00"), reference="W-1", idempotency_key="t-1")
     payout_record(
         seller=org("seller"),

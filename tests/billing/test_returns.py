@@ -31,19 +31,11 @@ from contracts.models import BuyerContract, Campaign
 from exchange.celery import app
 from exchange.errors import NotFound
 from exchange.models import Sale
-from tests.billing.conftest import (
-    ACME_KEY,
-    BRAVO_KEY,
-    events,
-    ledger_is_consistent,
-    member,
-    money,
-    org,
-    return_post,
-    sell,
-)
-from tests.exchange.builder import SELLER2_KEY, client, lead_body
+from tests.billing.conftest import ACME_KEY, BRAVO_KEY, money, return_post, sold
+from tests.exchange.builder import SELLER2_KEY, client, events, lead_body, org
 from tests.exchange.builder import run_at_once as run_all_at_once
+from tests.ledger import ledger_is_consistent
+from tests.sessions import member
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +73,7 @@ def age(sale: Sale, hours: float) -> None:
 
 def test_an_approved_return_refunds_the_buyer_and_claws_back_the_seller_exactly(market, operator):
     start = money()
-    sale = sell(1)
+    sale = sold(1)
     assert money() == {
         "acme": start["acme"] - Decimal("30.00"),
         "seller": Decimal("24.00"),
@@ -121,7 +113,7 @@ def test_an_approved_return_refunds_the_buyer_and_claws_back_the_seller_exactly(
 
 
 def test_a_denial_changes_no_money(market, operator):
-    sale = sell(1)
+    sale = sold(1)
     ret = return_request(buyer=org("acme"), sale_public_id=sale.public_id, reason="duplicate", note="")
     before = money()
     with market_scope():
@@ -134,13 +126,13 @@ def test_a_denial_changes_no_money(market, operator):
     with market_scope():
         assert LedgerEntry.objects.count() == entries
     assert sale_status(sale) == "sold"
-    assert events("seller", "lead.returned") == []
-    assert [e["status"] for e in events("acme", "return.decided")] == ["denied"]
+    assert events("lead.returned", "seller") == []
+    assert [e["status"] for e in events("return.decided", "acme")] == ["denied"]
     ledger_is_consistent()
 
 
 def test_deciding_twice_books_once_and_the_other_way_is_refused(market, operator):
-    sale = sell(1)
+    sale = sold(1)
     ret = return_request(buyer=org("acme"), sale_public_id=sale.public_id, reason="fraud", note="")
 
     return_decide(ret=ret, approve=True, user=operator)
@@ -154,18 +146,18 @@ def test_deciding_twice_books_once_and_the_other_way_is_refused(market, operator
     with pytest.raises(ReturnAlreadyDecided):
         return_decide(ret=ret, approve=False, user=operator)
     assert the_return(ret.public_id).status == "approved"
-    assert len(events("seller", "lead.returned")) == 1
-    assert len(events("acme", "return.decided")) == 1
+    assert len(events("lead.returned", "seller")) == 1
+    assert len(events("return.decided", "acme")) == 1
     ledger_is_consistent()
 
 
 def test_approval_tells_the_seller_lead_returned_and_the_buyer_return_decided(market, operator):
-    sale = sell(1)
+    sale = sold(1)
     ret = return_request(buyer=org("acme"), sale_public_id=sale.public_id, reason="wrong_person", note="Not her.")
 
     return_decide(ret=ret, approve=True, user=operator, note="OK")
 
-    (returned,) = events("seller", "lead.returned")
+    (returned,) = events("lead.returned", "seller")
     assert {k: returned[k] for k in ("lead_id", "sale_id", "return_id", "reason", "payout")} == {
         "lead_id": sale.lead.public_id,
         "sale_id": sale.public_id,
@@ -174,7 +166,7 @@ def test_approval_tells_the_seller_lead_returned_and_the_buyer_return_decided(ma
         "payout": "24.00",
     }
     assert "note" not in returned and "buyer" not in returned  # the seller never learns who, nor the buyer's words
-    (decided,) = events("acme", "return.decided")
+    (decided,) = events("return.decided", "acme")
     assert {k: decided[k] for k in ("return_id", "sale_id", "status", "refund", "auto", "decision_note")} == {
         "return_id": ret.public_id,
         "sale_id": sale.public_id,
@@ -183,14 +175,14 @@ def test_approval_tells_the_seller_lead_returned_and_the_buyer_return_decided(ma
         "auto": False,
         "decision_note": "OK",
     }
-    assert events("acme", "lead.returned") == [] and events("seller", "return.decided") == []
+    assert events("lead.returned", "acme") == [] and events("return.decided", "seller") == []
 
 
 # --- what can be returned -----------------------------------------------------------------------
 
 
 def test_after_the_window_the_api_refuses_with_return_window_closed_and_creates_nothing(market):
-    sale = sell(1)
+    sale = sold(1)
     age(sale, hours=72.01)  # the contract's window is the default 72 h
     before = money()
 
@@ -202,7 +194,7 @@ def test_after_the_window_the_api_refuses_with_return_window_closed_and_creates_
 
 
 def test_the_window_counts_from_sold_at_to_the_second(market):
-    sale = sell(1)
+    sale = sold(1)
     deadline = sale.sold_at + timedelta(hours=72)
 
     with pytest.raises(ReturnWindowClosed):
@@ -214,7 +206,7 @@ def test_the_window_counts_from_sold_at_to_the_second(market):
 
 
 def test_the_contracts_own_window_applies(market):
-    sale = sell(1)
+    sale = sold(1)
     with market_scope():
         BuyerContract.objects.filter(pk=sale.contract_id).update(return_window_hours=2)
     age(sale, hours=3)
@@ -222,7 +214,7 @@ def test_the_contracts_own_window_applies(market):
 
 
 def test_another_buyers_sale_is_not_found_and_nothing_changes(market):
-    sale = sell(1)  # Acme's
+    sale = sold(1)  # Acme's
     before = money()
 
     response = return_post(sale.public_id, key=BRAVO_KEY)
@@ -249,7 +241,7 @@ def test_a_test_sale_cannot_be_returned(market):
 
 
 def test_a_released_sale_cannot_be_returned(market):
-    sale = sell(1)
+    sale = sold(1)
     with market_scope():  # as if delivery had been rejected: the reservation was handed back
         Sale.objects.filter(pk=sale.pk).update(status="released", release_reason="post_rejected: test")
 
@@ -260,7 +252,7 @@ def test_a_released_sale_cannot_be_returned(market):
 
 
 def test_a_second_return_of_the_same_sale_is_a_409_even_after_a_denial(market, operator):
-    sale = sell(1)
+    sale = sold(1)
     first = return_post(sale.public_id)
     assert first.status_code == 201
 
@@ -274,7 +266,7 @@ def test_a_second_return_of_the_same_sale_is_a_409_even_after_a_denial(market, o
 
 
 def test_an_approved_and_returned_sale_cannot_be_returned_again(market, operator):
-    sale = sell(1)
+    sale = sold(1)
     return_decide(
         ret=return_request(buyer=org("acme"), sale_public_id=sale.public_id, reason="fraud"),
         approve=True,
@@ -297,7 +289,7 @@ def test_an_approved_and_returned_sale_cannot_be_returned_again(market, operator
     ],
 )
 def test_a_bad_reason_or_note_is_a_validation_error_naming_the_field(market, body, field):
-    sale = sell(1)
+    sale = sold(1)
     response = client(ACME_KEY).post(f"/api/v1/purchases/{sale.public_id}/return", body, format="json")
     assert response.status_code == 422, response.content
     error = response.json()["error"]
@@ -306,7 +298,7 @@ def test_a_bad_reason_or_note_is_a_validation_error_naming_the_field(market, bod
 
 
 def test_an_idempotency_key_replays_the_first_answer(market):
-    sale = sell(1)
+    sale = sold(1)
     headers = {"Idempotency-Key": "ret-1"}
     body = {"reason": "bad_phone", "note": ""}
     url = f"/api/v1/purchases/{sale.public_id}/return"
@@ -320,7 +312,7 @@ def test_an_idempotency_key_replays_the_first_answer(market):
 
 
 def test_scopes_and_roles(market):
-    sale = sell(1)
+    sale = sold(1)
     assert (
         client("gvl_test_seller_00000000000000")
         .post(f"/api/v1/purchases/{sale.public_id}/return", {"reason": "bad_phone"}, format="json")
@@ -335,7 +327,7 @@ def test_scopes_and_roles(market):
 
 
 def test_a_ten_percent_policy_approves_up_to_the_rate_then_leaves_requests_to_the_operator(market):
-    sales = [sell(n) for n in range(20)]
+    sales = [sold(n) for n in range(20)]
     policy("acme", "10")
     start = money()
 
@@ -354,7 +346,7 @@ def test_a_ten_percent_policy_approves_up_to_the_rate_then_leaves_requests_to_th
 
 
 def test_without_a_policy_or_with_an_empty_one_nothing_is_auto_approved(market):
-    a, b = sell(1), sell(2)
+    a, b = sold(1), sold(2)
     assert return_post(a.public_id).json()["status"] == "requested"
     policy("acme", None)
     assert return_post(b.public_id).json()["status"] == "requested"
@@ -362,7 +354,7 @@ def test_without_a_policy_or_with_an_empty_one_nothing_is_auto_approved(market):
 
 def test_a_policy_of_another_buyer_does_not_apply(market):
     policy("bravo", "100")
-    sale = sell(1)
+    sale = sold(1)
     assert return_post(sale.public_id).json()["status"] == "requested"
 
 
@@ -370,7 +362,7 @@ def test_a_policy_of_another_buyer_does_not_apply(market):
 
 
 def test_the_sweep_denies_requests_left_undecided_for_fourteen_days_as_expired(market, operator):
-    stale, fresh, decided = sell(1), sell(2), sell(3)
+    stale, fresh, decided = sold(1), sold(2), sold(3)
     now = timezone.now()
     old = return_request(buyer=org("acme"), sale_public_id=stale.public_id, reason="bad_phone")
     recent = return_request(buyer=org("acme"), sale_public_id=fresh.public_id, reason="bad_phone")
@@ -389,13 +381,13 @@ def test_the_sweep_denies_requests_left_undecided_for_fourteen_days_as_expired(m
     assert the_return(recent.public_id).status == "requested"
     assert the_return(done.public_id).status == "approved"
     assert money() == before
-    assert [e["status"] for e in events("acme", "return.decided")] == ["approved", "denied"]
+    assert [e["status"] for e in events("return.decided", "acme")] == ["approved", "denied"]
     assert return_windows_close(now=now) == 0  # nothing left to close
 
 
 def test_the_expiry_follows_the_setting(market, settings):
     settings.GAVEL_RETURN_EXPIRY_DAYS = 2
-    sale = sell(1)
+    sale = sold(1)
     ret = return_request(buyer=org("acme"), sale_public_id=sale.public_id, reason="bad_phone")
     assert return_windows_close(now=timezone.now() + timedelta(days=2, seconds=1)) == 1
     assert the_return(ret.public_id).status == "denied"
@@ -412,10 +404,10 @@ def test_the_sweep_runs_hourly_on_celery_beat(market):
 
 
 def test_return_rates_per_buyer_and_per_seller_campaign_are_exact(market, operator):
-    acme_seller = [sell(n) for n in range(4)]  # Acme, campaign cmp_seller
-    bravo_seller = [sell(n, state="TX") for n in range(10, 12)]  # Bravo, cmp_seller
-    acme_seller2 = [sell(n, key=SELLER2_KEY, campaign="cmp_seller2") for n in range(20, 22)]  # Acme, cmp_seller2
-    old = sell(30)
+    acme_seller = [sold(n) for n in range(4)]  # Acme, campaign cmp_seller
+    bravo_seller = [sold(n, state="TX") for n in range(10, 12)]  # Bravo, cmp_seller
+    acme_seller2 = [sold(n, key=SELLER2_KEY, campaign="cmp_seller2") for n in range(20, 22)]  # Acme, cmp_seller2
+    old = sold(30)
     age(old, hours=24 * 40)  # outside a 30-day period
     client().post("/api/v1/leads", lead_body(31, test=True), format="json")  # a test sale never counts
     for sale in (acme_seller[0], acme_seller2[0]):
@@ -458,7 +450,7 @@ def op_client(operator):
 
 
 def test_the_operator_approves_and_denies_from_the_list_with_a_note(market, operator, op_client):
-    a, b, c = sell(1), sell(2), sell(3)
+    a, b, c = sold(1), sold(2), sold(3)
     ra = return_request(buyer=org("acme"), sale_public_id=a.public_id, reason="bad_phone")
     rb = return_request(buyer=org("acme"), sale_public_id=b.public_id, reason="fraud")
     rc = return_request(buyer=org("acme"), sale_public_id=c.public_id, reason="fraud")
@@ -480,7 +472,7 @@ def test_the_operator_approves_and_denies_from_the_list_with_a_note(market, oper
 
 
 def test_the_admin_pages_open_and_a_return_is_read_only(market, op_client):
-    sale = sell(1)
+    sale = sold(1)
     ret = return_request(buyer=org("acme"), sale_public_id=sale.public_id, reason="bad_phone", note="Dead line.")
     listing = op_client.get(reverse("admin:billing_return_changelist"), {"q": sale.public_id})
     page = op_client.get(reverse("admin:billing_return_change", args=[ret.pk]))
@@ -518,7 +510,7 @@ def portal_url(sale: Sale) -> str:
 
 
 def test_an_owner_returns_a_lead_from_the_purchase_page(market):
-    sale = sell(1)
+    sale = sold(1)
     owner = member("owner@acme.test", "acme", "owner")
     page = owner.get(portal_url(sale)).content.decode()
     assert "Return this lead" in page and 'value="not_interested_at_capture"' in page
@@ -534,7 +526,7 @@ def test_an_owner_returns_a_lead_from_the_purchase_page(market):
 
 
 def test_a_manager_may_return_and_an_analyst_sees_but_gets_403(market):
-    a, b = sell(1), sell(2)
+    a, b = sold(1), sold(2)
     manager = member("m@acme.test", "acme", "manager")
     analyst = member("a@acme.test", "acme", "analyst")
 
@@ -547,7 +539,7 @@ def test_a_manager_may_return_and_an_analyst_sees_but_gets_403(market):
 
 
 def test_the_portal_shows_a_closed_window_and_refuses_a_late_post(market):
-    sale = sell(1)
+    sale = sold(1)
     age(sale, hours=100)
     owner = member("owner@acme.test", "acme", "owner")
 
@@ -560,7 +552,7 @@ def test_the_portal_shows_a_closed_window_and_refuses_a_late_post(market):
 
 
 def test_the_portal_refuses_an_other_reason_without_a_note(market):
-    sale = sell(1)
+    sale = sold(1)
     owner = member("owner@acme.test", "acme", "owner")
     response = owner.post(portal_url(sale), {"reason": "other", "note": ""})
     assert response.status_code == 422 and "when the reason is" in response.content.decode()
@@ -568,7 +560,7 @@ def test_the_portal_refuses_an_other_reason_without_a_note(market):
 
 
 def test_an_outsider_gets_404_on_the_purchase_page_and_its_form(market):
-    sale = sell(1)  # Acme's
+    sale = sold(1)  # Acme's
     outsider = member("owner@bravo.test", "bravo", "owner")
     assert outsider.get(portal_url(sale)).status_code == 404
     assert outsider.post(portal_url(sale), {"reason": "bad_phone"}).status_code == 404
@@ -600,7 +592,7 @@ def run_at_once(calls):
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_decisions_book_the_return_once(market, operator):
-    sale = sell(1)
+    sale = sold(1)
     ret = return_request(buyer=org("acme"), sale_public_id=sale.public_id, reason="bad_phone")
 
     results = run_at_once(
@@ -619,7 +611,7 @@ def test_concurrent_decisions_book_the_return_once(market, operator):
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_for_one_sale_make_one_return(market):
-    sale = sell(1)
+    sale = sold(1)
     results = run_at_once([lambda: return_post(sale.public_id).status_code for _ in range(6)])
     assert sorted(results) == [201] + [409] * 5
     assert len(returns()) == 1
@@ -628,7 +620,7 @@ def test_concurrent_requests_for_one_sale_make_one_return(market):
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_auto_approvals_never_pass_the_policy_rate(market):
-    sales = [sell(n) for n in range(20)]
+    sales = [sold(n) for n in range(20)]
     policy("acme", "10")
 
     run_at_once([lambda s=s: return_post(s.public_id).status_code for s in sales[:8]])

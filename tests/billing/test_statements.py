@@ -29,14 +29,13 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.db import transaction
 from django.test import Client
 
 from accounts.models import Organization
 from accounts.services import membership_set, user_upsert
 from accounts.tenancy import market_scope, tenant_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from billing.services import funds_hold, payout_record, sale_book, topup_record
+from billing.services import payout_record, topup_record
 from billing.statements import (
     StatementMonthError,
     month_bounds,
@@ -46,11 +45,12 @@ from billing.statements import (
     statement_csv,
     statement_pdf,
 )
-from tests.exchange.builder import buyer, load
+from tests.exchange.builder import buyer, load, org
+from tests.ledger import book
+from tests.sessions import PASSWORD, member
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct-horse-battery"
 D = Decimal
 
 
@@ -66,25 +66,8 @@ def dated(booked: LedgerTransaction, when: datetime) -> LedgerTransaction:
     return booked
 
 
-def org(slug: str) -> Organization:
-    return Organization.objects.get(slug=slug)
-
-
 def sale(sale_id: str, price: str, payout: str, when: datetime) -> None:
-    acme, seller = org("acme"), org("seller")
-    with transaction.atomic():
-        funds_hold(organization_id=acme.pk, amount=D(price))
-        booked = sale_book(
-            sale_public_id=sale_id, buyer=acme, seller=seller, price=D(price), payout=D(payout), memo=f"Sale {sale_id}"
-        )
-    dated(booked, when)
-
-
-def login(email: str, slug: str, role: str = "owner") -> Client:
-    membership_set(user=user_upsert(email=email, password=PASSWORD), organization=org(slug), role=role)
-    c = Client()
-    assert c.login(username=email, password=PASSWORD)
-    return c
+    dated(book(sale_id, price, payout), when)
 
 
 @pytest.fixture
@@ -286,7 +269,7 @@ def test_the_pdf_copes_with_characters_outside_latin_1(db: None):
 
 
 def test_the_statement_page_csv_and_pdf_downloads(ledger: None):
-    c = login("a@acme.test", "acme", "analyst")
+    c = member("a@acme.test", "acme", "analyst")
     page = c.get("/portal/billing/statements/?month=2026-10")
     assert page.status_code == 200
     html = page.content.decode()
@@ -304,7 +287,7 @@ def test_the_statement_page_csv_and_pdf_downloads(ledger: None):
 
 
 def test_the_statement_page_defaults_to_last_month_and_refuses_other_months(ledger: None):
-    c = login("a@acme.test", "acme")
+    c = member("a@acme.test", "acme")
     page = c.get("/portal/billing/statements/")
     assert page.status_code == 200
     assert page.context["month"] == month_default(organization=org("acme"))
@@ -314,7 +297,7 @@ def test_the_statement_page_defaults_to_last_month_and_refuses_other_months(ledg
 
 
 def test_the_balance_page_shows_funds_topups_and_transactions(ledger: None):
-    c = login("a@acme.test", "acme", "analyst")
+    c = member("a@acme.test", "acme", "analyst")
     page = c.get("/portal/billing/balance/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -329,12 +312,12 @@ def test_the_balance_page_shows_funds_topups_and_transactions(ledger: None):
 
 
 def test_a_manager_sets_the_alert_threshold_and_an_analyst_cannot(ledger: None):
-    analyst = login("a@acme.test", "acme", "analyst")
+    analyst = member("a@acme.test", "acme", "analyst")
     assert analyst.post("/portal/billing/balance/", {"low_balance_threshold": "5000.00"}).status_code == 403
     with market_scope():
         account = LedgerAccount.objects.get(organization__slug="acme", kind="buyer_balance")
     assert account.low_balance_threshold is None
-    manager = login("m@acme.test", "acme", "manager")
+    manager = member("m@acme.test", "acme", "manager")
     assert manager.post("/portal/billing/balance/", {"low_balance_threshold": "-1"}).status_code == 400
     response = manager.post("/portal/billing/balance/", {"low_balance_threshold": "5000.00"}, follow=True)
     assert "You will be told (balance.low) when available funds fall below $5,000.00." in response.content.decode()
@@ -343,7 +326,7 @@ def test_a_manager_sets_the_alert_threshold_and_an_analyst_cannot(ledger: None):
 
 
 def test_the_payouts_page_shows_what_the_seller_is_owed_and_was_paid(ledger: None):
-    c = login("s@seller.test", "seller")
+    c = member("s@seller.test", "seller")
     page = c.get("/portal/billing/payouts/")
     assert page.status_code == 200
     summary = page.context["summary"]
@@ -360,9 +343,9 @@ def test_the_payouts_page_shows_what_the_seller_is_owed_and_was_paid(ledger: Non
 
 
 def test_billing_home_sends_each_role_to_its_page(ledger: None):
-    assert login("a@acme.test", "acme").get("/portal/billing/")["Location"] == "/portal/billing/balance/"
-    assert login("s@seller.test", "seller").get("/portal/billing/")["Location"] == "/portal/billing/payouts/"
-    nav = login("a2@acme.test", "acme").get("/portal/").content.decode()
+    assert member("a@acme.test", "acme").get("/portal/billing/")["Location"] == "/portal/billing/balance/"
+    assert member("s@seller.test", "seller").get("/portal/billing/")["Location"] == "/portal/billing/payouts/"
+    nav = member("a2@acme.test", "acme").get("/portal/").content.decode()
     assert 'href="/portal/billing/balance/"' in nav and 'href="/portal/billing/statements/"' in nav
 
 
@@ -370,7 +353,7 @@ def test_billing_home_sends_each_role_to_its_page(ledger: None):
 
 
 def test_an_outsider_sees_only_its_own_money(ledger: None):
-    bravo = login("b@bravo.test", "bravo")
+    bravo = member("b@bravo.test", "bravo")
     balance = bravo.get("/portal/billing/balance/").content.decode()
     assert "$75.00" in balance
     for secret in ("W-0915", "W-1015", "1089.99", "1,089.99", "sal_"):
@@ -385,11 +368,11 @@ def test_an_outsider_sees_only_its_own_money(ledger: None):
             assert secret not in body, (fmt, secret)
     # A buyer has no payouts page; a seller no balance page: answered as missing.
     assert bravo.get("/portal/billing/payouts/").status_code == 404
-    assert login("s@seller.test", "seller").get("/portal/billing/balance/").status_code == 404
+    assert member("s@seller.test", "seller").get("/portal/billing/balance/").status_code == 404
 
 
 def test_a_member_of_two_organizations_sees_the_current_ones_money(ledger: None):
-    c = login("two@x.test", "bravo")
+    c = member("two@x.test", "bravo")
     membership_set(user=user_upsert(email="two@x.test"), organization=org("acme"), role="analyst")
     c.post("/portal/organization/", {"organization": org("bravo").pk})
     assert "W-1015" not in c.get("/portal/billing/balance/").content.decode()

@@ -6,7 +6,7 @@ import html
 
 from django.test import Client
 
-from tests.conftest import PASSWORD
+from tests.sessions import PASSWORD
 
 
 def test_the_contract_page_shows_money_in_dollars_and_terms_as_json(market):

@@ -1,4 +1,5 @@
-"""Build small markets for auction tests through the real market loader."""
+"""Build small markets for auction tests through the real market loader, act in them through the
+API (ping, post, sell), and read back what the exchange told their organizations."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from typing import Any
 from django.db import connections
 from rest_framework.test import APIClient
 
+from accounts.models import Organization
+from accounts.tenancy import market_scope
 from exchange.market import market_load
+from exchange.webhooks import Event
 
 SELLER_KEY = "gvl_test_seller_00000000000000"
 SELLER2_KEY = "gvl_test_seller2_0000000000000"
@@ -142,9 +146,26 @@ def post(ping_id: str, n: int = 0, key: str = SELLER_KEY, **lead: Any) -> dict[s
     return response.json()
 
 
-def sell(n: int = 0, **kwargs: Any) -> dict[str, Any]:
-    answer = ping(n, **kwargs)
-    return post(answer["ping_id"], n)
+def sell(n: int = 0, key: str = SELLER_KEY, campaign: str = "cmp_seller", **lead: Any) -> dict[str, Any]:
+    """Ping consumer ``n`` and post the lead when a buyer accepts it: the post's answer (sold,
+    pending...), else the ping's (rejected)."""
+    answer = ping(n, key=key, campaign=campaign, **lead)
+    if answer["status"] != "accepted":
+        return answer
+    return post(answer["ping_id"], n, key=key, **lead)
+
+
+def org(slug: str) -> Organization:
+    return Organization.objects.get(slug=slug)
+
+
+def events(type: str, slug: str | None = None) -> list[dict[str, Any]]:
+    """The data of the webhook events of ``type`` (to the organization ``slug`` only, if given), oldest first."""
+    with market_scope():
+        found = Event.objects.filter(type=type).order_by("pk")
+        if slug is not None:
+            found = found.filter(organization__slug=slug)
+        return [e.data for e in found]
 
 
 def run_at_once(calls: list[Callable[[], Any]]) -> list[Any]:

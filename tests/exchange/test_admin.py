@@ -32,10 +32,9 @@ from exchange.models import Bid, Ping, Sale
 from leads.models import ConsentRecord, Lead, Suppression
 from leads.pii import email_hash, phone_hash
 from tests.exchange.builder import BUYER_KEY_PREFIX, buyer, client, load, ping, ping_body, sell
+from tests.sessions import PASSWORD
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ from decimal import Decimal
 import pytest
 
 from accounts.tenancy import market_scope
-from billing.models import LedgerAccount, LedgerEntry
+from billing.models import LedgerEntry
 from contracts.models import BuyerContract
 from exchange.auction.book import book_invalidate
 from exchange.models import Bid, Ping, Sale
 from leads.services import suppression_add
 from tests.exchange.builder import buyer, load, ping, post, sell, sha
+from tests.ledger import balance
 
 pytestmark = pytest.mark.django_db
 
@@ -22,16 +23,6 @@ def waterfall(ping_id: str) -> dict[str, str]:
     with market_scope():
         steps = Ping.objects.get(public_id=ping_id).waterfall
     return {s["contract"]: s["reason"] for s in steps}
-
-
-def balance(slug: str, kind: str = "buyer_balance") -> Decimal:
-    with market_scope():
-        return LedgerAccount.objects.get(organization__slug=slug, kind=kind).balance
-
-
-def platform(kind: str) -> Decimal:
-    with market_scope():
-        return LedgerAccount.objects.get(organization=None, kind=kind).balance
 
 
 def test_the_worked_example_highest_bid_wins_and_seller_gets_price_less_margin():
@@ -60,7 +51,7 @@ def test_the_worked_example_highest_bid_wins_and_seller_gets_price_less_margin()
     assert (sold["status"], sold["payout"], sold["reason"]) == ("sold", "24.00", None)
     assert balance("d") == Decimal("970.00")
     assert balance("seller", "seller_payable") == Decimal("24.00")
-    assert platform("platform_revenue") == Decimal("6.00")
+    assert balance(None, "platform_revenue") == Decimal("6.00")
     with market_scope():
         sale = Sale.objects.get()
         assert (sale.price, sale.payout, sale.margin, sale.status) == (
@@ -260,7 +251,7 @@ def test_a_one_cent_sale_books_exactly():
     assert answer["payout"] == "0.00"
     assert post(answer["ping_id"])["status"] == "sold"
     assert balance("a") == Decimal("999.99")
-    assert platform("platform_revenue") == Decimal("0.01")
+    assert balance(None, "platform_revenue") == Decimal("0.01")
 
 
 # --- every waterfall reason ----------------------------------------------------------------------

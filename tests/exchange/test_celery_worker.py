@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
 from exchange.auction.book import book_invalidate
 from exchange.buyersim import Behaviour, BuyerSimulator
+from exchange.celery import app
 from leads.models import Lead
 from tests.exchange.builder import buyer, client, load, ping, post
 
@@ -26,6 +28,17 @@ pytestmark = [
         not settings.REDIS_URL or connection.vendor != "postgresql", reason="needs Redis and PostgreSQL"
     ),
 ]
+
+
+def worker_wait_ready(process: subprocess.Popen[str], name: str, timeout: float = 60) -> None:
+    """Until the worker answers a control ping: it has connected and purged its queue and now
+    consumes, so a task queued from here on is one it runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        if app.control.ping(destination=[name], timeout=0.5):
+            return
+    raise AssertionError(f"the Celery worker did not answer a ping within {timeout} s")
 
 
 @pytest.fixture
@@ -39,6 +52,7 @@ def worker():
         "REDIS_URL": settings.REDIS_URL,
         "GAVEL_REAUCTION_DELAY_S": "0",
     }
+    name = f"test-{uuid.uuid4().hex[:8]}@localhost"  # its own name: the ping below asks this worker only
     process = subprocess.Popen(
         [
             sys.executable,
@@ -54,6 +68,8 @@ def worker():
             settings.CELERY_TASK_DEFAULT_QUEUE,
             "--loglevel",
             "WARNING",
+            "--hostname",
+            name,
         ],
         cwd=ROOT,
         env=env,
@@ -61,7 +77,7 @@ def worker():
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(3)  # let it connect and purge before tasks are queued
+    worker_wait_ready(process, name)
     yield process
     process.terminate()
     try:
@@ -87,9 +103,9 @@ def test_a_worker_sells_a_pending_lead_in_the_background(worker, settings):
         book_invalidate()
         pending = post(answer["ping_id"], 1)
         assert pending["status"] == "pending"
-        deadline = time.time() + 30
+        deadline = time.monotonic() + 30
         status = "pending"
-        while time.time() < deadline and status == "pending":
+        while time.monotonic() < deadline and status == "pending":
             time.sleep(0.3)
             status = client().get(f"/api/v1/leads/{pending['lead_id']}").json()["status"]
         assert status == "sold", worker.poll()

@@ -23,6 +23,7 @@ from exchange.services import lead_reauction_run
 from leads.models import Lead
 from tests.exchange.builder import buyer, client, load, ping, post
 from tests.exchange.receiver import Receiver
+from tests.ledger import balance, held
 
 pytestmark = pytest.mark.django_db
 
@@ -37,12 +38,6 @@ def webhook_buyer(buyers, slug: str, price: str, behaviour: Behaviour, **contrac
         "reason_path": "message",
     }
     return buyer(slug, price, delivery=delivery, **contract)
-
-
-def balance(slug: str) -> tuple[Decimal, Decimal]:
-    with market_scope():
-        account = LedgerAccount.objects.get(organization__slug=slug, kind="buyer_balance")
-    return account.balance, account.held
 
 
 def test_a_webhook_buyer_receives_the_signed_lead_and_accepts(buyers):
@@ -62,7 +57,7 @@ def test_a_webhook_buyer_receives_the_signed_lead_and_accepts(buyers):
     assert (attempt.outcome, attempt.status_code) == ("accepted", 200)
     assert attempt.request["lead"]["email"] == "[redacted]" and attempt.request["lead"]["state"] == "CA"
     assert '"accepted"' in attempt.response
-    assert balance("hook") == (Decimal("970.00"), Decimal("0.00"))
+    assert (balance("hook"), held("hook")) == (Decimal("970.00"), Decimal("0.00"))
 
 
 def test_a_rejecting_buyer_hands_the_lead_to_the_next_bid(buyers):
@@ -83,8 +78,8 @@ def test_a_rejecting_buyer_hands_the_lead_to_the_next_bid(buyers):
     assert sales == [("picky-c", "released", "post_rejected: already have it"), ("easy-c", "sold", "")]
     assert attempts == [("picky-c", "rejected", "already have it"), ("easy-c", "accepted", "")]
     assert counters == {"picky-c": 0}
-    assert balance("picky") == (Decimal("1000.00"), Decimal("0.00"))
-    assert balance("easy") == (Decimal("980.00"), Decimal("0.00"))
+    assert (balance("picky"), held("picky")) == (Decimal("1000.00"), Decimal("0.00"))
+    assert (balance("easy"), held("easy")) == (Decimal("980.00"), Decimal("0.00"))
 
 
 def test_the_operator_sees_the_hand_over_on_the_pings_page(buyers, operator_client):
@@ -208,7 +203,7 @@ def test_a_buyer_that_redirects_is_a_rejection_and_the_lead_goes_nowhere_else(bu
         assert (attempt.outcome, attempt.reason, attempt.status_code) == ("rejected", "redirect", status)
         assert attempt.response == f"Location: {buyers.url('elsewhere', 'deliver')}"
         assert counters == {"hop-c": 0}
-        assert balance("hop") == (Decimal("1000.00"), Decimal("0.00"))
+        assert (balance("hop"), held("hop")) == (Decimal("1000.00"), Decimal("0.00"))
     finally:
         hop.stop()
 
@@ -226,7 +221,7 @@ def test_a_redirecting_buyer_with_no_other_bid_leaves_the_lead_unsold(buyers):
             assert list(Sale.objects.values_list("status", "release_reason")) == [
                 ("released", "post_rejected: redirect")
             ]
-        assert balance("hop") == (Decimal("1000.00"), Decimal("0.00"))
+        assert (balance("hop"), held("hop")) == (Decimal("1000.00"), Decimal("0.00"))
     finally:
         hop.stop()
 
@@ -256,7 +251,7 @@ def test_the_sweeper_releases_a_reservation_a_dead_process_left_and_moves_the_le
         assert Sale.objects.get().status == "released"
         assert Lead.objects.get().status == "unsold"
         assert CapCounter.objects.get().count == 0
-    assert balance("a")[1] == Decimal("0.00")
+    assert held("a") == Decimal("0.00")
     assert market_sweep() == {"released": 0, "requeued": 0, "finished": 0}
 
 

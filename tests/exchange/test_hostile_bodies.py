@@ -23,7 +23,7 @@ from contracts.rules import RuleError, modifiers_validate, rule_validate
 from exchange.auction import book
 from exchange.json_document import MAX_DEPTH, JsonDocumentError, json_depth, json_document_parse
 from exchange.schema import offer_fields_parse
-from tests.billing.conftest import ACME_KEY, sell
+from tests.billing.conftest import ACME_KEY, sold
 from tests.exchange.builder import CONSENT, SELLER_KEY, buyer, full_lead, load, ping_body
 from tests.exchange.test_admin import form_data
 
@@ -112,7 +112,7 @@ HOSTILE_BODIES: list[tuple[str, bytes, str | None, int]] = [
 def hostile_market(db: None) -> dict[str, str]:
     """Acme buys California at 30.00 and has bought one lead: the path parameters' values."""
     load(buyer("acme", "30.00", filters={"field": "state", "op": "in", "value": ["CA"]}))
-    sale = sell(1)
+    sale = sold(1)
     return {
         "contract_id": "ctr_acme",
         "campaign_id": "cmp_seller",

@@ -16,13 +16,12 @@ from contracts.models import BuyerContract
 from exchange.buyersim import Behaviour
 from exchange.models import Offer, Ping, Sale
 from exchange.services.rejects import reject_rates
-from exchange.webhooks import Event
-from tests.exchange.builder import BUYER_KEY_PREFIX, client, lead_body, load, ping, post, sell
+from tests.exchange.builder import BUYER_KEY_PREFIX, client, events, lead_body, load, ping, post, sell
 from tests.exchange.test_delivery import webhook_buyer
+from tests.sessions import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct-horse-battery"
 EMAIL = "consumer1@example.com"
 
 
@@ -40,11 +39,6 @@ def portal(slug: str) -> Client:
 def contract(slug: str) -> BuyerContract:
     with market_scope():
         return BuyerContract.objects.get(slug=slug)
-
-
-def events(type: str) -> list[dict]:
-    with market_scope():
-        return [e.data for e in Event.objects.filter(type=type).order_by("pk")]
 
 
 # --- a lead turned down or returned shows no contact details -------------------------------------

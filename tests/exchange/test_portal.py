@@ -21,10 +21,9 @@ from exchange import portal
 from exchange.models import Ping, Sale
 from leads import views as lead_views
 from tests.exchange.builder import SELLER2_KEY, SELLER_KEY, buyer, client, lead_body, load, ping, post
+from tests.sessions import PASSWORD, login
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "correct-horse-battery"
 
 
 @dataclass
@@ -37,12 +36,6 @@ class Market:
     def sale_of(self, lead: dict[str, Any]) -> Sale:
         with market_scope():
             return Sale.objects.select_related("organization").get(lead__public_id=lead["lead_id"])
-
-
-def login(email: str) -> Client:
-    c = Client()
-    assert c.login(username=email, password=PASSWORD)
-    return c
 
 
 def sell_in(state: str, n: int, key: str = SELLER_KEY, campaign: str = "cmp_seller") -> dict[str, Any]:

@@ -28,7 +28,7 @@ from exchange.auction.breaker import breaker_cooldown
 from exchange.buyersim import Behaviour
 from exchange.models import Bid, Offer, Ping
 from exchange.webhooks import Event
-from tests.exchange.builder import BUYER_KEY_PREFIX, buyer, client, load, ping, ping_body, post, run_at_once
+from tests.exchange.builder import BUYER_KEY_PREFIX, buyer, client, events, load, ping, ping_body, post, run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -52,11 +52,6 @@ def created_at(answer: dict) -> datetime:
 def flaky_contract() -> BuyerContract:
     with market_scope():
         return BuyerContract.objects.get(slug="flaky-c")
-
-
-def events(type: str) -> list[dict]:
-    with market_scope():
-        return [e.data for e in Event.objects.filter(type=type).order_by("pk")]
 
 
 def tripped(buyers, settings, behaviour: Behaviour | None = None, **contract) -> dict:
@@ -213,7 +208,6 @@ def test_test_pings_tell_buyers(buyers):
 
 
 def test_the_circuit_breaker_pauses_a_failing_buyer_and_tells_it(buyers, settings):
-    from exchange.webhooks import Event
 
     settings.GAVEL_RTB_BREAKER_FAILURES = 3
     load(rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0)), buyer("fixed", "10.00"))

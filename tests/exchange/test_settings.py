@@ -15,8 +15,8 @@ from django.conf import settings as django_settings
 from django.test import Client, override_settings
 
 from accounts.services import user_upsert
-from tests.conftest import PASSWORD
 from tests.exchange.builder import buyer, load
+from tests.sessions import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_KEY = "x" * 50

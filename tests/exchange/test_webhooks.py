@@ -32,8 +32,8 @@ from exchange.webhooks import (
     webhook_deliver,
     webhook_deliveries_due,
 )
-from tests.conftest import PASSWORD
 from tests.exchange.receiver import Receiver
+from tests.sessions import PASSWORD, login
 
 DATA = {"lead_id": "led_1", "status": "sold", "payout": "24.00", "test": False}
 
@@ -569,12 +569,6 @@ def test_a_url_that_turned_private_fails_at_send_time(acme, receiver, settings, 
 
 
 # --- portal -----------------------------------------------------------------------------------
-
-
-def login(email: str) -> Client:
-    client = Client()
-    assert client.login(username=email, password=PASSWORD)
-    return client
 
 
 @pytest.fixture
