@@ -170,10 +170,16 @@ def contract_term_name(column: str) -> str:
     return column
 
 
-class DirectRouteInput(serializers.Serializer):  # type: ignore[type-arg]
+class DirectRouteInput(_TermsInput):
+    """A share of a campaign's leads sent to one contract at a fixed price; given whole."""
+
     contract = serializers.SlugField(max_length=64)
     price = _money(min_value=Decimal(0))
-    share_percent = serializers.IntegerField(min_value=0, max_value=100, default=100)
+    share_percent = serializers.IntegerField(min_value=0, max_value=100, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Not the field's default: a route inside a partial change is still given whole.
+        return {"share_percent": 100, **attrs}
 
     def validate_contract(self, slug: str) -> BuyerContract:
         # A direct route crosses organizations: the seller's campaign names a buyer's contract.
