@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.services import api_key_create, api_key_revoke, api_keys_forget
-from contracts.forms import BuyerContractForm, ContractInlineFormSet
+from contracts.forms import BuyerContractForm, CampaignForm, CampaignInlineFormSet, ContractInlineFormSet
 from contracts.models import BuyerContract, Campaign
 from exchange.admin import BookInvalidatingAdmin
 
@@ -50,10 +50,16 @@ class ContractInline(admin.TabularInline):
 
 class CampaignInline(admin.TabularInline):
     model = Campaign
+    form = CampaignForm
+    formset = CampaignInlineFormSet
     fk_name = "organization"
     extra = 0
     fields = ["name", "offer", "status", "margin_percent", "floor"]
+    readonly_fields = ["offer"]
     show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a new campaign is made on its own page, with all its terms
 
 
 class ApiKeyInline(admin.TabularInline):

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Organization
-from contracts.forms import BuyerContractForm, contract_form_save
+from contracts.forms import BuyerContractForm, CampaignForm, campaign_form_save, contract_form_save
 from contracts.models import BuyerContract, Campaign, CapCounter
 from exchange.admin import BookInvalidatingAdmin
 from exchange.services.rejects import reject_rates
@@ -29,6 +29,7 @@ class CounterpartiesAdmin(BookInvalidatingAdmin):
 
 @admin.register(Campaign)
 class CampaignAdmin(CounterpartiesAdmin):
+    form = CampaignForm
     list_display = ["name", "public_id", "organization", "offer", "status", "margin_percent", "floor", "created_at"]
     list_filter = ["status", "offer", "organization"]
     search_fields = ["name", "slug", "public_id", "organization__name"]
@@ -41,6 +42,15 @@ class CampaignAdmin(CounterpartiesAdmin):
         ("Routing", {"fields": ("blocked_buyers", "direct_contract", "direct_price", "direct_share_percent")}),
         ("Integration", {"fields": ("webhook_url", "source_token", "created_at", "updated_at")}),
     )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A campaign stays with its seller, its offer and its slug (its pings and leads refer to them).
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "organization", "offer", "slug"] if obj is not None else fields
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        # The terms' one write path (contracts.services), as the market file's.
+        obj.pk = campaign_form_save(form, obj, change=change).pk  # type: ignore[arg-type]
 
 
 @admin.register(BuyerContract)
@@ -127,10 +137,8 @@ class BuyerContractAdmin(CounterpartiesAdmin):
         return [*fields, "organization", "offer", "slug"] if obj is not None else fields
 
     def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        if change:
-            contract_form_save(form, obj)  # type: ignore[arg-type]
-        else:
-            super().save_model(request, obj, form, change)
+        # The terms' one write path (contracts.services), as the buyer API's and the market file's.
+        obj.pk = contract_form_save(form, obj, change=change).pk  # type: ignore[arg-type]
 
 
 @admin.register(CapCounter)

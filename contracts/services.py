@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,49 +14,15 @@ from django.db.models import F, Q
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign, CapCounter
+from contracts.terms import (
+    BREAKER_ONLY,
+    CampaignTermsInput,
+    ContractTermsInput,
+    campaign_term_name,
+    contract_term_name,
+)
 
-CONTRACT_FIELDS = frozenset(
-    {
-        "name",
-        "status",
-        "price",
-        "modifiers",
-        "rtb_url",
-        "rtb_timeout_ms",
-        "max_price",
-        "filters",
-        "cap_day",
-        "cap_week",
-        "cap_month",
-        "cap_total",
-        "budget_day",
-        "budget_week",
-        "budget_month",
-        "budget_total",
-        "schedule",
-        "dedup_days",
-        "min_score",
-        "priority",
-        "weight",
-        "return_window_hours",
-        "delivery",
-        "hold",
-        "hold_reason",
-    }
-)
 MAX_TRIPS = 32767  # the column's limit; the cool-down stopped growing long before
-CAMPAIGN_FIELDS = frozenset(
-    {
-        "name",
-        "status",
-        "margin_percent",
-        "floor",
-        "direct_contract",
-        "direct_price",
-        "direct_share_percent",
-        "webhook_url",
-    }
-)
 
 
 def _market_changed() -> None:
@@ -65,26 +31,30 @@ def _market_changed() -> None:
     book_invalidate()
 
 
-def _apply(instance: Any, values: dict[str, Any], allowed: frozenset[str]) -> None:
-    unknown = set(values) - allowed
-    if unknown:
-        raise ValidationError({sorted(unknown)[0]: "Unknown field."})
-    for key, value in values.items():
-        setattr(instance, key, value)
+def _full_clean(instance: BuyerContract | Campaign, term_name: Callable[[str], str]) -> None:
+    """The model's own checks, the last before a save; a refusal names the term as written."""
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        if not hasattr(exc, "error_dict"):
+            raise
+        raise ValidationError({term_name(field): messages for field, messages in exc.message_dict.items()}) from exc
 
 
 def _contract_apply(contract: BuyerContract, values: dict[str, Any]) -> str | None:
-    """Put ``values`` on ``contract``; the event its hold's change calls for, if any.
+    """Put ``values`` (columns, from :class:`ContractTermsInput`) on ``contract``; the event its
+    hold's change calls for, if any.
 
     A hold in ``values`` is a person's (the operator's, by the admin or the market file): they may
     hold a contract or lift any hold, the circuit breaker's included, which then lets go of it (no
     automatic retry, a clean count). Only the breaker itself holds a contract as the breaker."""
     held_before = contract.hold
-    _apply(contract, values, CONTRACT_FIELDS)
+    for key, value in values.items():
+        setattr(contract, key, value)
     if "hold" not in values:
         return None
     if contract.hold not in (None, BuyerContract.Hold.OPERATOR):
-        raise ValidationError({"hold": "Only the circuit breaker holds a contract as the breaker."})
+        raise ValidationError({"hold": BREAKER_ONLY})
     contract.breaker_retry_at = None
     contract.breaker_trips = 0
     if contract.hold is None:
@@ -94,7 +64,7 @@ def _contract_apply(contract: BuyerContract, values: dict[str, Any]) -> str | No
 
 
 def _contract_saved(contract: BuyerContract, event: str | None) -> None:
-    contract.full_clean()
+    _full_clean(contract, contract_term_name)
     contract.save()
     _market_changed()
     if event is not None:
@@ -107,13 +77,17 @@ def contract_upsert(
     organization: Organization,
     offer: Any,
     slug: str,
-    values: dict[str, Any],
+    terms: object,
+    operator: bool = False,
     blocked_sellers: Iterable[Organization] | None = None,
     public_id: str | None = None,
 ) -> tuple[BuyerContract, bool]:
-    """Create or update the buyer contract with this slug; filters, modifiers, schedule and
-    delivery are validated against the offer's schema (``ValidationError`` names the field). The
-    values go onto the row read locked, as in :func:`contract_update`."""
+    """Create or update the buyer contract with this slug from a whole declaration of its terms
+    (:class:`contracts.terms.ContractTermsInput`: a group left out is none; ``operator`` lets the
+    operator's terms in). Filters, modifiers, schedule and delivery are checked against the offer;
+    a ``ValidationError`` names the term as written (``caps.day``, ``filters``). The values go
+    onto the row read locked, as in :func:`contract_update`."""
+    values = ContractTermsInput(data=terms, operator=operator).columns()
     contract = BuyerContract.objects.select_for_update().filter(slug=slug).first()
     created = contract is None
     if contract is None:
@@ -131,17 +105,27 @@ def contract_upsert(
 
 
 @transaction.atomic
-def contract_update(*, contract: BuyerContract, values: dict[str, Any]) -> BuyerContract:
-    """Change a contract's terms; all or nothing. ``values`` holds only what the caller changes:
-    the buyer's terms from its API, or whatever the operator changed in the admin (``hold`` among
-    them: see :func:`_contract_apply`).
+def contract_update(*, contract: BuyerContract, terms: object, operator: bool = False) -> BuyerContract:
+    """Change a contract's terms; all or nothing. ``terms`` (the shape of
+    :class:`contracts.terms.ContractTermsInput`) holds only what the caller changes: the buyer's
+    terms from its API, or whatever the operator changed in the admin (``operator``: ``hold``
+    among them, see :func:`_contract_apply`). A ``ValidationError`` names the term as written.
 
     The values go onto the row as it is now, locked (``contract`` may have been read before the
     circuit breaker held it), so a change never undoes a hold or a status it did not name."""
+    values = ContractTermsInput(data=terms, operator=operator, partial=True).columns()
     contract = BuyerContract.objects.select_for_update().get(pk=contract.pk)
     event = _contract_apply(contract, values)
     _contract_saved(contract, event)
     return contract
+
+
+def _campaign_saved(campaign: Campaign, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        setattr(campaign, key, value)
+    _full_clean(campaign, campaign_term_name)
+    campaign.save()
+    _market_changed()
 
 
 @transaction.atomic
@@ -150,12 +134,15 @@ def campaign_upsert(
     organization: Organization,
     offer: Any,
     slug: str,
-    values: dict[str, Any],
+    terms: object,
     blocked_buyers: Iterable[Organization] | None = None,
     public_id: str | None = None,
 ) -> tuple[Campaign, bool]:
-    """Create or update the seller campaign with this slug."""
-    campaign = Campaign.objects.filter(slug=slug).first()
+    """Create or update the seller campaign with this slug from a whole declaration of its terms
+    (:class:`contracts.terms.CampaignTermsInput`: no ``direct_route``, no direct route); a
+    ``ValidationError`` names the term as written (``direct_route.price``)."""
+    values = CampaignTermsInput(data=terms).columns()
+    campaign = Campaign.objects.select_for_update().filter(slug=slug).first()
     created = campaign is None
     if campaign is None:
         campaign = Campaign(slug=slug, organization=organization, offer=offer)
@@ -164,13 +151,20 @@ def campaign_upsert(
     campaign.offer = offer
     if public_id:
         campaign.public_id = public_id
-    _apply(campaign, values, CAMPAIGN_FIELDS)
-    campaign.full_clean()
-    campaign.save()
+    _campaign_saved(campaign, values)
     if blocked_buyers is not None:
         campaign.blocked_buyers.set(blocked_buyers)
-    _market_changed()
     return campaign, created
+
+
+@transaction.atomic
+def campaign_update(*, campaign: Campaign, terms: object) -> Campaign:
+    """Change a campaign's terms; all or nothing. ``terms`` holds only what the caller changes
+    (the operator's changed fields in the admin), onto the row as it is now, locked."""
+    values = CampaignTermsInput(data=terms, partial=True).columns()
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    _campaign_saved(campaign, values)
+    return campaign
 
 
 class CapRefused(Exception):

@@ -27,10 +27,8 @@ from accounts.services import (
 )
 from accounts.tenancy import market_scope
 from billing.services import BillingError, credit_limit_set, low_balance_threshold_set, topup_record
-from contracts.models import PERIODS, BuyerContract, delivery_validate
-from contracts.rules import RuleError, modifiers_validate, rule_validate
-from contracts.schedules import ScheduleError, budget_validate, caps_validate, schedule_validate
 from contracts.services import campaign_upsert, contract_upsert
+from contracts.terms import CampaignTermsInput, ContractTermsInput
 from exchange.auction.book import book_invalidate
 from exchange.json_document import MAX_DEPTH, JsonDocumentError, json_document_parse
 from exchange.models import Offer
@@ -79,46 +77,14 @@ ORGANIZATION_KEYS = {
 }
 USER_KEYS = {"email", "password", "role", "name", "operator"}
 API_KEY_KEYS = {"name", "scopes", "key"}
-CONTRACT_KEYS = {
-    "slug",
-    "id",
-    "name",
-    "status",
-    "offer",
-    "price",
-    "modifiers",
-    "rtb_url",
-    "rtb_timeout_ms",
-    "max_price",
-    "filters",
-    "caps",
-    "budget",
-    "schedule",
-    "dedup_days",
-    "min_score",
-    "priority",
-    "weight",
-    "return_window_hours",
-    "blocked_sellers",
-    "delivery",
-    "hold",
-    "hold_reason",
-}
-CAMPAIGN_KEYS = {
-    "slug",
-    "id",
-    "name",
-    "status",
-    "offer",
-    "margin_percent",
-    "floor",
-    "blocked_buyers",
-    "direct_route",
-    "webhook_url",
-}
+# Where a contract or campaign sits in the file; the rest of its keys are its terms
+# (contracts.terms: one input shape for the market file, the API, the admin and the portal).
+PLACEMENT_KEYS = {"slug", "id", "offer", "blocked_sellers", "blocked_buyers"}
+CONTRACT_KEYS = {"slug", "id", "offer", "blocked_sellers", *ContractTermsInput(operator=True).fields}
+CAMPAIGN_KEYS = {"slug", "id", "offer", "blocked_buyers", *CampaignTermsInput().fields}
 # organizations[].contracts[].filters around a rule of the deepest kind (contracts.rules).
 MARKET_MAX_DEPTH = MAX_DEPTH + 8
-MONEY_FIELDS = {"price", "max_price", "hybrid_floor", "floor", "max_bid", "margin_percent", "balance", "credit_limit"}
+MONEY_FIELDS = {"hybrid_floor", "floor", "max_bid", "margin_percent"}  # an offer's
 
 
 def _yaml_depth_check(text: str, path: Path) -> None:
@@ -321,54 +287,8 @@ class _Loader:
     def contract(self, raw: Any, organization: Organization, path: str) -> None:
         data = _mapping(raw, path, CONTRACT_KEYS, ("slug", "offer"))
         offer = self.offer_ref(data["offer"], f"{path}.offer")
-        fields = offer.field_specs
-        values: dict[str, Any] = {"name": data.get("name") or data["slug"]}
-        try:
-            rule_validate(data.get("filters"), fields=fields, path=f"{path}.filters")
-            modifiers_validate(data.get("modifiers") or [], fields=fields, path=f"{path}.modifiers")
-        except RuleError as exc:
-            raise MarketError(exc.path, exc.message) from exc
-        try:
-            schedule_validate(data.get("schedule"), path=f"{path}.schedule")
-            caps_validate(data.get("caps") or {}, path=f"{path}.caps")
-            budget_validate(data.get("budget") or {}, path=f"{path}.budget")
-        except (ScheduleError, ValueError) as exc:
-            raise MarketError(*str(exc).split(": ", 1)) from exc
-        try:
-            delivery_validate(data.get("delivery"), path=f"{path}.delivery")
-        except ValueError as exc:
-            raise MarketError(*str(exc).split(": ", 1)) from exc
-        for key in (
-            "status",
-            "rtb_url",
-            "rtb_timeout_ms",
-            "dedup_days",
-            "min_score",
-            "priority",
-            "weight",
-            "return_window_hours",
-        ):
-            if key in data:
-                values[key] = data[key] if data[key] is not None or key != "rtb_url" else ""
-        if "hold_reason" in data and "hold" not in data:
-            raise MarketError(f"{path}.hold_reason", "goes with hold")
-        if "hold" in data:  # the operator's hold: `operator` (with a hold_reason) or null to lift any
-            if data["hold"] not in (None, BuyerContract.Hold.OPERATOR):
-                raise MarketError(f"{path}.hold", "must be 'operator' or null")
-            values["hold"] = data["hold"]
-            values["hold_reason"] = str(data.get("hold_reason") or "")
-        for key in ("price", "max_price"):
-            if key in data:
-                values[key] = _money(data[key], f"{path}.{key}")
-        values["filters"] = data.get("filters") or {}
-        values["modifiers"] = data.get("modifiers") or []
-        values["schedule"] = data.get("schedule") or {}
-        values["delivery"] = data.get("delivery") or {}
-        caps = data.get("caps") or {}
-        budget = data.get("budget") or {}
-        for period in PERIODS:
-            values[f"cap_{period}"] = caps.get(period)
-            values[f"budget_{period}"] = _money(budget.get(period), f"{path}.budget.{period}")
+        terms = {key: value for key, value in data.items() if key not in PLACEMENT_KEYS}
+        terms["name"] = data.get("name") or data["slug"]
         blocked = [
             self.organization_ref(slug, f"{path}.blocked_sellers[{i}]")
             for i, slug in enumerate(_list(data.get("blocked_sellers"), f"{path}.blocked_sellers"))
@@ -378,7 +298,8 @@ class _Loader:
                 organization=organization,
                 offer=offer,
                 slug=data["slug"],
-                values=values,
+                terms=terms,
+                operator=True,
                 blocked_sellers=blocked,
                 public_id=data.get("id"),
             )
@@ -391,31 +312,8 @@ class _Loader:
     def campaign(self, raw: Any, organization: Organization, path: str) -> None:
         data = _mapping(raw, path, CAMPAIGN_KEYS, ("slug", "offer"))
         offer = self.offer_ref(data["offer"], f"{path}.offer")
-        values: dict[str, Any] = {"name": data.get("name") or data["slug"]}
-        for key in ("status", "webhook_url"):
-            if key in data:
-                values[key] = data[key] or ""
-        for key in ("margin_percent", "floor"):
-            if key in data:
-                amount = _money(data[key], f"{path}.{key}")
-                values[key] = amount if amount is not None or key == "margin_percent" else Decimal("0.00")
-        route = data.get("direct_route")
-        values.update(direct_contract=None, direct_price=None, direct_share_percent=0)
-        if route is not None:
-            route = _mapping(
-                route, f"{path}.direct_route", {"contract", "price", "share_percent"}, ("contract", "price")
-            )
-            contract = BuyerContract.objects.filter(slug=route["contract"]).first()
-            if contract is None:
-                raise MarketError(f"{path}.direct_route.contract", f"unknown contract '{route['contract']}'")
-            share = route.get("share_percent", 100)
-            if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= 100:
-                raise MarketError(f"{path}.direct_route.share_percent", "must be an integer from 0 to 100")
-            values.update(
-                direct_contract=contract,
-                direct_price=_money(route["price"], f"{path}.direct_route.price"),
-                direct_share_percent=share,
-            )
+        terms = {key: value for key, value in data.items() if key not in PLACEMENT_KEYS}
+        terms["name"] = data.get("name") or data["slug"]
         blocked = [
             self.organization_ref(slug, f"{path}.blocked_buyers[{i}]")
             for i, slug in enumerate(_list(data.get("blocked_buyers"), f"{path}.blocked_buyers"))
@@ -425,14 +323,12 @@ class _Loader:
                 organization=organization,
                 offer=offer,
                 slug=data["slug"],
-                values=values,
+                terms=terms,
                 blocked_buyers=blocked,
                 public_id=data.get("id"),
             )
         except ValidationError as exc:
-            _raise_model_error(
-                exc, path, {"direct_contract": "direct_route.contract", "direct_price": "direct_route.price"}
-            )
+            _raise_model_error(exc, path)
         self.report["campaigns"][campaign.slug] = campaign.public_id
         if campaign.webhook_url:
             self.seller_endpoint(organization, campaign.webhook_url, f"{path}.webhook_url")

@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from contracts.models import PERIODS, BuyerContract, Campaign
+from contracts.terms import ContractTermsInput
 
 
 class ContractOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -58,35 +59,6 @@ class CampaignOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
         fields = ["id", "slug", "name", "offer", "status", "margin_percent", "floor", "webhook_url", "created_at"]
 
 
-# Terms a buyer reads but does not set: the operator's ranking, and the exchange's hold.
-OPERATOR_TERMS = {
-    "priority": "Set by the exchange's operator.",
-    "weight": "Set by the exchange's operator.",
-    "hold": "Set by the exchange (the operator or the circuit breaker); no buyer action lifts a hold.",
-    "hold_reason": "Set by the exchange with its hold.",
-    "breaker_retry_at": "Set by the circuit breaker.",
-}
-
-
-class ContractPatchInput(serializers.Serializer):  # type: ignore[type-arg]
-    """What a buyer may change on its contract over the API (bid automation). Its ``status`` is
-    its own switch; the exchange's ``hold`` and the operator's ``priority`` and ``weight`` are
-    refused."""
-
-    status = serializers.ChoiceField(choices=["active", "paused"], required=False)
-    price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True)
-    max_price = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True)
-    modifiers = serializers.JSONField(required=False)
-    filters = serializers.JSONField(required=False)
-    caps = serializers.JSONField(required=False, help_text='{"day": 100, "week": null, "month": 2000, "total": null}')
-    budget = serializers.JSONField(required=False, help_text='{"day": "3000.00"}')
-    schedule = serializers.JSONField(required=False)
-    min_score = serializers.IntegerField(required=False, min_value=0, max_value=100)
-    dedup_days = serializers.IntegerField(required=False, min_value=0)
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            refused = {key: [OPERATOR_TERMS.get(key, "Unknown field.")] for key in sorted(set(data) - set(self.fields))}
-            if refused:
-                raise serializers.ValidationError(refused)
-        return super().to_internal_value(data)
+# The one input shape of a contract's terms (the buyer's PATCH, the admin, the market file, the
+# portal): contracts/terms.py.
+__all__ = ["CampaignOutput", "ContractOutput", "ContractTermsInput"]

@@ -10,9 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
-from contracts.api.serializers import CampaignOutput, ContractOutput, ContractPatchInput
-from contracts.models import PERIODS
-from contracts.schedules import ScheduleError, budget_validate, caps_validate
+from contracts.api.serializers import CampaignOutput, ContractOutput, ContractTermsInput
 from contracts.selectors import campaign_get, campaigns_of, contract_get, contracts_of
 from contracts.services import contract_update
 from exchange.errors import Invalid
@@ -43,24 +41,13 @@ class ContractDetailView(TenantGenericAPIView):
         summary="Change your contract: pause, price, caps, budget, filters, schedule (bid automation)",
         tags=["buyers"],
         operation_id="contracts_update",
-        request=ContractPatchInput,
+        request=ContractTermsInput,
         responses={200: ContractOutput},
     )
     def patch(self, request: Request, contract_id: str) -> Response:
         contract = contract_get(organization=self.organization, public_id=contract_id)
-        data = ContractPatchInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
         try:
-            for group, column, validate in (("caps", "cap", caps_validate), ("budget", "budget", budget_validate)):
-                if group in values:
-                    limits = values.pop(group) or {}
-                    validate(limits, path=group)
-                    values.update({f"{column}_{period}": limits[period] for period in PERIODS if period in limits})
-        except ScheduleError as exc:
-            raise Invalid("The request is not valid.", fields={exc.path: [exc.message]}) from exc
-        try:
-            contract = contract_update(contract=contract, values=values)
+            contract = contract_update(contract=contract, terms=request.data)
         except ValidationError as exc:
             raise Invalid("The request is not valid.", fields=exc.message_dict) from exc
         return Response(ContractOutput(contract).data)
