@@ -39,6 +39,7 @@ class ContractOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
             "priority",
             "weight",
             "return_window_hours",
+            "delivery",
             "created_at",
             "updated_at",
         ]
