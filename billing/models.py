@@ -9,7 +9,7 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
-from exchange.models import MoneyField
+from billing.money import MoneyField
 
 
 class LedgerAccount(models.Model):

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from django.db import models
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+
+
+class MoneyField(models.DecimalField):  # type: ignore[type-arg]
+    """An amount of the exchange's currency: 14 digits, 2 decimals."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", 14)
+        kwargs.setdefault("decimal_places", 2)
+        super().__init__(*args, **kwargs)
 
 
 class MoneyError(ValueError):

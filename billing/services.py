@@ -28,8 +28,8 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
-from billing.money import ZERO, money_str, to_money
-from exchange.models import MoneyField, Sale
+from billing.money import ZERO, MoneyField, money_str, to_money
+from exchange.models import Sale
 from exchange.webhooks import EventType, event_emit
 
 logger = logging.getLogger(__name__)

@@ -12,10 +12,11 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
+from billing.money import MoneyField
 from contracts.rules import BuyerRegexError, RuleError, buyer_regex_compile, modifiers_bound, rule_validate
 from contracts.schedules import ScheduleError, schedule_validate
 from exchange.ids import PublicIdField, public_id_new
-from exchange.models import MoneyField, Offer
+from exchange.models import Offer
 from exchange.outbound import UnsafeUrl, url_check
 from exchange.schema import FieldSpec
 

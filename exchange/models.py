@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -12,17 +11,9 @@ from django.db import models
 from django.utils import timezone
 from django_scopes import ScopedManager
 
+from billing.money import MoneyField
 from exchange.ids import PublicIdField
 from exchange.schema import FieldSpec, SchemaError, offer_fields_parse
-
-
-class MoneyField(models.DecimalField):  # type: ignore[type-arg]
-    """An amount of the exchange's currency: 14 digits, 2 decimals (DESIGN.md §9)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max_digits", 14)
-        kwargs.setdefault("decimal_places", 2)
-        super().__init__(*args, **kwargs)
 
 
 class Offer(models.Model):

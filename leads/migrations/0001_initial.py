@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.utils.timezone
 import exchange.ids
-import exchange.models
+import billing.money
 from decimal import Decimal
 from django.db import migrations, models
 
@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
                 ('phone_hash', models.CharField(blank=True, db_index=True, max_length=64)),
                 ('tracking', models.JSONField(blank=True, default=dict)),
                 ('quality_score', models.PositiveSmallIntegerField(default=0)),
-                ('payout', exchange.models.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
+                ('payout', billing.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
                 ('test', models.BooleanField(default=False)),
                 ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
