@@ -15,6 +15,9 @@ from billing.money import MoneyField
 from exchange.ids import PublicIdField
 from exchange.schema import FieldSpec, SchemaError, offer_fields_parse
 
+# Tables of this app kept in their topic's module, registered here with the rest.
+from exchange.webhooks.models import Event, EventAttempt, EventDelivery, WebhookEndpoint  # noqa: F401
+
 
 class Offer(models.Model):
     """A product traded on the exchange (e.g. US auto insurance): its lead fields and auction rules.
@@ -307,4 +310,3 @@ class MarketVersion(models.Model):
 
 
 from exchange.api.idempotency import IdempotencyRecord  # noqa: E402,F401
-from exchange.webhooks import Event, EventDelivery, WebhookEndpoint  # noqa: E402,F401

@@ -15,9 +15,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from accounts.models import Membership, User
 from accounts.tenancy import market_scope, tenant_scope
-from exchange import webhooks
 from exchange.webhooks import (
-    GONE_REASON,
     Event,
     EventAttempt,
     EventDelivery,
@@ -29,9 +27,10 @@ from exchange.webhooks import (
     endpoint_disable,
     endpoint_secret_rotate,
     event_emit,
-    webhook_deliver,
-    webhook_deliveries_due,
 )
+from exchange.webhooks import services as webhooks
+from exchange.webhooks.models import GONE_REASON
+from exchange.webhooks.tasks import webhook_deliver, webhook_deliveries_due
 from tests.exchange.receiver import Receiver
 from tests.sessions import PASSWORD, login
 

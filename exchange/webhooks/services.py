@@ -1,23 +1,4 @@
-"""Event webhooks (DESIGN.md §7): endpoints, events, deliveries, their attempts, and the tasks.
-
-An organization registers endpoints; :func:`event_emit` records an :class:`Event` and one
-:class:`EventDelivery` per matching active endpoint in the caller's transaction (an outbox) and
-queues the send only once that transaction commits. Each delivery is POSTed as
-``{"id": "evt_…", "type", "created", "data"}``, signed by the Standard Webhooks spec with the
-endpoint's secret (the same ``webhook-id`` on every attempt, a fresh timestamp each time), and
-retried with exponential backoff until a 2xx or the last attempt. Every attempt is an
-:class:`EventAttempt` row the organization sees in its portal.
-
-Delivery states: ``pending`` (an attempt is due at ``next_attempt_at``: the first, a retry or a
-replay), ``sending`` (claimed by one worker until ``next_attempt_at``, its lease),
-``succeeded``, ``given_up`` (out of attempts, or the endpoint answered 410 or is disabled; a
-replay puts it back to ``pending``).
-
-Settings (all optional), in ``GAVEL_WEBHOOKS``: ``max_attempts`` (8), ``retry_base_seconds``
-(30), ``retry_factor`` (4), ``retry_cap_seconds`` (43200), ``retry_jitter`` (0.1: ±10 %),
-``timeout_seconds`` (10), ``rotation_grace_seconds`` (86400), ``sweep_batch`` (200). With the
-defaults the retries come 30 s, 2 min, 8 min, 32 min, ~2 h, ~8.5 h and 12 h apart: about a day.
-"""
+"""Writes: endpoints, the event outbox, and each delivery attempt."""
 
 from __future__ import annotations
 
@@ -25,226 +6,40 @@ import json
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
-from django.db import models, transaction
-from django.db.models import Q, QuerySet
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
-from django_scopes import ScopedManager
 
 from accounts.models import Organization
-from accounts.tenancy import TenantTask, market_scope
-from exchange.celery import app
+from accounts.tenancy import market_scope
 from exchange.errors import ExchangeError
-from exchange.ids import PublicIdField
 from exchange.outbound import REFUSED, TIMEOUT, OutboundRequest, UnsafeUrl, http_send, url_check
 from exchange.signing import secret_new, signed_headers
+from exchange.webhooks import tasks  # the task module names these services only when run
+from exchange.webhooks.models import (
+    ERROR_LIMIT,
+    GONE_REASON,
+    RESPONSE_LIMIT,
+    Event,
+    EventAttempt,
+    EventDelivery,
+    EventType,
+    WebhookEndpoint,
+    webhook_setting,
+)
 
 logger = logging.getLogger(__name__)
-
-RESPONSE_LIMIT = 2048  # bytes of a receiver's answer kept per attempt
-ERROR_LIMIT = 500
-GONE_REASON = "410 Gone from receiver"
-DEFAULTS: dict[str, float] = {
-    "max_attempts": 8,
-    "retry_base_seconds": 30,
-    "retry_factor": 4,
-    "retry_cap_seconds": 12 * 3600,
-    "retry_jitter": 0.1,
-    "timeout_seconds": 10,
-    "rotation_grace_seconds": 24 * 3600,
-    "sweep_batch": 200,
-}
-
-
-def webhook_setting(name: str) -> float:
-    """One webhook setting: ``settings.GAVEL_WEBHOOKS[name]`` or its default."""
-    return float({**DEFAULTS, **getattr(settings, "GAVEL_WEBHOOKS", {})}[name])
-
-
-class EventType(models.TextChoices):
-    LEAD_SOLD = "lead.sold", "lead.sold — a seller's lead sold"
-    LEAD_UNSOLD = "lead.unsold", "lead.unsold — a seller's lead found no buyer"
-    LEAD_RETURNED = "lead.returned", "lead.returned — a buyer returned a lead"
-    RETURN_DECIDED = "return.decided", "return.decided — a return was accepted or refused"
-    CONTRACT_PAUSED = "contract.paused", "contract.paused — a contract was paused"
-    CONTRACT_RESUMED = "contract.resumed", "contract.resumed — the circuit breaker resumed a contract"
-    BALANCE_LOW = "balance.low", "balance.low — a buyer's balance ran low"
 
 
 class WebhookError(ExchangeError):
     code = "validation_error"
     status = 422
-
-
-# --- models -----------------------------------------------------------------------------------
-
-
-class WebhookEndpoint(models.Model):
-    """A URL of an organization that receives its events, signed with the endpoint's own secret."""
-
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        DISABLED = "disabled", "Disabled"
-
-    public_id = PublicIdField(prefix="whe_", verbose_name="id")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="webhook_endpoints")
-    url = models.URLField(max_length=2000)
-    secret = models.CharField(max_length=100, help_text="Standard Webhooks secret (whsec_…): signs every request.")
-    previous_secret = models.CharField(max_length=100, blank=True, help_text="Also signs until it expires.")
-    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
-    event_types = models.JSONField(default=list, blank=True, help_text="Event types sent here; empty means all.")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    disabled_reason = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    objects = ScopedManager(organization="organization")
-
-    class Meta:
-        app_label = "exchange"
-        ordering = ["created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.public_id} → {self.url}"
-
-    def accepts(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
-
-    def signing_secrets(self, *, now: datetime) -> list[str]:
-        """The secret, then the rotated-out one while its grace period lasts."""
-        extra = self.previous_secret_expires_at is not None and self.previous_secret_expires_at > now
-        return [self.secret, self.previous_secret] if extra and self.previous_secret else [self.secret]
-
-
-class Event(models.Model):
-    """Something that happened to an organization, as its webhook receivers see it."""
-
-    public_id = PublicIdField(prefix="evt_", verbose_name="id")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="events")
-    type = models.CharField(max_length=32, choices=EventType.choices)
-    data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    objects = ScopedManager(organization="organization")
-
-    class Meta:
-        app_label = "exchange"
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.public_id} {self.type}"
-
-    def envelope(self) -> dict[str, Any]:
-        return {
-            "id": self.public_id,
-            "type": self.type,
-            "created": self.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "data": self.data,
-        }
-
-
-class EventDelivery(models.Model):
-    """One event on its way to one endpoint: its state, and a summary of the last attempt."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        SUCCEEDED = "succeeded", "Succeeded"
-        GIVEN_UP = "given_up", "Given up"
-
-    public_id = PublicIdField(prefix="whd_", verbose_name="id")
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="event_deliveries")
-    msg_id = models.CharField(max_length=64, help_text="The webhook-id header: the event's id, on every attempt.")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    attempts_before_replay = models.PositiveIntegerField(
-        default=0, help_text="Attempts made before the last replay: a replay starts a fresh retry series."
-    )
-    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_response = models.TextField(blank=True)
-    last_error = models.CharField(max_length=ERROR_LIMIT, blank=True)
-    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
-
-    objects = ScopedManager(organization="organization")
-
-    class Meta:
-        app_label = "exchange"
-        ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="event_delivery_once")]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="event_delivery_due")]
-        verbose_name_plural = "event deliveries"
-
-    def __str__(self) -> str:
-        return f"{self.msg_id} → {self.endpoint_id} ({self.status})"
-
-    @property
-    def series_attempts(self) -> int:
-        return self.attempts - self.attempts_before_replay
-
-
-class EventAttempt(models.Model):
-    """One POST of a delivery, as the receiver answered it (or why it could not)."""
-
-    delivery = models.ForeignKey(EventDelivery, on_delete=models.CASCADE, related_name="attempt_log")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    number = models.PositiveIntegerField()
-    at = models.DateTimeField(default=timezone.now)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    response = models.TextField(blank=True, help_text="The receiver's answer, truncated to 2 KB.")
-    error = models.CharField(max_length=ERROR_LIMIT, blank=True)
-
-    objects = ScopedManager(organization="organization")
-
-    class Meta:
-        app_label = "exchange"
-        ordering = ["delivery", "number"]
-        # The claim already sends each attempt number once; this makes it impossible to log twice.
-        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="event_attempt_once")]
-
-    def __str__(self) -> str:
-        return f"{self.delivery_id} #{self.number}"
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
-# --- selectors --------------------------------------------------------------------------------
-
-
-def endpoints_of(*, organization: Organization) -> QuerySet[WebhookEndpoint]:
-    return WebhookEndpoint.objects.filter(organization=organization).order_by("created_at")
-
-
-def deliveries_of(*, organization: Organization, limit: int = 100) -> QuerySet[EventDelivery]:
-    """The organization's latest deliveries, newest first, with their event, endpoint and attempts."""
-    latest = (
-        EventDelivery.objects.filter(organization=organization)
-        .select_related("event", "endpoint")
-        .order_by("-created_at", "-pk")
-    )
-    return latest.prefetch_related("attempt_log")[:limit]
-
-
-def endpoint_get(*, organization: Organization, public_id: str) -> WebhookEndpoint:
-    """The endpoint, or ``WebhookEndpoint.DoesNotExist`` when it is missing or another tenant's."""
-    return WebhookEndpoint.objects.get(organization=organization, public_id=public_id)
-
-
-def delivery_get(*, organization: Organization, public_id: str) -> EventDelivery:
-    """The delivery, or ``EventDelivery.DoesNotExist`` when it is missing or another tenant's."""
-    return EventDelivery.objects.select_related("endpoint").get(organization=organization, public_id=public_id)
 
 
 # --- endpoint services ------------------------------------------------------------------------
@@ -325,7 +120,7 @@ def _deliver_on_commit(delivery: EventDelivery) -> None:
     kwargs = {"delivery_id": delivery.pk, "organization_id": delivery.organization_id}
     # robust: a broker outage must not fail the business transaction that already committed;
     # the delivery stays pending and the sweeper sends it.
-    transaction.on_commit(lambda: webhook_deliver.apply_async(kwargs=kwargs), robust=True)
+    transaction.on_commit(lambda: tasks.webhook_deliver.apply_async(kwargs=kwargs), robust=True)
 
 
 def event_emit(*, organization_id: int, type: str, data: dict[str, Any]) -> Event:
@@ -548,50 +343,3 @@ def deliveries_due(*, limit: int | None = None) -> list[tuple[int, int]]:
     with market_scope():
         due = EventDelivery.objects.filter(_due(timezone.now())).order_by("next_attempt_at", "pk")
         return list(due.values_list("pk", "organization_id")[: int(limit or webhook_setting("sweep_batch"))])
-
-
-# --- tasks ------------------------------------------------------------------------------------
-
-
-@app.task(
-    name="exchange.webhook_deliver",
-    bind=True,
-    base=TenantTask,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,
-    ignore_result=True,
-)
-def webhook_deliver(self: Any, *, delivery_id: int, organization_id: int) -> str:
-    """Attempt one delivery; on failure queue the next attempt with its backoff as ``countdown``.
-
-    Run in-process (eagerly, or by the sweeper through ``apply``) it does not queue itself: the
-    delivery waits, pending, for :func:`webhook_deliveries_due`.
-    """
-    outcome = delivery_attempt(delivery_id=delivery_id)
-    if outcome.retry_in is not None and not self.request.is_eager:
-        self.apply_async(
-            kwargs={"delivery_id": delivery_id, "organization_id": organization_id},
-            countdown=outcome.retry_in,
-        )
-    return outcome.status
-
-
-@app.task(name="exchange.webhook_deliveries_due", acks_late=True, ignore_result=True)
-def webhook_deliveries_due(*, limit: int | None = None) -> int:
-    """Attempt every delivery that is due (the periodic safety net for lost or eager tasks); returns how many ran.
-
-    Each runs in this process under its tenant's scope; the claim makes overlap with a queued
-    task or another sweep harmless.
-    """
-    due = deliveries_due(limit=limit)
-    for delivery_id, organization_id in due:
-        try:
-            webhook_deliver.apply(kwargs={"delivery_id": delivery_id, "organization_id": organization_id}, throw=True)
-        except Exception:
-            # One broken delivery must not starve the others in the batch.
-            logger.exception("webhook delivery %s failed", delivery_id)
-    return len(due)
-
-
-app.add_periodic_task(60.0, webhook_deliveries_due.s(), name="exchange.webhook_deliveries_due")
