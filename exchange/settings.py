@@ -121,13 +121,14 @@ else:
 # Without Redis, Celery's broker is embedded: kombu's SQLAlchemy transport on a SQLite file that
 # belongs to the database its tasks refer to (beside a SQLite database, named as SQLite names its
 # own side files; in var/ for another database), so queued and delayed tasks survive a restart and
-# never reach a worker of another database (docs/decisions.md 38).
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    _TASKS_FILE = f"{DATABASES['default']['NAME']}-tasks"
-else:
-    _TASKS_FILE = str(BASE_DIR / "var" / f"tasks-{DATABASES['default']['NAME']}.sqlite3")
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or f"sqla+sqlite:///{_TASKS_FILE}")
-if CELERY_BROKER_URL.startswith("sqla+sqlite:"):
+# never reach a worker of another database (docs/decisions.md, "The embedded default runs the whole product"). `demo_serve` starts a worker and beat.
+CELERY_BROKER_URL = REDIS_URL
+if not REDIS_URL:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        _TASKS_FILE = f"{DATABASES['default']['NAME']}-tasks"
+    else:
+        _TASKS_FILE = str(BASE_DIR / "var" / f"tasks-{DATABASES['default']['NAME']}.sqlite3")
+    CELERY_BROKER_URL = f"sqla+sqlite:///{_TASKS_FILE}"
     # The web, the worker and beat share the file: wait for its write lock as the database does.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 20}}
     CELERY_BEAT_SCHEDULE_FILENAME = f"{_TASKS_FILE}-beat"

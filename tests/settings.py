@@ -15,4 +15,4 @@ LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "W
 # tested in tests/exchange/test_embedded_tasks.py, in subprocesses on their own database.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
