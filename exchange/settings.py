@@ -121,7 +121,8 @@ else:
 # Without Redis, Celery's broker is embedded: kombu's SQLAlchemy transport on a SQLite file that
 # belongs to the database its tasks refer to (beside a SQLite database, named as SQLite names its
 # own side files; in var/ for another database), so queued and delayed tasks survive a restart and
-# never reach a worker of another database (docs/decisions.md, "The embedded default runs the whole product"). `demo_serve` starts a worker and beat.
+# never reach a worker of another database. `demo_serve` starts a worker and beat beside the server
+# (docs/decisions.md, "The embedded default runs the whole product").
 CELERY_BROKER_URL = REDIS_URL
 if not REDIS_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import re
 import signal
 import socket
@@ -160,6 +161,7 @@ class _Tasks:
                 self.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
                     command,
                     cwd=settings.BASE_DIR,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},  # each line in the log as it is written
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
