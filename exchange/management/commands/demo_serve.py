@@ -166,6 +166,9 @@ class _Tasks:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     preexec_fn=preexec,  # started before this process has threads
+                    # Out of the terminal's process group: Ctrl-C reaches the command alone, which
+                    # then stops them with SIGTERM (one warm shutdown, and no "stopped" alarm).
+                    start_new_session=True,
                 )
 
     def watch(self, say: Callable[..., None]) -> None:
