@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The exchange on its embedded default: SQLite, Celery tasks in-process, dev settings.
+# The exchange on its embedded default: SQLite, Celery's worker and beat on a SQLite broker beside
+# the database (started by demo_serve, logs in var/log), simulated buyers and sellers, dev settings.
 demo: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput -v0
 	DEBUG=1 $(BIN)/python manage.py load_market exchange/fixtures/demo_market.yaml > /dev/null
@@ -50,4 +51,4 @@ bench: install services
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python tests/bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 var
+	rm -rf $(VENV) db.sqlite3* var

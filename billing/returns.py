@@ -601,6 +601,3 @@ def return_windows_close(*, now: datetime | None = None) -> int:
 def return_windows_close_task() -> int:
     """Celery beat, hourly: :func:`return_windows_close` (market-wide; it opens its own scope)."""
     return return_windows_close()
-
-
-app.add_periodic_task(3600.0, return_windows_close_task.s(), name="billing.return_windows_close")

@@ -10,17 +10,13 @@ from celery import Task
 from billing.services import ledger_reconcile, reconciliation_record
 from exchange.celery import app
 
-# Every 15 minutes: drift found is logged at ERROR and kept as a ReconciliationRun.
-RECONCILE_EVERY_SECONDS = 15 * 60.0
-
 
 @app.task(name="billing.ledger_reconcile", bind=True, acks_late=True)
 def ledger_reconcile_task(self: Task) -> dict[str, Any]:
-    """Reconcile the whole ledger (read-only) and record the run once per task id: a redelivered
+    """Celery beat, every 15 minutes (drift found is logged at ERROR and kept as a ReconciliationRun).
+
+    Reconcile the whole ledger (read-only) and record the run once per task id: a redelivered
     or retried message replaces its own record instead of adding one."""
     report = ledger_reconcile()
     reconciliation_record(report, key=f"task:{self.request.id or uuid.uuid4()}")
     return report.as_dict()
-
-
-app.add_periodic_task(RECONCILE_EVERY_SECONDS, ledger_reconcile_task.s(), name="billing.ledger_reconcile")

@@ -1,4 +1,5 @@
-"""The Celery app. With no REDIS_URL, tasks run eagerly in-process (the demo default)."""
+"""The Celery app. Its broker is Redis, or with no REDIS_URL an embedded one (a SQLite file, exchange/settings.py);
+its periodic tasks are ``CELERY_BEAT_SCHEDULE`` in the settings."""
 
 import os
 

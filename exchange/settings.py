@@ -1,6 +1,7 @@
 """Gavel settings, read from the environment (12-factor, django-environ).
 
-The defaults run the demo on an embedded SQLite database with Celery tasks in-process.
+The defaults run the demo on an embedded SQLite database, with Celery's broker in a SQLite file beside it
+(a worker and beat that ``demo_serve`` starts run its tasks).
 Production (``DEBUG`` off) refuses to start without a real ``SECRET_KEY``, ``ALLOWED_HOSTS``
 and ``GAVEL_PII_KEYS``.
 """
@@ -117,14 +118,37 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Without Redis, Celery's broker is embedded: kombu's SQLAlchemy transport on a SQLite file that
+# belongs to the database its tasks refer to (beside a SQLite database, named as SQLite names its
+# own side files; in var/ for another database), so queued and delayed tasks survive a restart and
+# never reach a worker of another database. `demo_serve` starts a worker and beat beside the server
+# (docs/decisions.md, "The embedded default runs the whole product").
+CELERY_BROKER_URL = REDIS_URL
+if not REDIS_URL:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        _TASKS_FILE = f"{DATABASES['default']['NAME']}-tasks"
+    else:
+        _TASKS_FILE = str(BASE_DIR / "var" / f"tasks-{DATABASES['default']['NAME']}.sqlite3")
+    CELERY_BROKER_URL = f"sqla+sqlite:///{_TASKS_FILE}"
+    # The web, the worker and beat share the file: wait for its write lock as the database does.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 20}}
+    CELERY_BEAT_SCHEDULE_FILENAME = f"{_TASKS_FILE}-beat"
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "gavel"
+# Every periodic task, in one place (`celery -A exchange beat`; demo_serve starts one). A test
+# checks that every task taking no arguments is here.
+CELERY_BEAT_SCHEDULE = {
+    "exchange.webhook_deliveries_due": {"task": "exchange.webhook_deliveries_due", "schedule": 60.0},
+    "exchange.market_sweep": {"task": "exchange.market_sweep", "schedule": 5 * 60.0},
+    "exchange.idempotency_records_purge": {"task": "exchange.idempotency_records_purge", "schedule": 60 * 60.0},
+    "billing.ledger_reconcile": {"task": "billing.ledger_reconcile", "schedule": 15 * 60.0},
+    "billing.return_windows_close": {"task": "billing.return_windows_close", "schedule": 60 * 60.0},
+}
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exchange.api.idempotency import idempotency_records_purge
 from exchange.celery import app
 from exchange.services import lead_reauction_run, market_sweep
 
@@ -16,4 +17,7 @@ def market_sweep_task() -> dict[str, int]:
     return market_sweep()
 
 
-app.add_periodic_task(300.0, market_sweep_task.s(), name="exchange.market_sweep")
+@app.task(name="exchange.idempotency_records_purge", acks_late=True, ignore_result=True)
+def idempotency_records_purge_task() -> int:
+    """Celery beat, hourly: drop the Idempotency-Key records past their 24 h, so the table stays small."""
+    return idempotency_records_purge()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from http.cookiejar import CookieJar
 from pathlib import Path
 from urllib.parse import urlencode
@@ -39,8 +40,9 @@ def test_the_demo_migrates_loads_and_serves(tmp_path):
         capture_output=True,
     )
     port = free_port()
+    logs = tmp_path / "log"
     server = subprocess.Popen(
-        [*manage, "demo_serve", "--port", str(port)],
+        [*manage, "demo_serve", "--port", str(port), "--buyers-port", str(free_port()), "--logs", str(logs)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -72,8 +74,27 @@ def test_the_demo_migrates_loads_and_serves(tmp_path):
         assert b"cmp_leadgen_auto" in urllib.request.urlopen(request).read()  # noqa: S310
         assert urllib.request.urlopen(f"{base}/api/docs").status == 200  # noqa: S310
         assert urllib.request.urlopen(f"{base}/static/gavel.css").status == 200  # noqa: S310
+        # The worker and beat run beside the server, on the embedded broker.
+        until(lambda: "celery@" in read(logs / "worker.log") and " ready." in read(logs / "worker.log"))
+        until(lambda: "beat: Starting..." in read(logs / "beat.log"))
     finally:
         server.terminate()
-        output = server.communicate(timeout=20)[0]
+        output = server.communicate(timeout=30)[0]
         print(output)
     assert "owner@acme.test" in output and "operator@gavel.test" in output
+    assert f"sqla+sqlite:///{tmp_path / 'demo.sqlite3-tasks'}" in output
+    pids = re.search(r"Celery worker \(pid (\d+)\) and beat \(pid (\d+)\)", output)
+    assert pids, output
+    for pid in map(int, pids.groups()):  # they stop with the demo
+        until(lambda pid=pid: not Path(f"/proc/{pid}").exists())
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.2)

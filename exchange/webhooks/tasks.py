@@ -51,6 +51,3 @@ def webhook_deliveries_due(*, limit: int | None = None) -> int:
             # One broken delivery must not starve the others in the batch.
             logger.exception("webhook delivery %s failed", delivery_id)
     return len(due)
-
-
-app.add_periodic_task(60.0, webhook_deliveries_due.s(), name="exchange.webhook_deliveries_due")

@@ -170,7 +170,7 @@ def test_demo_serve_sells_then_keeps_serving(tmp_path):
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [*manage, "demo_serve", "--port", str(port), "--traffic-leads", "15"],
+            [*manage, "demo_serve", "--port", str(port), "--traffic-leads", "15", "--logs", str(tmp_path / "log")],
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -27,6 +27,8 @@ from exchange.api.idempotency import (
     idempotency_fingerprint,
     idempotency_records_purge,
 )
+from exchange.celery import app
+from exchange.tasks import idempotency_records_purge_task
 from tests.conftest import ACME_KEY, CHARLIE_KEY, LEADGEN_KEY, api_client
 
 # Every handler run, in order: what the idempotency layer must prevent is a second entry here.
@@ -320,6 +322,19 @@ def test_purge_deletes_only_records_past_their_24_hours(market):
     assert records() == [("fresh", "in_progress", None)]
     assert idempotency_records_purge(older_than=timedelta(hours=1)) == 1
     assert records() == []
+
+
+@pytest.mark.django_db
+def test_the_purge_runs_hourly_on_celery_beat(market):
+    record_make(LEADGEN_KEY, "old", age=timedelta(hours=25), state="done", response_status=201)
+    record_make(LEADGEN_KEY, "fresh", age=timedelta(hours=23))
+    entry = app.conf.beat_schedule["exchange.idempotency_records_purge"]
+    assert (entry["task"], entry["schedule"]) == ("exchange.idempotency_records_purge", 3600.0)
+
+    assert idempotency_records_purge_task.name == entry["task"]
+    assert idempotency_records_purge_task.apply().get() == 1
+
+    assert records() == [("fresh", "in_progress", None)]
 
 
 # --- when the header does not apply ------------------------------------------------------------

@@ -76,22 +76,28 @@ def test_production_starts_with_real_settings():
             "GAVEL_PII_KEYS": FERNET,
             "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/gavel",
         },
-        "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER)",
+        "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL)",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.postgresql", "True"]
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "False",
+        f"sqla+sqlite:///{ROOT / 'var' / 'tasks-gavel.sqlite3'}",
+    ]
 
 
-def test_the_default_is_sqlite_with_tasks_in_process():
+def test_the_default_is_sqlite_with_the_task_broker_beside_it():
     result = settings_run(
         {"DEBUG": "1"},
         "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_TASK_ALWAYS_EAGER, "
-        "settings.CACHES['default']['BACKEND'])",
+        "settings.CELERY_BROKER_URL, settings.CELERY_BEAT_SCHEDULE_FILENAME, settings.CACHES['default']['BACKEND'])",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "django.db.backends.sqlite3",
-        "True",
+        "False",
+        f"sqla+sqlite:///{ROOT / 'db.sqlite3-tasks'}",
+        str(ROOT / "db.sqlite3-tasks-beat"),
         "django.core.cache.backends.locmem.LocMemCache",
     ]
 
