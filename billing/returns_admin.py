@@ -17,15 +17,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from billing.returns import (
-    AUTO_APPROVE_PERIOD,
-    Return,
-    ReturnAlreadyDecided,
-    ReturnError,
-    ReturnPolicy,
-    return_decide,
-    return_rate,
-)
+from billing.models import Return, ReturnPolicy
+from billing.returns import AUTO_APPROVE_PERIOD, ReturnAlreadyDecided, ReturnError, return_decide, return_rate
 from exchange.admin import BuyerFilter, ReadOnlyAdminMixin, SellerFilter, admin_link, when
 
 

@@ -27,7 +27,8 @@ from django.shortcuts import redirect, render
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
-from billing.returns import Return, return_request, returnability
+from billing.models import Return
+from billing.returns import return_request, returnability
 from contracts.models import BuyerContract
 from contracts.selectors import contracts_of
 from exchange.errors import ExchangeError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from billing.returns import NOTE_MAX_LENGTH, Return
+from billing.models import NOTE_MAX_LENGTH, Return
 from exchange.api.serializers import StrictSerializer
 
 

@@ -20,8 +20,9 @@ from accounts.api.base import TenantGenericAPIView
 from accounts.models import Organization
 from billing.api.filters import PurchaseFilter
 from billing.api.serializers import PurchaseOutput, ReturnInput, ReturnOutput
+from billing.models import Return
 from billing.money import ZERO, money_str
-from billing.returns import Return, return_deadline, return_get, return_request, returns_of
+from billing.returns import return_deadline, return_get, return_request, returns_of
 from exchange.api.idempotency import IdempotentPostMixin
 from exchange.api.views import IDEMPOTENCY_HEADER
 from exchange.errors import NotFound

@@ -13,13 +13,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.tenancy import market_scope
-from billing.models import LedgerEntry, LedgerTransaction
+from billing.models import LedgerEntry, LedgerTransaction, Return, ReturnPolicy
 from billing.returns import (
-    Return,
     ReturnAlreadyDecided,
     ReturnExists,
     ReturnNotAllowed,
-    ReturnPolicy,
     ReturnWindowClosed,
     return_decide,
     return_rate,
