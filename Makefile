@@ -45,7 +45,7 @@ services:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy accounts exchange contracts leads billing reporting
+	$(BIN)/mypy accounts exchange contracts leads billing reporting demo
 
 bench: install services
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python tests/bench/run.py $(BENCH_ARGS)

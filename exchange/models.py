@@ -12,11 +12,10 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from billing.money import MoneyField
+from exchange.api.idempotency import IdempotencyRecord  # noqa: F401 - this app's table, in its topic's module
 from exchange.ids import PublicIdField
 from exchange.schema import FieldSpec, SchemaError, offer_fields_parse
-
-# Tables of this app kept in their topic's module, registered here with the rest.
-from exchange.webhooks.models import Event, EventAttempt, EventDelivery, WebhookEndpoint  # noqa: F401
+from exchange.webhooks.models import Event, EventAttempt, EventDelivery, WebhookEndpoint  # noqa: F401 - as above
 
 
 class Offer(models.Model):
@@ -307,6 +306,3 @@ class MarketVersion(models.Model):
 
     def __str__(self) -> str:
         return f"market version {self.version}"
-
-
-from exchange.api.idempotency import IdempotencyRecord  # noqa: E402,F401

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "leads",
     "billing",
     "reporting",
+    "demo",  # simulated buyers and sellers, `manage.py demo_serve` (no models)
 ]
 
 MIDDLEWARE = [

@@ -3,7 +3,7 @@
 
 One process (started and stopped by ``run.py``, so its event loop does not compete with the load
 generator's) serving the five RTB buyers of ``market_rtb.yaml`` on 127.0.0.1 with the exchange's
-own :class:`~exchange.buyersim.BuyerSimulator`. Each buyer answers every bid request after
+own :class:`~demo.buyers.BuyerSimulator`. Each buyer answers every bid request after
 ``--latency-ms`` (50 ms), with a price of its own for the lead: a draw from the buyer's range,
 seeded by the buyer's name and the ping id (so a replayed ping gets the same price), or a pass
 (204) for a share of them. The ranges straddle the best fixed prices of the market's 25 internal
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: make ``exchange`` importable
 
-from exchange.buyersim import Behaviour, BuyerSimulator  # noqa: E402
+from demo.buyers import Behaviour, BuyerSimulator  # noqa: E402
 
 CENT = Decimal("0.01")
 

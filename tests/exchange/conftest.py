@@ -1,6 +1,6 @@
 import pytest
 
-from exchange.buyersim import BuyerSimulator
+from demo.buyers import BuyerSimulator
 from tests.exchange.receiver import Receiver
 
 

@@ -15,8 +15,8 @@ from django.db import connection
 
 from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
+from demo.buyers import Behaviour, BuyerSimulator
 from exchange.auction.book import book_invalidate
-from exchange.buyersim import Behaviour, BuyerSimulator
 from exchange.celery import app
 from leads.models import Lead
 from tests.exchange.builder import buyer, client, load, ping, post

@@ -15,8 +15,8 @@ from accounts.services import user_upsert
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount
 from contracts.models import BuyerContract, CapCounter
+from demo.buyers import Behaviour
 from exchange.auction.book import book_invalidate
-from exchange.buyersim import Behaviour
 from exchange.delivery import accepted_by_rule
 from exchange.models import DeliveryAttempt, Ping, Sale
 from exchange.services import lead_reauction_run

@@ -21,7 +21,7 @@ from django.db.models import Count, Sum
 from accounts.tenancy import market_scope
 from billing.models import LedgerEntry
 from billing.money import to_money
-from exchange.demo_traffic import BAD_INPUTS, GEO, SUN_BELT, traffic_plan, traffic_run
+from demo.traffic import BAD_INPUTS, GEO, SUN_BELT, traffic_plan, traffic_run
 from exchange.market import market_load, market_read
 from exchange.models import Ping, Sale
 from leads.models import ConsentRecord, Lead

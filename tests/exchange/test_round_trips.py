@@ -98,8 +98,8 @@ def test_a_ping_reads_the_cache_once_and_writes_nothing_to_it(monkeypatch):
 @pytest.mark.skipif(not settings.REDIS_URL, reason="counts the Redis cache's reads")
 @pytest.mark.django_db
 def test_the_breakers_resets_are_written_after_the_view_returned(buyers, monkeypatch):
+    from demo.buyers import Behaviour
     from exchange.auction import breaker
-    from exchange.buyersim import Behaviour
 
     buyers.behaviours["rtb"] = Behaviour(bid="20.00")
     load(buyer("rtb", None, rtb_url=buyers.url("rtb")))
@@ -131,7 +131,7 @@ def test_the_breakers_resets_are_written_after_the_view_returned(buyers, monkeyp
 
 @pytest.mark.django_db
 def test_only_a_byte_identical_ping_from_the_same_key_is_a_repeat_and_no_buyer_hears_it_twice(buyers):
-    from exchange.buyersim import Behaviour
+    from demo.buyers import Behaviour
 
     buyers.behaviours["rtb"] = Behaviour(bid="20.00")
     load(buyer("rtb", None, rtb_url=buyers.url("rtb")), buyer("a", "10.00"))

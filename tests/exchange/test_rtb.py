@@ -23,9 +23,9 @@ from contracts import services as contract_services
 from contracts.api import views as contract_views
 from contracts.models import BuyerContract
 from contracts.services import contract_breaker_resume, contract_hold
+from demo.buyers import Behaviour
 from exchange.auction.book import book_invalidate
 from exchange.auction.breaker import breaker_cooldown
-from exchange.buyersim import Behaviour
 from exchange.models import Bid, Offer, Ping
 from exchange.webhooks import Event
 from tests.exchange.builder import BUYER_KEY_PREFIX, buyer, client, events, load, ping, ping_body, post, run_at_once

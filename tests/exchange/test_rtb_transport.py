@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from demo.buyers import Behaviour, BuyerSimulator
 from exchange.auction.rtb import MAX_ANSWER_BYTES, RtbCall, rtb_collect, rtb_start
-from exchange.buyersim import Behaviour, BuyerSimulator
 from tests.exchange.receiver import Receiver
 
 

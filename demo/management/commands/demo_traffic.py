@@ -1,7 +1,7 @@
 """``manage.py demo_traffic``: send simulated seller traffic to a running demo exchange.
 
 ``manage.py demo_traffic --base-url http://127.0.0.1:8000 --leads 60`` acts as the demo market's
-three sellers over real HTTP (:func:`exchange.demo_traffic.traffic_run`), prints a short summary
+three sellers over real HTTP (:func:`demo.traffic.traffic_run`), prints a short summary
 (one line per lead with ``-v 2``) and exits non-zero when any answer was unexpected (a 5xx, an
 undocumented shape, a bad input not refused with its documented 4xx). It needs no database: only
 the server at ``--base-url``, loaded with ``exchange/fixtures/demo_market.yaml``.
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from exchange.demo_traffic import DEFAULT_LEADS, DEFAULT_SEED, MAX_LEADS, server_wait, traffic_run
+from demo.traffic import DEFAULT_LEADS, DEFAULT_SEED, MAX_LEADS, server_wait, traffic_run
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 Unless ``--no-traffic`` is given, a background thread waits (up to 20 s) for the server to answer
 ``/login/``, then sends simulated publisher traffic through the real HTTP API
-(:func:`exchange.demo_traffic.traffic_run`) and prints a one-line summary, so the portal and the
+(:func:`demo.traffic.traffic_run`) and prints a one-line summary, so the portal and the
 admin show offers, pings with their waterfalls, bids, sales and ledger entries within seconds.
 The server keeps serving normally during and after the traffic; a failure of the traffic is
 printed and never stops the server. While the traffic runs, the request log lines of the
@@ -42,9 +42,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.tenancy import market_scope
 from contracts.models import Campaign
-from exchange.buyersim import Behaviour, BuyerSimulator
+from demo.buyers import Behaviour, BuyerSimulator
+from demo.traffic import DEFAULT_LEADS, DEFAULT_SEED, MAX_LEADS, USER_AGENT, server_wait, traffic_run
 from exchange.celery import app as celery_app
-from exchange.demo_traffic import DEFAULT_LEADS, DEFAULT_SEED, MAX_LEADS, USER_AGENT, server_wait, traffic_run
 from exchange.models import Ping
 
 DEMO_PASSWORD = "gavel-demo-pass"  # noqa: S105 - the demo market's published password
