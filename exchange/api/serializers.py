@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from typing import Any
 
@@ -168,16 +169,31 @@ class LeadInput(StrictSerializer):
     tracking = TrackingInput(required=False)
 
 
+class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """An answer's shape, which is also its schema. :meth:`render` renders with one instance per
+    class, its fields bound once: an answer's fields are read-only and keep no state, and a new
+    serializer per answer (DRF deep-copies every field of it) cost a ping 0.14 ms instead of 0.02."""
+
+    @classmethod
+    def render(cls, instance: Any) -> dict[str, Any]:
+        return dict(_renderer(cls).to_representation(instance))
+
+
+@functools.cache
+def _renderer(cls: type[OutputSerializer]) -> OutputSerializer:
+    return cls()
+
+
 def _money(help_text: str) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=14, decimal_places=2, help_text=help_text)
 
 
-class BidOutput(serializers.Serializer):  # type: ignore[type-arg]
+class BidOutput(OutputSerializer):
     bid_id = serializers.CharField()
     payout = _money("What you earn if this bid buys the lead.")
 
 
-class PingOutput(serializers.Serializer):  # type: ignore[type-arg]
+class PingOutput(OutputSerializer):
     """A ping's answer (``exchange.services.PingAnswer``)."""
 
     ping_id = serializers.CharField()
@@ -192,7 +208,7 @@ class PingOutput(serializers.Serializer):  # type: ignore[type-arg]
     test = serializers.BooleanField()
 
 
-class LeadOutput(serializers.Serializer):  # type: ignore[type-arg]
+class LeadOutput(OutputSerializer):
     """A post's or a full lead's answer (``exchange.services.LeadAnswer``)."""
 
     lead_id = serializers.CharField()

@@ -116,7 +116,7 @@ class PingView(IdempotentPostMixin, SellerView):
                 arrived=request_arrival(request),
             ),
         )
-        return Response(PingOutput(answer).data)
+        return Response(PingOutput.render(answer))
 
 
 class PostView(IdempotentPostMixin, SellerView):
@@ -143,7 +143,7 @@ class PostView(IdempotentPostMixin, SellerView):
                 ping_id=v["ping_id"], lead=v["lead"], consent=dict(v["consent"]), arrived=request_arrival(request)
             ),
         )
-        return Response(LeadOutput(answer).data)
+        return Response(LeadOutput.render(answer))
 
 
 class LeadCreateView(IdempotentPostMixin, SellerView):
@@ -169,7 +169,7 @@ class LeadCreateView(IdempotentPostMixin, SellerView):
                 arrived=request_arrival(request),
             ),
         )
-        return Response(LeadOutput(answer).data)
+        return Response(LeadOutput.render(answer))
 
 
 class LeadDetailView(SellerView):
@@ -183,4 +183,4 @@ class LeadDetailView(SellerView):
             "created_at": lead.created_at,
             "sales": lead_sales_for_seller(seller=self.organization, lead=lead),
         }
-        return Response(LeadDetailOutput(detail).data)
+        return Response(LeadDetailOutput.render(detail))
