@@ -35,6 +35,7 @@ DEPLOY_ENV = env -u DATABASE_URL -u REDIS_URL DEBUG=0 \
 # The whole suite on PostgreSQL and Redis (started here if they are down), after Django's
 # deployment checks under production settings.
 test: install services
+	$(BIN)/lint-imports
 	$(DEPLOY_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python manage.py makemigrations --check --dry-run -v0 --settings=tests.settings
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/pytest -q $(PYTEST_ARGS)
@@ -46,6 +47,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy accounts exchange contracts leads billing reporting demo
+	$(BIN)/lint-imports
 
 bench: install services
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python tests/bench/run.py $(BENCH_ARGS)

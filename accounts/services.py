@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.hooks import market_changed
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.tenancy import market_scope
 from exchange.cache import cache_get
@@ -173,10 +174,8 @@ def organization_status_set(*, organization: Organization, status: str) -> Organ
 
 
 def _organization_changed(organization: Organization) -> None:
-    from exchange.auction.book import book_invalidate  # the book compiles organizations too
-
     api_keys_forget(organization=organization)
-    book_invalidate()
+    market_changed()  # the contract book compiles organizations too
 
 
 @transaction.atomic

@@ -38,6 +38,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from accounts.hooks import event_emit
 from accounts.models import Organization, User
 from accounts.tenancy import market_scope
 from billing.models import NOTE_MAX_LENGTH, LedgerAccount, LedgerTransaction, Return, ReturnPolicy
@@ -357,8 +358,6 @@ def _refund_book(ret: Return, sale: Sale) -> LedgerTransaction:
 
 def _decide(*, ret: Return, approve: bool, user: User | None, note: str, auto: bool) -> tuple[Return, bool]:
     """:func:`return_decide`, also saying whether this call made the decision."""
-    from exchange.webhooks import event_emit  # the exchange's outbox
-
     wanted = Return.Status.APPROVED if approve else Return.Status.DENIED
     now = timezone.now()
     with market_scope(), transaction.atomic():

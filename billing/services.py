@@ -25,12 +25,12 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.hooks import event_emit
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
 from billing.money import ZERO, MoneyField, money_str, to_money
 from exchange.models import Sale
-from exchange.webhooks import EventType, event_emit
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def _low_balance_fall(organization_id: int) -> bool:
     assert account.low_balance_threshold is not None
     event_emit(
         organization_id=organization_id,
-        type=EventType.BALANCE_LOW,
+        type="balance.low",
         data={
             "available": money_str(account.available),
             "threshold": money_str(account.low_balance_threshold),

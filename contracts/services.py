@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 
+from accounts.hooks import event_emit, market_changed
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign, CapCounter
@@ -26,9 +27,7 @@ MAX_TRIPS = 32767  # the column's limit; the cool-down stopped growing long befo
 
 
 def _market_changed() -> None:
-    from exchange.auction.book import book_invalidate  # the book compiles what this app owns
-
-    book_invalidate()
+    market_changed()  # the contract book compiles what this app owns
 
 
 def _full_clean(instance: BuyerContract | Campaign, term_name: Callable[[str], str]) -> None:
@@ -291,8 +290,6 @@ def contract_breaker_resume(*, contract_id: int, reason: str) -> bool:
 
 
 def _contract_event(*, contract_id: int, type: str, reason: str) -> None:
-    from exchange.webhooks import event_emit  # events are the exchange's outbox
-
     contract = BuyerContract.objects.select_related("offer").get(pk=contract_id)
     event_emit(
         organization_id=contract.organization_id,

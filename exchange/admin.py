@@ -25,6 +25,7 @@ from exchange.api.idempotency import IdempotencyRecord
 from exchange.auction.book import book_invalidate
 from exchange.json_document import StrictJSONDecoder
 from exchange.models import Bid, DeliveryAttempt, Offer, Ping, Sale
+from leads.models import Lead
 
 
 class BookInvalidatingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -173,8 +174,6 @@ class PingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="lead")
     def posted_lead_link(self, obj: Ping) -> SafeString | str:
-        from leads.models import Lead
-
         with market_scope():
             lead = Lead.objects.filter(ping=obj).first()
         return admin_link(lead) if lead is not None else "not posted"

@@ -33,6 +33,7 @@ from exchange.auction.book import book_invalidate
 from exchange.json_document import MAX_DEPTH, JsonDocumentError, json_document_parse
 from exchange.models import Offer
 from exchange.schema import SchemaError, offer_fields_parse
+from exchange.webhooks import WebhookEndpoint, WebhookError, endpoint_create
 
 
 class MarketError(Exception):
@@ -337,8 +338,6 @@ class _Loader:
 
     def seller_endpoint(self, organization: Organization, url: str, path: str) -> None:
         """A campaign's ``webhook_url`` receives its organization's lead events (once per URL)."""
-        from exchange.webhooks import WebhookEndpoint, WebhookError, endpoint_create
-
         if WebhookEndpoint.objects.filter(organization=organization, url=url).exists():
             return
         try:

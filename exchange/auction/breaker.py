@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 
+from contracts.services import contract_breaker_resume, contract_breaker_retry, contract_hold
 from exchange.auction.book import CompiledContract
 from exchange.auction.rtb import RtbAnswer
 from exchange.cache import cache_get
@@ -79,8 +80,6 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
             continue
         failures = _count_failure(_key(answer.contract_id))
         if failures >= threshold:
-            from contracts.services import contract_hold
-
             reason = f"Circuit breaker: {failures} RTB failures in a row (last: {answer.reason})"
             if contract_hold(
                 contract_id=contract.id, hold="breaker", reason=reason, retry_at=now + breaker_cooldown(1)
@@ -113,8 +112,6 @@ def _failure_epoch() -> str:
 
 
 def _retry_settle(contract: CompiledContract, answer: RtbAnswer, now: datetime) -> None:
-    from contracts.services import contract_breaker_resume, contract_breaker_retry
-
     if not answer.healthy and not answer.failed:
         pass  # a timeout the exchange cut short: no verdict, the next ping retries
     elif answer.failed:

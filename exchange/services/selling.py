@@ -26,6 +26,7 @@ from exchange.auction.engine import LIVE_SALE_STATUSES, cap_keys
 from exchange.delivery import delivery_send, redacted
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from exchange.services.rejects import reject_watch
+from exchange.webhooks import event_emit
 from leads.models import Lead
 from leads.services import json_value
 
@@ -283,8 +284,6 @@ def lead_route(
 
 
 def _lead_event(lead: Lead, sold: list[Sale]) -> None:
-    from exchange.webhooks import event_emit  # the exchange's outbox
-
     event_emit(
         organization_id=lead.organization_id,
         type="lead.sold" if lead.status == Lead.Status.SOLD else "lead.unsold",

@@ -1,0 +1,39 @@
+"""What a lower app tells the exchange above it without importing it (docs/decisions.md 42).
+
+The contract book compiles organizations, contracts and campaigns, and every side's events go out
+through the exchange's webhook outbox; the apps that own those rows sit below the exchange and may
+not import it. They call :func:`market_changed` and :func:`event_emit` here instead, and the exchange
+registers what they do when it is ready (``exchange.apps.ExchangeConfig.ready``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+_market_changed: list[Callable[[], None]] = []
+_event_emit: list[Callable[..., Any]] = []
+
+
+def market_changed_connect(receiver: Callable[[], None]) -> None:
+    if receiver not in _market_changed:
+        _market_changed.append(receiver)
+
+
+def event_emit_connect(receiver: Callable[..., Any]) -> None:
+    if receiver not in _event_emit:
+        _event_emit.append(receiver)
+
+
+def market_changed() -> None:
+    """Something the contract book compiles was written (call inside the writer's transaction)."""
+    for receiver in _market_changed:
+        receiver()
+
+
+def event_emit(*, organization_id: int, type: str, data: dict[str, Any]) -> None:
+    """An event for the organization's webhook endpoints, sent once the caller's transaction commits."""
+    if not _event_emit:
+        raise RuntimeError("No event outbox is connected (the exchange app is not ready).")
+    for receiver in _event_emit:
+        receiver(organization_id=organization_id, type=type, data=data)
