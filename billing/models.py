@@ -7,13 +7,19 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
 from billing.money import MoneyField
 from exchange.ids import PublicIdField
+
+# A buyer's available funds: what it may still spend, held amounts set aside, down to its credit
+# limit. The one definition: as an ORM expression, and as SQL over the account's columns for the
+# ping's one-statement read of the market's live state (exchange.auction.engine).
+AVAILABLE_FUNDS = F("balance") - F("held") + F("credit_limit")
+AVAILABLE_FUNDS_SQL = "balance - held + credit_limit"
 
 NOTE_MAX_LENGTH = 2000  # a return's note and its decision note
 
@@ -65,6 +71,7 @@ class LedgerAccount(models.Model):
 
     @property
     def available(self) -> Decimal:
+        """:data:`AVAILABLE_FUNDS` of this account as read."""
         return self.balance - self.held + self.credit_limit
 
 

@@ -23,12 +23,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
 
 from accounts.hooks import event_emit
 from accounts.models import Organization
 from accounts.tenancy import market_scope
-from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
+from billing.models import AVAILABLE_FUNDS, LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
 from billing.money import ZERO, MoneyField, money_str, to_money
 from exchange.models import Sale
 
@@ -117,7 +118,6 @@ def ledger_book(
 # --- buyers: funds, top-ups, limits, low balance ----------------------------------------------
 
 # Available funds, as the auction and funds_hold count them.
-AVAILABLE = F("balance") - F("held") + F("credit_limit")
 
 
 def _buyer_account(organization_id: int) -> QuerySet[LedgerAccount]:
@@ -130,7 +130,9 @@ def _low_balance_fall(organization_id: int) -> bool:
     cross the threshold, exactly one emits."""
     crossed = (
         _buyer_account(organization_id)
-        .filter(low_balance_notified=False, low_balance_threshold__isnull=False, low_balance_threshold__gt=AVAILABLE)
+        .filter(
+            low_balance_notified=False, low_balance_threshold__isnull=False, low_balance_threshold__gt=AVAILABLE_FUNDS
+        )
         .update(low_balance_notified=True)
     )
     if not crossed:
@@ -165,7 +167,7 @@ def low_balance_check(*, organization_id: int) -> bool:
         if _low_balance_fall(organization_id):
             return True
         _buyer_account(organization_id).filter(low_balance_notified=True).filter(
-            Q(low_balance_threshold__isnull=True) | Q(low_balance_threshold__lte=AVAILABLE)
+            Q(low_balance_threshold__isnull=True) | Q(low_balance_threshold__lte=AVAILABLE_FUNDS)
         ).update(low_balance_notified=False)
     return False
 
@@ -252,9 +254,9 @@ def funds_hold(*, organization_id: int, amount: Decimal) -> None:
     """
     with market_scope():
         updated = LedgerAccount.objects.filter(
+            GreaterThanOrEqual(AVAILABLE_FUNDS, Value(amount)),
             organization_id=organization_id,
             kind=LedgerAccount.Kind.BUYER_BALANCE,
-            balance__gte=F("held") + amount - F("credit_limit"),
         ).update(held=F("held") + amount)
     if updated != 1:
         raise FundsRefused(f"organization {organization_id} cannot cover {amount}")

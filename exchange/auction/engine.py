@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
-from billing.models import LedgerAccount
+from billing.models import AVAILABLE_FUNDS_SQL, LedgerAccount
 from billing.money import payout_for
 from contracts.models import CapCounter
 from contracts.schedules import period_key
@@ -194,7 +194,7 @@ def live_state_read(
     buyers = _in("organization_id", buyer_ids, pg, "bigint")
     if buyer_ids:
         parts.append(
-            f"SELECT 'f', organization_id, {null['text']}, {null['int']}, balance - held + credit_limit, {null['at']} "
+            f"SELECT 'f', organization_id, {null['text']}, {null['int']}, {AVAILABLE_FUNDS_SQL}, {null['at']} "
             f"FROM {LedgerAccount._meta.db_table} WHERE {buyers[0]} AND kind = %s"
         )
         params += [*buyers[1], LedgerAccount.Kind.BUYER_BALANCE]
