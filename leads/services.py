@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from exchange.schema import FieldSpec
 from leads.crypto import pii_encrypt
@@ -76,6 +77,30 @@ def lead_store(
             raw={k: json_value(v) for k, v in consent.items()},
         )
     return lead
+
+
+def lead_outcome_set(*, lead: Lead, status: str, reason: str = "", payout: Decimal | None = None) -> None:
+    """Record where a lead stands (sold, unsold, pending, rejected), its reason and, when given, what
+    its seller earns; ``lead`` is updated to match. Call inside the caller's transaction."""
+    values: dict[str, Any] = {"status": status, "reason": reason, "updated_at": timezone.now()}
+    if payout is not None:
+        values["payout"] = payout
+    Lead.objects.filter(pk=lead.pk).update(**values)
+    lead.status, lead.reason = status, reason
+    if payout is not None:
+        lead.payout = payout
+
+
+def lead_reauction_claim(*, lead: Lead, cycle: int) -> bool:
+    """Claim re-auction ``cycle`` of a pending lead, once: a compare-and-set on its last cycle, so a
+    task delivered twice runs the cycle once. False when the lead is no longer pending or the
+    cycle was claimed already."""
+    claimed = Lead.objects.filter(pk=lead.pk, status=Lead.Status.PENDING, reauction_cycle__lt=cycle).update(
+        reauction_cycle=cycle, updated_at=timezone.now()
+    )
+    if claimed:
+        lead.reauction_cycle = cycle
+    return bool(claimed)
 
 
 def suppression_add(*, consumer_hash: str, reason: str = "") -> Suppression:

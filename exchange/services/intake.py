@@ -39,7 +39,7 @@ from leads.crypto import pii_decrypt
 from leads.models import Lead
 from leads.pii import email_hash as hash_email
 from leads.pii import phone_hash as hash_phone
-from leads.services import json_value, lead_store
+from leads.services import json_value, lead_outcome_set, lead_reauction_claim, lead_store
 
 
 def _pii_mismatches(values: Mapping[str, object], ping: Ping) -> dict[str, list[str]]:
@@ -134,8 +134,7 @@ def _lead_sell(
     try the direct route (full leads), then the ping's bids in rank order until the deadline."""
     if ping.reason in ("duplicate", "suppressed"):
         with market_scope():
-            Lead.objects.filter(pk=lead.pk).update(status=Lead.Status.REJECTED, reason=ping.reason)
-        lead.status, lead.reason = Lead.Status.REJECTED, ping.reason
+            lead_outcome_set(lead=lead, status=Lead.Status.REJECTED, reason=ping.reason)
         return LeadAnswer.of(lead, ping)
     secrets = book.signing_secrets
     if direct_route and _direct_share_hit(lead, campaign):
@@ -229,12 +228,8 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         lead = Lead.objects.select_related("ping", "campaign").filter(pk=lead_id).first()
         if lead is None or lead.status != Lead.Status.PENDING:
             return "skipped"
-        claimed = Lead.objects.filter(pk=lead.pk, status=Lead.Status.PENDING, reauction_cycle__lt=cycle).update(
-            reauction_cycle=cycle, updated_at=timezone.now()
-        )
-        if not claimed:
+        if not lead_reauction_claim(lead=lead, cycle=cycle):
             return "skipped"
-        lead.reauction_cycle = cycle
         sold = list(Sale.objects.filter(lead=lead, status=Sale.Status.SOLD))
         if sold:
             lead_finish(lead, RouteOutcome(sold, []), offer=book_current().offers[lead.offer_id])

@@ -28,7 +28,7 @@ from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from exchange.services.rejects import reject_watch
 from exchange.webhooks import event_emit
 from leads.models import Lead
-from leads.services import json_value
+from leads.services import json_value, lead_outcome_set
 
 
 @dataclass(frozen=True)
@@ -308,17 +308,14 @@ def lead_finish(
     cycle. Final states reach the seller as events.
     """
     sold = [s for s in outcome.sales if s.status == Sale.Status.SOLD]
-    lead.payout = sum((s.payout for s in sold), ZERO)
     if sold:
-        lead.status, lead.reason = Lead.Status.SOLD, ""
+        status, reason = Lead.Status.SOLD, ""
     elif (reauctioning or outcome.tried or outcome.out_of_time) and lead.reauction_cycle < offer.reauction_cycles:
-        lead.status, lead.reason = Lead.Status.PENDING, ""
+        status, reason = Lead.Status.PENDING, ""
     else:
-        lead.status, lead.reason = Lead.Status.UNSOLD, unsold_reason
+        status, reason = Lead.Status.UNSOLD, unsold_reason
     with market_scope(), transaction.atomic():
-        Lead.objects.filter(pk=lead.pk).update(
-            status=lead.status, reason=lead.reason, payout=lead.payout, updated_at=timezone.now()
-        )
+        lead_outcome_set(lead=lead, status=status, reason=reason, payout=sum((s.payout for s in sold), ZERO))
         if lead.status == Lead.Status.PENDING:
             from exchange.tasks import lead_reauction
 
