@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from http.cookiejar import CookieJar
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
+from tests.waiting import free_port, until
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_demo_migrates_loads_and_serves(tmp_path):
@@ -91,10 +85,3 @@ def test_the_demo_migrates_loads_and_serves(tmp_path):
 
 def read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
-
-
-def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "not within the deadline"
-        time.sleep(0.2)

@@ -18,13 +18,9 @@ from typing import Any
 
 from django.conf import settings
 
+from tests.waiting import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SilentBuyer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +25,10 @@ from exchange.market import market_load, market_read
 from exchange.models import Ping, Sale
 from leads.models import ConsentRecord, Lead
 from leads.pii import email_normalize, phone_normalize
+from tests.waiting import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_MARKET = ROOT / "exchange" / "fixtures" / "demo_market.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- the plan (no server) -------------------------------------------------------------------------

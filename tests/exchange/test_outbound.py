@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-import subprocess
 import threading
 import time
 
@@ -308,18 +307,6 @@ def test_public_addresses_are_safe(address):
 
 
 # --- TLS ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def certificate(tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )
-    return str(cert), str(key)
 
 
 def in_a_new_thread(call):

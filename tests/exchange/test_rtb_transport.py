@@ -5,7 +5,6 @@ and many threads ask at once."""
 from __future__ import annotations
 
 import ssl
-import subprocess
 import threading
 import time
 import urllib.request
@@ -142,15 +141,9 @@ def test_private_addresses_are_refused_at_connect_time(settings):
         server.stop()
 
 
-def test_a_buyer_whose_certificate_does_not_verify_is_never_sent_the_ping(tmp_path):
+def test_a_buyer_whose_certificate_does_not_verify_is_never_sent_the_ping(certificate):
     """TLS is verified: a self-signed certificate fails the handshake, before any request."""
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = certificate
     received: list[str] = []
 
     class Buyer(BaseHTTPRequestHandler):
