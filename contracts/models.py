@@ -245,11 +245,6 @@ class BuyerContract(models.Model):
         return getattr(self, f"budget_{period}")  # type: ignore[no-any-return]
 
     @property
-    def bidding(self) -> bool:
-        """Active by its buyer and held by no one."""
-        return self.status == self.Status.ACTIVE and self.hold is None
-
-    @property
     def delivery_method(self) -> str:
         return str((self.delivery or {}).get("method", "none"))
 

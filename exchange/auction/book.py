@@ -49,9 +49,8 @@ class CompiledContract:
     organization_id: int
     organization_active: bool
     tz: ZoneInfo
-    active: bool  # bids: active by its buyer and held by no one
-    buyer_active: bool
-    hold: str | None
+    buyer_active: bool  # the buyer's status
+    hold: str | None  # the exchange's: operator, breaker, or none
     price: Decimal | None
     price_modifiers: PriceFunction
     rtb_url: str
@@ -75,6 +74,11 @@ class CompiledContract:
     # Why its stored terms do not compile (saved before today's rules, or around them): it then
     # stays out of every auction, with that reason, until they are saved again.
     terms_error: str = ""
+
+    @property
+    def active(self) -> bool:
+        """It bids: active by its buyer and held by no one."""
+        return self.buyer_active and self.hold is None
 
     def retry_due(self, now: datetime) -> bool:
         """Held by the RTB circuit breaker (and active by its buyer) and past its cool-down
@@ -166,7 +170,6 @@ def _compile_contract(
         organization_id=contract.organization_id,
         organization_active=organization.status == Organization.Status.ACTIVE,
         tz=organization.tz,
-        active=contract.bidding,
         buyer_active=contract.status == BuyerContract.Status.ACTIVE,
         hold=contract.hold,
         price=contract.price,
