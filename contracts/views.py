@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts.portal import portal_page
 from contracts.selectors import campaign_get, campaigns_of, contract_get, contracts_of
 
 
-def _organization(request: HttpRequest):  # type: ignore[no-untyped-def]
-    organization = getattr(request, "organization", None)
-    if organization is None:
-        raise Http404("No organization.")
-    return organization
-
-
-@login_required
+@portal_page(side="buyer")
 def contract_list(request: HttpRequest) -> HttpResponse:
-    organization = _organization(request)
+    organization = request.organization  # type: ignore[attr-defined]
     return render(request, "contracts/contract_list.html", {"contracts": contracts_of(organization=organization)})
 
 
-@login_required
+@portal_page(side="buyer")
 def contract_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    contract = contract_get(organization=_organization(request), public_id=public_id)
+    contract = contract_get(organization=request.organization, public_id=public_id)  # type: ignore[attr-defined]
     return render(request, "contracts/contract_detail.html", {"contract": contract})
 
 
-@login_required
+@portal_page(side="seller")
 def campaign_list(request: HttpRequest) -> HttpResponse:
-    organization = _organization(request)
+    organization = request.organization  # type: ignore[attr-defined]
     return render(request, "contracts/campaign_list.html", {"campaigns": campaigns_of(organization=organization)})
 
 
-@login_required
+@portal_page(side="seller")
 def campaign_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    campaign = campaign_get(organization=_organization(request), public_id=public_id)
+    campaign = campaign_get(organization=request.organization, public_id=public_id)  # type: ignore[attr-defined]
     return render(request, "contracts/campaign_detail.html", {"campaign": campaign})
