@@ -46,7 +46,7 @@ services:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy accounts exchange contracts leads billing reporting demo
+	$(BIN)/mypy core accounts exchange contracts leads billing reporting demo
 	$(BIN)/lint-imports
 
 bench: install services

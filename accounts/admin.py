@@ -9,9 +9,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.services import api_key_create, api_key_revoke, api_keys_forget
-from contracts.forms import BuyerContractForm, CampaignForm, CampaignInlineFormSet, ContractInlineFormSet
-from contracts.models import BuyerContract, Campaign
-from exchange.admin import BookInvalidatingAdmin
+from core.admin import BookInvalidatingAdmin
 
 
 @admin.register(User)
@@ -34,34 +32,6 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-class ContractInline(admin.TabularInline):
-    model = BuyerContract
-    form = BuyerContractForm
-    formset = ContractInlineFormSet
-    fk_name = "organization"
-    extra = 0
-    fields = ["name", "offer", "status", "hold", "price", "rtb_url", "cap_day", "priority"]
-    readonly_fields = ["offer"]
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # a new contract is made on its own page, with all its terms
-
-
-class CampaignInline(admin.TabularInline):
-    model = Campaign
-    form = CampaignForm
-    formset = CampaignInlineFormSet
-    fk_name = "organization"
-    extra = 0
-    fields = ["name", "offer", "status", "margin_percent", "floor"]
-    readonly_fields = ["offer"]
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # a new campaign is made on its own page, with all its terms
-
-
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     extra = 0
@@ -82,7 +52,8 @@ class OrganizationAdmin(BookInvalidatingAdmin):
     prepopulated_fields = {"slug": ("name",)}
     fields = ["name", "slug", "is_buyer", "is_seller", "timezone", "status", "created_at"]
     readonly_fields = ["created_at"]  # the signing secret is never shown here: the portal rotates it
-    inlines = [MembershipInline, ContractInline, CampaignInline, ApiKeyInline]
+    # The apps above add their inlines by extending this admin (contracts.admin: contracts, campaigns).
+    inlines = [MembershipInline, ApiKeyInline]
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

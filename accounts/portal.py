@@ -3,7 +3,8 @@
 ``portal_page(side="buyer", role="manager")`` requires a logged-in member of an organization that is
 a buyer, with at least the manager's rights. A page the organization's side or the member's role
 lacks is a 403 page that says what it needs (a buyer opening the seller's campaigns learns the page
-is for sellers, not that it has "no campaigns yet").
+is for sellers, not that it has "no campaigns yet"); one thing's page (a URL with an id) of the other
+side is a 404, as any other organization's thing is.
 The view gets ``request.organization`` and ``request.membership`` set by the tenant middleware.
 """
 
@@ -44,6 +45,8 @@ def portal_page(
             if organization is None:
                 raise Http404("No organization.")
             if side is not None and side not in organization.roles:
+                if kwargs:  # one thing's page: not theirs, so not found, as for any outsider
+                    raise Http404(f"No such {side}'s page.")
                 return render(request, "accounts/forbidden.html", {"side": side}, status=403)
             membership = getattr(request, "membership", None)
             if not role_allows(membership, role):

@@ -12,10 +12,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.hooks import market_changed
 from accounts.models import ApiKey, Membership, Organization, User
 from accounts.tenancy import market_scope
-from exchange.cache import cache_get
+from core.cache import cache_get
+from core.hooks import market_changed
 
 API_KEY_PREFIX = "gvl_"
 API_KEY_MIN_LENGTH = 20

@@ -29,7 +29,6 @@ from django.utils.safestring import SafeString
 
 from accounts.models import Organization
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
-from billing.money import money_str
 from billing.services import (
     BillingError,
     buyer_limits_set,
@@ -39,6 +38,7 @@ from billing.services import (
     topup_record,
 )
 from billing.statements import month_add
+from core.money import money_str
 
 BOOK_PERMISSION = "billing.add_ledgertransaction"
 

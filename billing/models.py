@@ -12,8 +12,8 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
-from billing.money import MoneyField
-from exchange.ids import PublicIdField
+from core.ids import PublicIdField
+from core.money import MoneyField
 
 # A buyer's available funds: what it may still spend, held amounts set aside, down to its credit
 # limit. The one definition: as an ORM expression, and as SQL over the account's columns for the

@@ -38,14 +38,14 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts.hooks import event_emit
 from accounts.models import Organization, User
 from accounts.tenancy import market_scope
 from billing.models import NOTE_MAX_LENGTH, LedgerAccount, LedgerTransaction, Return, ReturnPolicy
-from billing.money import ZERO, money_str
 from billing.services import accounts_get, ledger_book, low_balance_check
 from contracts.models import Campaign
-from exchange.errors import ExchangeError, Invalid, NotFound
+from core.errors import ExchangeError, Invalid, NotFound
+from core.hooks import event_emit
+from core.money import ZERO, money_str
 from exchange.models import Sale
 
 logger = logging.getLogger(__name__)

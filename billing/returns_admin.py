@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString
 
 from billing.models import Return, ReturnPolicy
 from billing.returns import AUTO_APPROVE_PERIOD, ReturnAlreadyDecided, ReturnError, return_decide, return_rate
-from exchange.admin import BuyerFilter, ReadOnlyAdminMixin, SellerFilter, admin_link, when
+from core.admin import BuyerFilter, ReadOnlyAdminMixin, SellerFilter, admin_link, when
 
 
 class DecisionForm(ActionForm):

@@ -11,7 +11,7 @@ from django.db.models import F, QuerySet, Sum, Window
 
 from accounts.models import Organization
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from billing.money import ZERO, to_money
+from core.money import ZERO, to_money
 
 
 def accounts_of(*, organization: Organization) -> QuerySet[LedgerAccount]:

@@ -26,11 +26,11 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
 
-from accounts.hooks import event_emit
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.models import AVAILABLE_FUNDS, LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
-from billing.money import ZERO, MoneyField, money_str, to_money
+from core.hooks import event_emit
+from core.money import ZERO, MoneyField, money_str, to_money
 from exchange.models import Sale
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from fpdf.fonts import FontFace
 
 from accounts.models import Organization
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from billing.money import money_str, to_money
 from billing.selectors import accounts_of, balance_at
+from core.money import money_str, to_money
 
 MONTH_FORMAT = re.compile(r"^(\d{4})-(\d{2})$")
 ACCOUNT_LABELS: dict[str, str] = {

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from celery import Task
+from celery import Task, shared_task
 
 from billing.returns import return_windows_close
 from billing.services import ledger_reconcile, reconciliation_record
-from exchange.celery import app
 
 
-@app.task(name="billing.ledger_reconcile", bind=True, acks_late=True)
+@shared_task(name="billing.ledger_reconcile", bind=True, acks_late=True)
 def ledger_reconcile_task(self: Task) -> dict[str, Any]:
     """Celery beat, every 15 minutes (drift found is logged at ERROR and kept as a ReconciliationRun).
 
@@ -23,7 +22,7 @@ def ledger_reconcile_task(self: Task) -> dict[str, Any]:
     return report.as_dict()
 
 
-@app.task(name="billing.return_windows_close", acks_late=True, ignore_result=True)
+@shared_task(name="billing.return_windows_close", acks_late=True, ignore_result=True)
 def return_windows_close_task() -> int:
     """Celery beat, hourly: :func:`return_windows_close` (market-wide; it opens its own scope)."""
     return return_windows_close()

@@ -2,18 +2,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin
 from django.db.models import ManyToManyField
 from django.forms import ModelForm
 from django.http import HttpRequest
-from django.utils import timezone
 
+from accounts.admin import OrganizationAdmin
 from accounts.models import Organization
-from contracts.forms import BuyerContractForm, CampaignForm, campaign_form_save, contract_form_save
+from contracts.forms import (
+    BuyerContractForm,
+    CampaignForm,
+    CampaignInlineFormSet,
+    ContractInlineFormSet,
+    campaign_form_save,
+    contract_form_save,
+)
 from contracts.models import BuyerContract, Campaign, CapCounter
-from exchange.admin import BookInvalidatingAdmin
-from exchange.services.rejects import reject_rates
+from core.admin import BookInvalidatingAdmin
 
 
 class CounterpartiesAdmin(BookInvalidatingAdmin):
@@ -65,7 +70,6 @@ class BuyerContractAdmin(CounterpartiesAdmin):
         "bid",
         "cap_day",
         "priority",
-        "delivery_rejects",
     ]
     list_filter = ["status", "hold", "offer", "organization"]
     search_fields = ["name", "slug", "public_id", "organization__name"]
@@ -73,7 +77,6 @@ class BuyerContractAdmin(CounterpartiesAdmin):
         "public_id",
         "breaker_retry_at",
         "breaker_trips",
-        "delivery_rejects",
         "created_at",
         "updated_at",
     ]
@@ -96,7 +99,7 @@ class BuyerContractAdmin(CounterpartiesAdmin):
         (
             "Hold",
             {
-                "fields": ("hold", "hold_reason", "breaker_retry_at", "breaker_trips", "delivery_rejects"),
+                "fields": ("hold", "hold_reason", "breaker_retry_at", "breaker_trips"),
                 "description": "The exchange's hold, apart from the buyer's status: a held contract does not "
                 "bid, and no buyer action lifts a hold. The circuit breaker holds a failing RTB contract until "
                 "its retry time; holding or releasing the contract here takes it out of the breaker's hands.",
@@ -113,23 +116,6 @@ class BuyerContractAdmin(CounterpartiesAdmin):
     @admin.display(description="Bid", ordering="price")
     def bid(self, contract: BuyerContract) -> str:
         return "RTB" if contract.rtb_url else f"{contract.price}"
-
-    @admin.display(description=f"Rejects ({settings.GAVEL_REJECT_RATE_WINDOW_HOURS} h)")
-    def delivery_rejects(self, contract: BuyerContract) -> str:
-        rate = getattr(contract, "reject_rate", None)
-        if rate is None and contract.pk is not None:
-            rate = reject_rates(contract_ids=[contract.pk], now=timezone.now()).get(contract.pk)
-        if rate is None:
-            return "no deliveries"
-        return f"{rate.percent:.0f}% ({rate.rejected} of {rate.deliveries})"
-
-    def get_changelist_instance(self, request: HttpRequest) -> Any:
-        # Every shown contract's reject rate in one query, not one per row.
-        changelist = super().get_changelist_instance(request)
-        rates = reject_rates(contract_ids=[c.pk for c in changelist.result_list], now=timezone.now())
-        for contract in changelist.result_list:
-            contract.reject_rate = rates.get(contract.pk)
-        return changelist
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # A contract stays with its buyer, its offer and its slug (its counters and sales refer to them).
@@ -157,3 +143,41 @@ class CapCounterAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+
+class ContractInline(admin.TabularInline):
+    model = BuyerContract
+    form = BuyerContractForm
+    formset = ContractInlineFormSet
+    fk_name = "organization"
+    extra = 0
+    fields = ["name", "offer", "status", "hold", "price", "rtb_url", "cap_day", "priority"]
+    readonly_fields = ["offer"]
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a new contract is made on its own page, with all its terms
+
+
+class CampaignInline(admin.TabularInline):
+    model = Campaign
+    form = CampaignForm
+    formset = CampaignInlineFormSet
+    fk_name = "organization"
+    extra = 0
+    fields = ["name", "offer", "status", "margin_percent", "floor"]
+    readonly_fields = ["offer"]
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a new campaign is made on its own page, with all its terms
+
+
+admin.site.unregister(Organization)
+
+
+@admin.register(Organization)
+class OrganizationTermsAdmin(OrganizationAdmin):
+    """The organization with its terms of trade: its contracts and campaigns."""
+
+    inlines = [*OrganizationAdmin.inlines, ContractInline, CampaignInline]

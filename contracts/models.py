@@ -12,13 +12,12 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
-from billing.money import MoneyField
 from contracts.rules import BuyerRegexError, RuleError, buyer_regex_compile, modifiers_bound, rule_validate
 from contracts.schedules import ScheduleError, schedule_validate
-from exchange.ids import PublicIdField, public_id_new
-from exchange.models import Offer
-from exchange.outbound import UnsafeUrl, url_check
-from exchange.schema import FieldSpec
+from core.ids import PublicIdField, public_id_new
+from core.money import MoneyField
+from core.outbound import UnsafeUrl, url_check
+from core.schema import FieldSpec
 
 PERIODS = ("day", "week", "month", "total")
 
@@ -36,7 +35,7 @@ class Campaign(models.Model):
 
     public_id = PublicIdField(prefix="cmp_", verbose_name="id")
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="campaigns")
-    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="campaigns")
+    offer = models.ForeignKey("exchange.Offer", on_delete=models.PROTECT, related_name="campaigns")
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -171,7 +170,7 @@ class BuyerContract(models.Model):
 
     public_id = PublicIdField(prefix="ctr_", verbose_name="id")
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="contracts")
-    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="contracts")
+    offer = models.ForeignKey("exchange.Offer", on_delete=models.PROTECT, related_name="contracts")
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     status = models.CharField(
@@ -275,7 +274,7 @@ class BuyerContract(models.Model):
         except ValueError as exc:
             errors["delivery"] = str(exc)
         # The buyer hears at once of a URL the exchange will not call (sending checks again, at
-        # connect time: exchange.outbound).
+        # connect time: core.outbound).
         urls = {
             "rtb_url": self.rtb_url,
             "delivery": (self.delivery or {}).get("url") if "delivery" not in errors else None,

@@ -45,9 +45,9 @@ from typing import Any, Protocol, TypeAlias
 
 import re2
 
-from billing.money import ZERO, MoneyError, to_money
-from exchange.json_document import MAX_DEPTH, json_depth
-from exchange.schema import FieldSpec
+from core.json_document import MAX_DEPTH, json_depth
+from core.money import ZERO, MoneyError, to_money
+from core.schema import FieldSpec
 
 Predicate: TypeAlias = Callable[[Mapping[str, object]], str | None]
 PriceFunction: TypeAlias = Callable[[Decimal, Mapping[str, object]], Decimal]

@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 
-from accounts.hooks import event_emit, market_changed
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign, CapCounter
@@ -22,6 +21,7 @@ from contracts.terms import (
     campaign_term_name,
     contract_term_name,
 )
+from core.hooks import event_emit, market_changed
 
 MAX_TRIPS = 32767  # the column's limit; the cool-down stopped growing long before
 

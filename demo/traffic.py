@@ -21,7 +21,7 @@ Guarantees:
   click ids and idempotency keys (derived from the server's ping ids).
 - Requests are sent one after the other, never concurrently (SQLite takes one writer at a time).
 - Consumers are fictional: emails at ``example.com``/``.net``/``.org``, phones from
-  :func:`leads.pii.example_phone` (NANPA 555-01xx) in an area code of the consumer's state,
+  :func:`core.pii.example_phone` (NANPA 555-01xx) in an area code of the consumer's state,
   ZIP codes with a real three-digit prefix of that state, consent IPs in 203.0.113.0/24.
 - Every answer is checked against the documented shapes; a 5xx, an undocumented shape, a valid
   request refused, or a bad input answered with anything but its documented status and code is a
@@ -46,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from leads.pii import EXAMPLE_AREA_CODES, email_hash, example_phone, phone_hash
+from core.pii import EXAMPLE_AREA_CODES, email_hash, example_phone, phone_hash
 
 __all__ = [
     "BAD_INPUTS",

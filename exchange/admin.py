@@ -6,102 +6,29 @@ never edited nor deleted here: services write them, the admin only shows them.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
-from django.db import models
-from django.db.models import Model, QuerySet
-from django.forms import BaseFormSet, ModelForm
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from accounts.tenancy import market_scope
+from contracts.admin import BuyerContractAdmin
 from contracts.models import BuyerContract
+from core.admin import BookInvalidatingAdmin, BuyerFilter, ReadOnlyAdminMixin, SellerFilter, admin_link, when
 from exchange.api.idempotency import IdempotencyRecord
-from exchange.auction.book import book_invalidate
-from exchange.json_document import StrictJSONDecoder
 from exchange.models import Bid, DeliveryAttempt, Offer, Ping, Sale
+from exchange.services.rejects import reject_rates
+from leads.admin import LeadAdmin
 from leads.models import Lead
-
-
-class BookInvalidatingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """An admin for something the contract book compiles (offers, campaigns, contracts,
-    organizations): every write made here, inlines and many-to-many included, tells the book.
-
-    ``save_related`` runs after ``save_model`` inside the same transaction and saves the inline
-    formsets and the M2M fields, so invalidating there covers a whole change form.
-
-    Its JSON fields (an offer's fields, a contract's filters, modifiers, schedule and delivery)
-    are read by the strict reader: nesting deep enough to exhaust the stack is a form error.
-    """
-
-    formfield_overrides = {models.JSONField: {"decoder": StrictJSONDecoder}}
-
-    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        super().save_model(request, obj, form, change)
-        book_invalidate()
-
-    def save_related(self, request: HttpRequest, form: ModelForm, formsets: list[BaseFormSet], change: bool) -> None:  # type: ignore[type-arg]
-        super().save_related(request, form, formsets, change)
-        book_invalidate()
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        super().delete_model(request, obj)
-        book_invalidate()
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        super().delete_queryset(request, queryset)
-        book_invalidate()
-
-
-class ReadOnlyAdminMixin:
-    """History: shown, never added, changed nor deleted from the admin."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class BuyerFilter(admin.RelatedFieldListFilter):
-    """An organization filter that lists buyers only (not every tenant)."""
-
-    def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:  # type: ignore[type-arg]
-        return field.get_choices(include_blank=False, limit_choices_to={"is_buyer": True})
-
-
-class SellerFilter(admin.RelatedFieldListFilter):
-    """An organization filter that lists sellers only."""
-
-    def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:  # type: ignore[type-arg]
-        return field.get_choices(include_blank=False, limit_choices_to={"is_seller": True})
-
-
-def when(value: datetime | None) -> str:
-    """A compact timestamp for crowded change lists (the admin's time zone)."""
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 
 
 def bid_place(bid: Bid) -> int:
     """A bid's rank as people count it (1 is the best bid), as the buyer's portal shows it."""
     return bid.rank + 1
-
-
-def admin_link(obj: Model | None, text: object = None) -> SafeString | str:
-    """A link to ``obj``'s admin change page (``—`` for nothing)."""
-    if obj is None:
-        return "—"
-    meta = obj._meta
-    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
 
 
 @admin.register(Offer)
@@ -369,3 +296,55 @@ class IdempotencyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ign
     @admin.display(description="organization", ordering="api_key__organization__name")
     def organization(self, obj: IdempotencyRecord) -> str:
         return obj.api_key.organization.name
+
+
+admin.site.unregister(BuyerContract)
+
+
+@admin.register(BuyerContract)
+class ContractDeliveryAdmin(BuyerContractAdmin):
+    """The contract with what the exchange knows of it: its buyer's delivery reject rate."""
+
+    list_display = [*BuyerContractAdmin.list_display, "delivery_rejects"]
+    readonly_fields = [*BuyerContractAdmin.readonly_fields, "delivery_rejects"]
+    fieldsets = tuple(  # type: ignore[assignment]
+        (name, {**options, "fields": (*options["fields"], "delivery_rejects")} if name == "Hold" else options)
+        for name, options in BuyerContractAdmin.fieldsets
+    )
+
+    @admin.display(description=f"Rejects ({settings.GAVEL_REJECT_RATE_WINDOW_HOURS} h)")
+    def delivery_rejects(self, contract: BuyerContract) -> str:
+        rate = getattr(contract, "reject_rate", None)
+        if rate is None and contract.pk is not None:
+            rate = reject_rates(contract_ids=[contract.pk], now=timezone.now()).get(contract.pk)
+        if rate is None:
+            return "no deliveries"
+        return f"{rate.percent:.0f}% ({rate.rejected} of {rate.deliveries})"
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        # Every shown contract's reject rate in one query, not one per row.
+        changelist = super().get_changelist_instance(request)
+        rates = reject_rates(contract_ids=[c.pk for c in changelist.result_list], now=timezone.now())
+        for contract in changelist.result_list:
+            contract.reject_rate = rates.get(contract.pk)
+        return changelist
+
+
+class SaleInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
+    model = Sale
+    fk_name = "lead"
+    extra = 0
+    can_delete = False
+    fields = ["public_id", "organization", "contract", "status", "price", "payout", "margin", "sold_at"]
+    readonly_fields = fields  # type: ignore[assignment]
+    show_change_link = True
+
+
+admin.site.unregister(Lead)
+
+
+@admin.register(Lead)
+class LeadSalesAdmin(LeadAdmin):
+    """The lead with its sales."""
+
+    inlines = [*LeadAdmin.inlines, SaleInline]

@@ -6,12 +6,12 @@ class ExchangeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts import hooks
+        from core import hooks
         from exchange import deferred
         from exchange.auction.book import book_invalidate
         from exchange.webhooks import event_emit
 
         deferred.connect()
-        # The apps below the exchange tell it of market changes and events through accounts.hooks.
+        # The apps below the exchange tell it of market changes and events through core.hooks.
         hooks.market_changed_connect(book_invalidate)
         hooks.event_emit_connect(event_emit)

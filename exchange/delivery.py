@@ -5,7 +5,7 @@
 contract's ``accept`` rule holds (``{path, equals}`` on the JSON body, ``{regex}`` on the text,
 ``{status: [...]}`` on the status code); otherwise rejected, with the reason read at
 ``reason_path``. A timeout is a rejection; so is a redirect (reason ``redirect``), which is
-never followed. Sent through the one outbound client (:mod:`exchange.outbound`), which vets the
+never followed. Sent through the one outbound client (:mod:`core.outbound`), which vets the
 address it connects to. Never called inside a database transaction.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.rules import BuyerRegex, BuyerRegexError, buyer_regex_compile
-from exchange.outbound import REFUSED, TIMEOUT, OutboundRequest, OutboundResponse, http_send
+from core.outbound import REFUSED, TIMEOUT, OutboundRequest, OutboundResponse, http_send
 from exchange.signing import signed_headers
 
 RESPONSE_LIMIT = 2048
@@ -127,7 +127,7 @@ def delivery_judge(*, config: dict[str, Any], response: OutboundResponse) -> Del
 def delivery_send(*, config: dict[str, Any], payload: dict[str, Any], secret: str) -> DeliveryResult:
     """POST the lead to the buyer and judge the answer by the contract's rule.
 
-    Several deliveries at once: :func:`~exchange.outbound.http_send_all` their
+    Several deliveries at once: :func:`~core.outbound.http_send_all` their
     :func:`delivery_request`\\ s and :func:`delivery_judge` each answer.
     """
     response = http_send(delivery_request(config=config, payload=payload, secret=secret))

@@ -1,26 +1,8 @@
-"""The market's domain errors; the API maps them to its error format in one place."""
+"""The ping/post errors; the base and the common ones are in core.errors."""
 
 from __future__ import annotations
 
-
-class ExchangeError(Exception):
-    code = "error"
-    status = 400
-
-    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields
-
-
-class NotFound(ExchangeError):
-    code = "not_found"
-    status = 404
-
-
-class Invalid(ExchangeError):
-    code = "validation_error"
-    status = 422
+from core.errors import ExchangeError
 
 
 class PingMismatch(ExchangeError):

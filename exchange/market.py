@@ -29,10 +29,10 @@ from accounts.tenancy import market_scope
 from billing.services import BillingError, credit_limit_set, low_balance_threshold_set, topup_record
 from contracts.services import campaign_upsert, contract_upsert
 from contracts.terms import CampaignTermsInput, ContractTermsInput
+from core.json_document import MAX_DEPTH, JsonDocumentError, json_document_parse
+from core.schema import SchemaError, offer_fields_parse
 from exchange.auction.book import book_invalidate
-from exchange.json_document import MAX_DEPTH, JsonDocumentError, json_document_parse
 from exchange.models import Offer
-from exchange.schema import SchemaError, offer_fields_parse
 from exchange.webhooks import WebhookEndpoint, WebhookError, endpoint_create
 
 

@@ -11,10 +11,10 @@ from django.db import models
 from django.utils import timezone
 from django_scopes import ScopedManager
 
-from billing.money import MoneyField
+from core.ids import PublicIdField
+from core.money import MoneyField
+from core.schema import FieldSpec, SchemaError, offer_fields_parse
 from exchange.api.idempotency import IdempotencyRecord  # noqa: F401 - this app's table, in its topic's module
-from exchange.ids import PublicIdField
-from exchange.schema import FieldSpec, SchemaError, offer_fields_parse
 from exchange.webhooks.models import Event, EventAttempt, EventDelivery, WebhookEndpoint  # noqa: F401 - as above
 
 

@@ -31,10 +31,13 @@ from billing.models import Return
 from billing.returns import return_request, returnability
 from contracts.models import BuyerContract
 from contracts.selectors import contracts_of
-from exchange.errors import ExchangeError
+from core.errors import ExchangeError, NotFound
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
+from exchange.selectors import lead_sales_for_seller
 from leads.crypto import PiiKeyError, pii_decrypt
-from leads.views import ordered_fields
+from leads.models import ConsentRecord
+from leads.selectors import lead_get
+from leads.views import ordered_fields, seller_of
 
 PAGE_SIZE = 50
 # How many of the exchange's latest pings (on the buyer's offers) the evaluations table reads.
@@ -269,4 +272,24 @@ def bid_list(request: HttpRequest) -> HttpResponse:
         request,
         "exchange/bid_list.html",
         {"page": page, "passed": passed[:PAGE_SIZE], "passed_count": len(passed), "recent_pings": RECENT_PINGS},
+    )
+
+
+@login_required
+def lead_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    seller = seller_of(request)
+    try:
+        lead = lead_get(seller=seller, public_id=public_id)
+    except NotFound as exc:
+        raise Http404("No such lead.") from exc
+    consent = ConsentRecord.objects.filter(organization=seller, lead=lead).first()
+    return render(
+        request,
+        "leads/lead_detail.html",
+        {
+            "lead": lead,
+            "fields": ordered_fields(lead.data, lead.offer.fields),
+            "sales": lead_sales_for_seller(seller=seller, lead=lead),
+            "consent": consent,
+        },
     )

@@ -8,6 +8,7 @@ urlpatterns = [
     path("purchases/", portal.purchase_list, name="purchase_list"),
     path("purchases/<str:public_id>/", portal.purchase_detail, name="purchase_detail"),
     path("bids/", portal.bid_list, name="bid_list"),
+    path("leads/<str:public_id>/", portal.lead_detail, name="lead_detail"),
     path("webhooks/", webhooks.webhooks, name="webhooks"),
     path("webhooks/<str:public_id>/<str:action>/", webhooks.webhook_endpoint_action, name="webhook_endpoint"),
     path("webhooks/deliveries/<str:public_id>/replay/", webhooks.webhook_delivery_replay, name="webhook_replay"),

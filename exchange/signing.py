@@ -8,7 +8,7 @@ secret. Several space-separated signatures are allowed, which is how a rotated s
 working for a grace period.
 
 This module knows nothing of webhooks, RTB or lead delivery; all three use it. Sending, and
-the SSRF guard, are :mod:`exchange.outbound`'s.
+the SSRF guard, are :mod:`core.outbound`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from exchange.ids import public_id_new
+from core.ids import public_id_new
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32

@@ -5,7 +5,7 @@ outbound client made the first ping after a start take 1–2 s (its ``ping_timeo
 
 :func:`process_warm` builds them when the WSGI application is loaded (``exchange.wsgi``). With
 gunicorn's ``preload_app`` (``gunicorn.conf.py``) that is the master, before it opens its port and
-forks its workers, which then start ready. The outbound client (``exchange.outbound``) keeps no
+forks its workers, which then start ready. The outbound client (``core.outbound``) keeps no
 process-wide thread or pool: each request thread opens its libcurl handles on its first call.
 """
 

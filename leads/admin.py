@@ -1,7 +1,7 @@
 """The operator's view of leads, their consent and the opt-out list.
 
 Leads and consent records are history: read-only here. A suppression is added by typing the
-consumer's email or phone; only its hash is stored (``leads.pii``), never the raw value.
+consumer's email or phone; only its hash is stored (``core.pii``), never the raw value.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from exchange.admin import ReadOnlyAdminMixin, SellerFilter, when
-from exchange.models import Sale
+from core.admin import ReadOnlyAdminMixin, SellerFilter, when
+from core.pii import PiiInvalid, email_hash, phone_hash
 from leads.crypto import PiiKeyError, pii_decrypt
 from leads.models import ConsentRecord, Lead, Suppression
-from leads.pii import PiiInvalid, email_hash, phone_hash
 from leads.services import suppression_add
 
 
@@ -29,16 +28,6 @@ class ConsentInline(ReadOnlyAdminMixin, admin.StackedInline):  # type: ignore[ty
     can_delete = False
     fields = ["captured_at", "text", "ip", "user_agent", "page_url", "trusted_form_cert_url", "jornaya_leadid", "raw"]
     readonly_fields = fields  # type: ignore[assignment]
-
-
-class SaleInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
-    model = Sale
-    fk_name = "lead"
-    extra = 0
-    can_delete = False
-    fields = ["public_id", "organization", "contract", "status", "price", "payout", "margin", "sold_at"]
-    readonly_fields = fields  # type: ignore[assignment]
-    show_change_link = True
 
 
 @admin.register(Lead)
@@ -62,7 +51,7 @@ class LeadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     search_help_text = "Search by lead id (led_…) or ping id (png_…)."
     date_hierarchy = "created_at"
     show_full_result_count = False
-    inlines = [ConsentInline, SaleInline]
+    inlines = [ConsentInline]  # exchange.admin adds the sales
     fieldsets = (
         (None, {"fields": ("public_id", "created_at", "updated_at", "organization", "campaign", "offer", "ping")}),
         ("Outcome", {"fields": ("status", "reason", "payout", "quality_score", "test")}),

@@ -9,8 +9,8 @@ from django.db import models
 from django.utils import timezone
 from django_scopes import ScopedManager
 
-from billing.money import MoneyField
-from exchange.ids import PublicIdField
+from core.ids import PublicIdField
+from core.money import MoneyField
 
 
 class Lead(models.Model):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from exchange.schema import FieldSpec
+from core.schema import FieldSpec
 
 __all__ = ["SCORE_RULES", "quality_score"]
 

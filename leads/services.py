@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from exchange.schema import FieldSpec
+from core.schema import FieldSpec
 from leads.crypto import pii_encrypt
 from leads.models import ConsentRecord, Lead, Suppression
 

@@ -5,5 +5,4 @@ from leads import views
 app_name = "leads"
 urlpatterns = [
     path("leads/", views.lead_list, name="lead_list"),
-    path("leads/<str:public_id>/", views.lead_detail, name="lead_detail"),
 ]

@@ -18,14 +18,12 @@ from django.shortcuts import render
 from accounts.models import Organization
 from contracts.models import Campaign
 from contracts.selectors import campaigns_of
-from exchange.errors import NotFound
-from leads.models import ConsentRecord, Lead
-from leads.selectors import lead_get, lead_sales_for_seller
+from leads.models import Lead
 
 PAGE_SIZE = 50
 
 
-def _seller(request: HttpRequest) -> Organization:
+def seller_of(request: HttpRequest) -> Organization:
     """The current organization if it sells; anything else is answered as a missing page."""
     organization: Organization | None = getattr(request, "organization", None)
     if organization is None or not organization.is_seller:
@@ -52,7 +50,7 @@ def ordered_fields(data: dict[str, Any], fields: list[dict[str, Any]]) -> list[t
 
 @login_required
 def lead_list(request: HttpRequest) -> HttpResponse:
-    seller = _seller(request)
+    seller = seller_of(request)
     campaigns = list(campaigns_of(organization=seller))
     status = request.GET.get("status", "")
     if status not in Lead.Status.values:
@@ -70,25 +68,5 @@ def lead_list(request: HttpRequest) -> HttpResponse:
             "statuses": Lead.Status.choices,
             "status": status,
             "campaign": campaign,
-        },
-    )
-
-
-@login_required
-def lead_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    seller = _seller(request)
-    try:
-        lead = lead_get(seller=seller, public_id=public_id)
-    except NotFound as exc:
-        raise Http404("No such lead.") from exc
-    consent = ConsentRecord.objects.filter(organization=seller, lead=lead).first()
-    return render(
-        request,
-        "leads/lead_detail.html",
-        {
-            "lead": lead,
-            "fields": ordered_fields(lead.data, lead.offer.fields),
-            "sales": lead_sales_for_seller(seller=seller, lead=lead),
-            "consent": consent,
         },
     )

@@ -11,8 +11,8 @@ from django.db.models import Sum
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from billing.money import to_money
 from billing.services import funds_hold, sale_book
+from core.money import to_money
 
 ZERO = Decimal("0.00")
 

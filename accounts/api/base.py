@@ -16,8 +16,8 @@ from accounts.api.authentication import raw_api_key
 from accounts.models import ApiKey, Organization
 from accounts.services import api_key_cache_key, api_key_digest
 from accounts.tenancy import tenant_scope
-from exchange.api.parsers import json_body_require
-from exchange.cache import cache_prefetch
+from core.api.parsers import json_body_require
+from core.cache import cache_prefetch
 
 
 class HasKeyScope(permissions.BasePermission):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from billing.models import NOTE_MAX_LENGTH, Return
-from exchange.api.serializers import StrictSerializer
+from core.api.serializers import StrictSerializer
 
 
 class ReturnInput(StrictSerializer):

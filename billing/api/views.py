@@ -21,11 +21,11 @@ from accounts.models import Organization
 from billing.api.filters import PurchaseFilter
 from billing.api.serializers import PurchaseOutput, ReturnInput, ReturnOutput
 from billing.models import Return
-from billing.money import ZERO, money_str
 from billing.returns import return_deadline, return_get, return_request, returns_of
+from core.errors import NotFound
+from core.money import ZERO, money_str
 from exchange.api.idempotency import IdempotentPostMixin
 from exchange.api.views import IDEMPOTENCY_HEADER
-from exchange.errors import NotFound
 from exchange.models import Sale
 from exchange.portal import BOUGHT, purchase_get, purchases_of
 from leads.crypto import PiiKeyError, pii_decrypt

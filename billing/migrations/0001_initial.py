@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import billing.money
+import core.money
 from decimal import Decimal
 from django.db import migrations, models
 
@@ -36,8 +36,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('kind', models.CharField(choices=[('buyer_balance', 'Buyer balance'), ('seller_payable', 'Seller payable'), ('platform_revenue', 'Platform revenue'), ('cash', 'Cash')], max_length=20)),
                 ('currency', models.CharField(default='USD', max_length=3)),
-                ('balance', billing.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
-                ('credit_limit', billing.money.MoneyField(decimal_places=2, default=Decimal('0.00'), help_text='Buyers: how far below zero the balance may go.', max_digits=14)),
+                ('balance', core.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
+                ('credit_limit', core.money.MoneyField(decimal_places=2, default=Decimal('0.00'), help_text='Buyers: how far below zero the balance may go.', max_digits=14)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('organization', models.ForeignKey(blank=True, help_text="Empty for the exchange's own accounts (platform revenue, cash).", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='ledger_accounts', to='accounts.organization')),
             ],
@@ -49,7 +49,7 @@ class Migration(migrations.Migration):
             name='LedgerEntry',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', billing.money.MoneyField(decimal_places=2, max_digits=14)),
+                ('amount', core.money.MoneyField(decimal_places=2, max_digits=14)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='billing.ledgeraccount')),
                 ('organization', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.organization')),

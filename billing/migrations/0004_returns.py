@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import exchange.ids
+import core.ids
 from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
             name='Return',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='ret_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='ret_', verbose_name='id')),
                 ('reason', models.CharField(choices=[('bad_phone', 'Bad phone number'), ('bad_email', 'Bad email address'), ('wrong_person', 'Wrong person'), ('duplicate', 'Duplicate'), ('not_interested_at_capture', 'Not interested at capture'), ('fraud', 'Fraud'), ('out_of_area', 'Out of area'), ('other', 'Other (see the note)')], max_length=32)),
                 ('note', models.TextField(blank=True, help_text="The buyer's explanation.", max_length=2000)),
                 ('status', models.CharField(choices=[('requested', 'Requested'), ('approved', 'Approved'), ('denied', 'Denied')], default='requested', max_length=10)),

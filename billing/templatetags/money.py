@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django import template
 
-from billing.money import to_money
+from core.money import to_money
 
 register = template.Library()
 

@@ -13,7 +13,7 @@ from accounts.api.base import TenantGenericAPIView
 from contracts.api.serializers import CampaignOutput, ContractOutput, ContractTermsInput
 from contracts.selectors import campaign_get, campaigns_of, contract_get, contracts_of
 from contracts.services import contract_update
-from exchange.errors import Invalid
+from core.errors import Invalid
 
 
 class ContractListView(TenantGenericAPIView):

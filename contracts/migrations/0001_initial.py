@@ -4,8 +4,8 @@ import contracts.models
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import exchange.ids
-import billing.money
+import core.ids
+import core.money
 from decimal import Decimal
 from django.db import migrations, models
 
@@ -24,25 +24,25 @@ class Migration(migrations.Migration):
             name='BuyerContract',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='ctr_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='ctr_', verbose_name='id')),
                 ('slug', models.SlugField(max_length=64, unique=True)),
                 ('name', models.CharField(max_length=200)),
                 ('status', models.CharField(choices=[('active', 'Active'), ('paused', 'Paused')], default='active', max_length=16)),
                 ('paused_reason', models.CharField(blank=True, max_length=200)),
-                ('price', billing.money.MoneyField(blank=True, decimal_places=2, help_text='Fixed bid; leave empty for RTB.', max_digits=14, null=True)),
+                ('price', core.money.MoneyField(blank=True, decimal_places=2, help_text='Fixed bid; leave empty for RTB.', max_digits=14, null=True)),
                 ('modifiers', models.JSONField(blank=True, default=list)),
                 ('rtb_url', models.URLField(blank=True, max_length=500)),
                 ('rtb_timeout_ms', models.PositiveIntegerField(default=300, validators=[django.core.validators.MinValueValidator(10)])),
-                ('max_price', billing.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
+                ('max_price', core.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
                 ('filters', models.JSONField(blank=True, default=dict)),
                 ('cap_day', models.PositiveIntegerField(blank=True, null=True)),
                 ('cap_week', models.PositiveIntegerField(blank=True, null=True)),
                 ('cap_month', models.PositiveIntegerField(blank=True, null=True)),
                 ('cap_total', models.PositiveIntegerField(blank=True, null=True)),
-                ('budget_day', billing.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
-                ('budget_week', billing.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
-                ('budget_month', billing.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
-                ('budget_total', billing.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
+                ('budget_day', core.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
+                ('budget_week', core.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
+                ('budget_month', core.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
+                ('budget_total', core.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
                 ('schedule', models.JSONField(blank=True, default=dict)),
                 ('dedup_days', models.PositiveIntegerField(default=30)),
                 ('min_score', models.PositiveSmallIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(100)])),
@@ -65,13 +65,13 @@ class Migration(migrations.Migration):
             name='Campaign',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='cmp_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='cmp_', verbose_name='id')),
                 ('slug', models.SlugField(max_length=64, unique=True)),
                 ('name', models.CharField(max_length=200)),
                 ('status', models.CharField(choices=[('active', 'Active'), ('paused', 'Paused')], default='active', max_length=16)),
                 ('margin_percent', models.DecimalField(blank=True, decimal_places=2, help_text="Overrides the offer's margin for this campaign.", max_digits=5, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0')), django.core.validators.MaxValueValidator(Decimal('100'))])),
-                ('floor', billing.money.MoneyField(decimal_places=2, default=Decimal('0.00'), help_text='Minimum payout this seller accepts.', max_digits=14)),
-                ('direct_price', billing.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
+                ('floor', core.money.MoneyField(decimal_places=2, default=Decimal('0.00'), help_text='Minimum payout this seller accepts.', max_digits=14)),
+                ('direct_price', core.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
                 ('direct_share_percent', models.PositiveSmallIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(100)])),
                 ('webhook_url', models.URLField(blank=True, max_length=500)),
                 ('source_token', models.CharField(default=contracts.models.campaign_source_token, editable=False, help_text="The opaque token buyers see as the lead's source.", max_length=40, unique=True)),
@@ -93,7 +93,7 @@ class Migration(migrations.Migration):
                 ('period', models.CharField(choices=[('day', 'day'), ('week', 'week'), ('month', 'month'), ('total', 'total')], max_length=8)),
                 ('period_key', models.CharField(max_length=16)),
                 ('count', models.PositiveIntegerField(default=0)),
-                ('spend', billing.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
+                ('spend', core.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
                 ('contract', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cap_counters', to='contracts.buyercontract')),
                 ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.organization')),
             ],

@@ -15,8 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from exchange.api.parsers import MalformedBody, PayloadTooLarge
-from exchange.errors import ExchangeError
+from core.api.parsers import MalformedBody, PayloadTooLarge
+from core.errors import ExchangeError
 
 logger = logging.getLogger(__name__)
 

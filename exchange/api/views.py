@@ -22,6 +22,7 @@ from exchange.api.serializers import (
     ping_input_quick,
 )
 from exchange.arrival import request_arrival
+from exchange.selectors import lead_sales_for_seller
 from exchange.services import (
     LeadAnswer,
     LeadRequest,
@@ -33,7 +34,7 @@ from exchange.services import (
     ping_receive,
     post_receive,
 )
-from leads.selectors import lead_get, lead_sales_for_seller
+from leads.selectors import lead_get
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",

@@ -29,9 +29,9 @@ from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign
 from contracts.rules import Predicate, PriceFunction, RuleError, modifiers_compile, rule_compile
 from contracts.schedules import Schedule, ScheduleError, schedule_compile
-from exchange.cache import cache_get
+from core.cache import cache_get
+from core.schema import FieldSpec
 from exchange.models import MarketVersion, Offer
-from exchange.schema import FieldSpec
 
 VERSION_KEY = "gavel:book-version"
 # Without a shared cache: how long a process goes by the database's market version it last read.

@@ -21,9 +21,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 from contracts.services import contract_breaker_resume, contract_breaker_retry, contract_hold
+from core.cache import cache_get
 from exchange.auction.book import CompiledContract
 from exchange.auction.rtb import RtbAnswer
-from exchange.cache import cache_get
 from exchange.deferred import after_response
 
 logger = logging.getLogger(__name__)

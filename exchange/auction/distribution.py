@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.money import CENT
+from core.money import CENT
 from exchange.auction.book import CompiledContract
 
 

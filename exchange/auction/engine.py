@@ -22,9 +22,9 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from billing.models import AVAILABLE_FUNDS_SQL, LedgerAccount
-from billing.money import payout_for
 from contracts.models import CapCounter
 from contracts.schedules import period_key
+from core.money import payout_for
 from exchange.auction.book import CompiledCampaign, CompiledContract, OfferBook
 from exchange.auction.breaker import breaker_record, breaker_retry_take
 from exchange.auction.distribution import Priced, Ranked, prices_paid, rank_bids

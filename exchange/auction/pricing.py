@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import ROUND_UP, Decimal
 
-from billing.money import CENT, ZERO, payout_for
+from core.money import CENT, ZERO, payout_for
 from exchange.auction.book import CompiledContract
 
 

@@ -1,6 +1,6 @@
 """Real-time bidding: ask buyers' own endpoints for a price, all at once, within the deadline.
 
-The calls of one ping go out together through the outbound client (:mod:`exchange.outbound`,
+The calls of one ping go out together through the outbound client (:mod:`core.outbound`,
 libcurl's multi interface driven by the thread that runs the auction): it sends every request,
 computes the fixed prices while the answers travel, then waits in ``epoll`` (the GIL released)
 until the last answer or the deadline (decision 25). The client vets the address of every
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from billing.money import CENT
+from core.money import CENT
+from core.outbound import TIMEOUT, OutboundPending, OutboundRequest, OutboundResponse, http_collect, http_start
 from exchange.auction.book import CompiledContract
-from exchange.outbound import TIMEOUT, OutboundPending, OutboundRequest, OutboundResponse, http_collect, http_start
 from exchange.signing import signed_headers
 
 MAX_ANSWER_BYTES = 64 * 1024

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.utils.timezone
-import billing.money
+import core.money
 from decimal import Decimal
 from django.db import migrations, models
 
@@ -25,9 +25,9 @@ class Migration(migrations.Migration):
                 ('distribution', models.CharField(choices=[('exclusive', 'Exclusive (highest price)'), ('multisell', 'Multisell (top N buyers)'), ('hybrid', 'Hybrid (exclusive above a floor, else multisell)'), ('priority', 'Priority (ping tree)'), ('weighted', 'Weighted random'), ('round_robin', 'Round robin')], default='exclusive', max_length=16)),
                 ('pricing', models.CharField(choices=[('first_price', 'First price'), ('second_price', 'Second price')], default='first_price', max_length=16)),
                 ('multisell_max', models.PositiveSmallIntegerField(default=3, validators=[django.core.validators.MinValueValidator(1)])),
-                ('hybrid_floor', billing.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
+                ('hybrid_floor', core.money.MoneyField(blank=True, decimal_places=2, max_digits=14, null=True)),
                 ('margin_percent', models.DecimalField(decimal_places=2, default=Decimal('20'), help_text="The platform's take; seller payout = price × (1 − margin), rounded down to the cent.", max_digits=5, validators=[django.core.validators.MinValueValidator(Decimal('0')), django.core.validators.MaxValueValidator(Decimal('100'))])),
-                ('floor', billing.money.MoneyField(decimal_places=2, default=Decimal('0.00'), help_text='Minimum price a bid must reach.', max_digits=14)),
+                ('floor', core.money.MoneyField(decimal_places=2, default=Decimal('0.00'), help_text='Minimum price a bid must reach.', max_digits=14)),
                 ('min_score', models.PositiveSmallIntegerField(default=0, validators=[django.core.validators.MaxValueValidator(100)])),
                 ('bid_ttl_seconds', models.PositiveIntegerField(default=60, validators=[django.core.validators.MinValueValidator(1)])),
                 ('ping_timeout_ms', models.PositiveIntegerField(default=500, validators=[django.core.validators.MinValueValidator(10)])),

@@ -2,8 +2,8 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import exchange.ids
-import billing.money
+import core.ids
+import core.money
 from decimal import Decimal
 from django.db import migrations, models
 
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             name='Ping',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='png_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='png_', verbose_name='id')),
                 ('source', models.CharField(choices=[('ping', 'Ping'), ('lead', 'Full lead')], default='ping', max_length=8)),
                 ('status', models.CharField(choices=[('accepted', 'Accepted'), ('rejected', 'Rejected')], max_length=16)),
                 ('reason', models.CharField(blank=True, max_length=32)),
@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
                 ('quality_score', models.PositiveSmallIntegerField(default=0)),
                 ('test', models.BooleanField(default=False)),
                 ('fingerprint', models.CharField(db_index=True, help_text='Hash of the request, to answer repeats.', max_length=64)),
-                ('payout', billing.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
+                ('payout', core.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
                 ('response', models.JSONField(default=dict)),
                 ('waterfall', models.JSONField(default=list)),
                 ('latency_ms', models.FloatField(default=0)),
@@ -52,11 +52,11 @@ class Migration(migrations.Migration):
             name='Bid',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='bid_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='bid_', verbose_name='id')),
                 ('rank', models.PositiveSmallIntegerField()),
-                ('bid_price', billing.money.MoneyField(decimal_places=2, help_text='What the contract offered.', max_digits=14)),
-                ('price', billing.money.MoneyField(decimal_places=2, help_text='What the buyer pays if this bid sells.', max_digits=14)),
-                ('payout', billing.money.MoneyField(decimal_places=2, help_text='What the seller earns if this bid sells.', max_digits=14)),
+                ('bid_price', core.money.MoneyField(decimal_places=2, help_text='What the contract offered.', max_digits=14)),
+                ('price', core.money.MoneyField(decimal_places=2, help_text='What the buyer pays if this bid sells.', max_digits=14)),
+                ('payout', core.money.MoneyField(decimal_places=2, help_text='What the seller earns if this bid sells.', max_digits=14)),
                 ('status', models.CharField(choices=[('won', 'Won'), ('outbid', 'Outbid')], max_length=8)),
                 ('ref', models.CharField(blank=True, help_text="The buyer's own token from its RTB answer.", max_length=200)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
@@ -72,11 +72,11 @@ class Migration(migrations.Migration):
             name='Sale',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='sal_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='sal_', verbose_name='id')),
                 ('status', models.CharField(choices=[('reserved', 'Reserved'), ('sold', 'Sold'), ('released', 'Released'), ('returned', 'Returned')], default='reserved', max_length=10)),
-                ('price', billing.money.MoneyField(decimal_places=2, max_digits=14)),
-                ('payout', billing.money.MoneyField(decimal_places=2, max_digits=14)),
-                ('margin', billing.money.MoneyField(decimal_places=2, max_digits=14)),
+                ('price', core.money.MoneyField(decimal_places=2, max_digits=14)),
+                ('payout', core.money.MoneyField(decimal_places=2, max_digits=14)),
+                ('margin', core.money.MoneyField(decimal_places=2, max_digits=14)),
                 ('test', models.BooleanField(default=False)),
                 ('direct', models.BooleanField(default=False, help_text="Sold by the campaign's direct route.")),
                 ('email_hash', models.CharField(blank=True, max_length=64)),

@@ -3,7 +3,7 @@
 import django.core.serializers.json
 import django.db.models.deletion
 import django.utils.timezone
-import exchange.ids
+import core.ids
 from django.db import migrations, models
 
 
@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             name='Event',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='evt_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='evt_', verbose_name='id')),
                 ('type', models.CharField(choices=[('lead.sold', "lead.sold — a seller's lead sold"), ('lead.unsold', "lead.unsold — a seller's lead found no buyer"), ('lead.returned', 'lead.returned — a buyer returned a lead'), ('return.decided', 'return.decided — a return was accepted or refused'), ('contract.paused', 'contract.paused — a contract was paused'), ('balance.low', "balance.low — a buyer's balance ran low")], max_length=32)),
                 ('data', models.JSONField(default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder)),
                 ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
             name='WebhookEndpoint',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='whe_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='whe_', verbose_name='id')),
                 ('url', models.URLField(max_length=2000)),
                 ('secret', models.CharField(help_text='Standard Webhooks secret (whsec_…): signs every request.', max_length=100)),
                 ('previous_secret', models.CharField(blank=True, help_text='Also signs until it expires.', max_length=100)),
@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
             name='EventDelivery',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='whd_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='whd_', verbose_name='id')),
                 ('msg_id', models.CharField(help_text="The webhook-id header: the event's id, on every attempt.", max_length=64)),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('sending', 'Sending'), ('succeeded', 'Succeeded'), ('given_up', 'Given up')], default='pending', max_length=16)),
                 ('attempts', models.PositiveIntegerField(default=0)),

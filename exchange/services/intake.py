@@ -13,10 +13,13 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
+from core.errors import NotFound
+from core.pii import email_hash as hash_email
+from core.pii import phone_hash as hash_phone
+from core.schema import lead_validate
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
-from exchange.errors import NotFound, PingAlreadyPosted, PingExpired, PingMismatch
+from exchange.errors import PingAlreadyPosted, PingExpired, PingMismatch
 from exchange.models import Bid, Ping, Sale
-from exchange.schema import lead_validate
 from exchange.services.pings import (
     LeadRequest,
     PostRequest,
@@ -37,8 +40,6 @@ from exchange.services.selling import (
 )
 from leads.crypto import pii_decrypt
 from leads.models import Lead
-from leads.pii import email_hash as hash_email
-from leads.pii import phone_hash as hash_phone
 from leads.services import json_value, lead_outcome_set, lead_reauction_claim, lead_store
 
 

@@ -19,15 +19,15 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
-from billing.money import ZERO
+from core.errors import Invalid
+from core.ids import public_id_new
+from core.money import ZERO
+from core.schema import LeadInvalid, lead_validate
 from exchange.auction.book import VERSION_KEY as BOOK_VERSION_KEY
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
 from exchange.auction.breaker import FAILURE_EPOCH_KEY
 from exchange.auction.engine import AuctionPing, AuctionResult, RepeatProbe, auction_run, repeat_read
-from exchange.errors import Invalid
-from exchange.ids import public_id_new
 from exchange.models import Bid, Ping
-from exchange.schema import LeadInvalid, lead_validate
 from exchange.sql import bound_cursor
 from leads.scoring import quality_score
 from leads.services import json_value

@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
-from billing.money import ZERO, money_str, payout_for
 from billing.services import FundsRefused, funds_hold, funds_release, sale_book
 from contracts.services import CapRefused, cap_release, cap_reserve
+from core.money import ZERO, money_str, payout_for
 from exchange.auction.book import CompiledContract, OfferBook
 from exchange.auction.engine import LIVE_SALE_STATUSES, cap_keys
 from exchange.delivery import delivery_send, redacted

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
-from exchange.ids import PublicIdField
+from core.ids import PublicIdField
 
 RESPONSE_LIMIT = 2048  # bytes of a receiver's answer kept per attempt
 ERROR_LIMIT = 500

@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
-from exchange.errors import ExchangeError
-from exchange.outbound import REFUSED, TIMEOUT, OutboundRequest, UnsafeUrl, http_send, url_check
+from core.errors import ExchangeError
+from core.outbound import REFUSED, TIMEOUT, OutboundRequest, UnsafeUrl, http_send, url_check
 from exchange.signing import secret_new, signed_headers
 from exchange.webhooks import tasks  # the task module names these services only when run
 from exchange.webhooks.models import (

@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from exchange.outbound import UnsafeUrl
+from core.outbound import UnsafeUrl
 from exchange.webhooks.models import EventDelivery, EventType, WebhookEndpoint
 from exchange.webhooks.selectors import deliveries_of, delivery_get, endpoint_get, endpoints_of
 from exchange.webhooks.services import (

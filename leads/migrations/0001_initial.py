@@ -2,8 +2,8 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import exchange.ids
-import billing.money
+import core.ids
+import core.money
 from decimal import Decimal
 from django.db import migrations, models
 
@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
             name='Lead',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', exchange.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='led_', verbose_name='id')),
+                ('public_id', core.ids.PublicIdField(blank=True, editable=False, max_length=64, prefix='led_', verbose_name='id')),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('sold', 'Sold'), ('unsold', 'Unsold'), ('rejected', 'Rejected')], default='pending', max_length=10)),
                 ('reason', models.CharField(blank=True, max_length=32)),
                 ('data', models.JSONField(default=dict, help_text="The lead's non-PII fields.")),
@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
                 ('phone_hash', models.CharField(blank=True, db_index=True, max_length=64)),
                 ('tracking', models.JSONField(blank=True, default=dict)),
                 ('quality_score', models.PositiveSmallIntegerField(default=0)),
-                ('payout', billing.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
+                ('payout', core.money.MoneyField(decimal_places=2, default=Decimal('0.00'), max_digits=14)),
                 ('test', models.BooleanField(default=False)),
                 ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
                 ('updated_at', models.DateTimeField(auto_now=True)),

@@ -32,11 +32,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.outbound import TIMEOUT, OutboundRequest, http_send
+from core.schema import LeadInvalid, lead_validate
 from exchange.auction.book import CompiledCampaign, CompiledContract, OfferBook, book_current
 from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
 from exchange.auction.rtb import rtb_body
-from exchange.outbound import TIMEOUT, OutboundRequest, http_send
-from exchange.schema import LeadInvalid, lead_validate
 from exchange.signing import signed_headers
 from exchange.urls import handler404, handler500
 from exchange.urls import urlpatterns as exchange_urlpatterns

@@ -24,7 +24,7 @@ from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.returns import return_decide, return_request
 from billing.services import BillingError, payout_record, topup_record
-from exchange.errors import ExchangeError
+from core.errors import ExchangeError
 from exchange.models import Sale
 from tests.exchange.builder import buyer, client, load, ping_body, post_body, run_at_once
 

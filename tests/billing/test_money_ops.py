@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from accounts.services import user_upsert
 from accounts.tenancy import market_scope
 from billing.models import LedgerEntry, LedgerTransaction
-from billing.money import CENT, MoneyError, money_str, payout_for, to_money
 from billing.services import (
     BillingError,
     FundsRefused,
@@ -37,6 +36,7 @@ from billing.services import (
     sale_book,
     topup_record,
 )
+from core.money import CENT, MoneyError, money_str, payout_for, to_money
 from exchange.models import Sale
 from exchange.webhooks import EventDelivery, endpoint_create
 from tests.exchange.builder import buyer, events, load, org, ping, post, sell

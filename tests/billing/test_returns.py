@@ -26,8 +26,8 @@ from billing.returns import (
     return_windows_close,
 )
 from contracts.models import BuyerContract, Campaign
+from core.errors import NotFound
 from exchange.celery import app
-from exchange.errors import NotFound
 from exchange.models import Sale
 from tests.billing.conftest import ACME_KEY, BRAVO_KEY, money, return_post, sold
 from tests.exchange.builder import SELLER2_KEY, client, events, lead_body, org

@@ -21,7 +21,7 @@ from contracts.rules import (
     rule_compile,
     rule_validate,
 )
-from exchange.schema import FIELD_TYPES, FieldSpec
+from core.schema import FIELD_TYPES, FieldSpec
 
 FIELDS = {
     spec.name: spec

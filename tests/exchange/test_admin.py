@@ -27,10 +27,10 @@ from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from contracts.forms import BuyerContractForm
 from contracts.models import BuyerContract
 from contracts.services import contract_hold
+from core.pii import email_hash, phone_hash
 from exchange.api.idempotency import IdempotencyRecord
 from exchange.models import Bid, Ping, Sale
 from leads.models import ConsentRecord, Lead, Suppression
-from leads.pii import email_hash, phone_hash
 from tests.exchange.builder import BUYER_KEY_PREFIX, buyer, client, load, ping, ping_body, sell
 from tests.sessions import PASSWORD
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.cache import caches
 from django.test import override_settings
 
-from exchange.cache import cache_get, cache_prefetch
+from core.cache import cache_get, cache_prefetch
 
 
 @override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}})

@@ -19,12 +19,12 @@ from django.db.models import Count, Sum
 
 from accounts.tenancy import market_scope
 from billing.models import LedgerEntry
-from billing.money import to_money
+from core.money import to_money
+from core.pii import email_normalize, phone_normalize
 from demo.traffic import BAD_INPUTS, GEO, SUN_BELT, traffic_plan, traffic_run
 from exchange.market import market_load, market_read
 from exchange.models import Ping, Sale
 from leads.models import ConsentRecord, Lead
-from leads.pii import email_normalize, phone_normalize
 from tests.waiting import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,9 +20,9 @@ from rest_framework.views import APIView
 from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
 from contracts.rules import RuleError, modifiers_validate, rule_validate
+from core.json_document import MAX_DEPTH, JsonDocumentError, json_depth, json_document_parse
+from core.schema import offer_fields_parse
 from exchange.auction import book
-from exchange.json_document import MAX_DEPTH, JsonDocumentError, json_depth, json_document_parse
-from exchange.schema import offer_fields_parse
 from tests.billing.conftest import ACME_KEY, sold
 from tests.exchange.builder import CONSENT, SELLER_KEY, buyer, full_lead, load, ping_body
 from tests.exchange.test_admin import form_data

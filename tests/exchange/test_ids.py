@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from exchange.ids import public_id_new
+from core.ids import public_id_new
 
 
 def test_an_id_is_its_prefix_and_twenty_base32_characters():

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from exchange import outbound
-from exchange.outbound import (
+from core import outbound
+from core.outbound import (
     FAILED,
     REFUSED,
     TIMEOUT,

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from accounts.tenancy import market_scope
 from contracts.models import BuyerContract, Campaign
+from core.cache import cache_get, cache_prefetch
 from exchange.api.views import PingView
 from exchange.auction.book import book_invalidate
-from exchange.cache import cache_get, cache_prefetch
 from exchange.deferred import after_response
 from exchange.models import Ping
 from exchange.services import pings

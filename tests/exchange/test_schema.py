@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from exchange.schema import (
+from core.schema import (
     FIELD_TYPES,
     PING_MODES,
     US_STATE_CODES,

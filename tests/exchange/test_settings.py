@@ -108,7 +108,7 @@ def test_redis_url_switches_cache_and_celery_to_redis():
         "print(settings.CELERY_BROKER_URL, settings.CELERY_TASK_ALWAYS_EAGER, settings.CACHES['default']['BACKEND'])",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["redis://127.0.0.1:6379/3", "False", "exchange.cache.RedisCache"]
+    assert result.stdout.split() == ["redis://127.0.0.1:6379/3", "False", "core.cache.RedisCache"]
 
 
 def test_the_openapi_schema_generates_without_warnings(tmp_path):

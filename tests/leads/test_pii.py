@@ -4,7 +4,7 @@ import pickle
 import phonenumbers
 import pytest
 
-from leads.pii import (
+from core.pii import (
     EXAMPLE_AREA_CODES,
     PiiInvalid,
     consumer_hash,

@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from exchange.schema import FieldSpec
+from core.schema import FieldSpec
 from leads.scoring import SCORE_RULES, quality_score
 
 EMAIL_HASH = hashlib.sha256(b"jane.doe@example.com").hexdigest()

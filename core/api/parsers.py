@@ -1,7 +1,7 @@
 """The API's one body parser: every request body is read here, whatever the endpoint.
 
 A body is a JSON object of at most ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes, read by the strict
-reader of :mod:`exchange.json_document`: anything else is a 400 ``malformed_json``, a 413
+reader of :mod:`core.json_document`: anything else is a 400 ``malformed_json``, a 413
 ``payload_too_large`` or (valid JSON but not an object) a 422 ``validation_error`` in the API's
 error format, never a 5xx (DESIGN.md §6, docs/decisions.md 15).
 """
@@ -16,7 +16,7 @@ from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
-from exchange.json_document import JsonDocumentError, json_document_parse
+from core.json_document import JsonDocumentError, json_document_parse
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from leads.pii import PiiInvalid, email_normalize, phone_normalize
+from core.pii import PiiInvalid, email_normalize, phone_normalize
 
 __all__ = [
     "FIELD_TYPES",

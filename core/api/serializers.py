@@ -1,0 +1,56 @@
+"""The API's serializer bases: strict inputs (unknown keys refused) and outputs that are their schema."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from rest_framework import serializers
+
+
+class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A serializer that refuses keys it does not know, instead of silently dropping them."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+        # DRF deep-copies every declared field for every instance: a fresh __init__ per field,
+        # nested serializers included, was a sixth of a ping's CPU. Declared fields are never
+        # changed after they are built, so a shallow copy (which DRF then binds) is enough.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, nothing that merely looks like one."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class ObjectField(serializers.DictField):
+    """A JSON object (its values are checked by the offer's schema, not here)."""
+
+    default_error_messages = {"not_a_dict": "Expected a JSON object."}
+
+
+class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """An answer's shape, which is also its schema. :meth:`render` renders with one instance per
+    class, its fields bound once: an answer's fields are read-only and keep no state, and a new
+    serializer per answer (DRF deep-copies every field of it) cost a ping 0.14 ms instead of 0.02."""
+
+    @classmethod
+    def render(cls, instance: Any) -> dict[str, Any]:
+        return dict(_renderer(cls).to_representation(instance))
+
+
+@functools.cache
+def _renderer(cls: type[OutputSerializer]) -> OutputSerializer:
+    return cls()
