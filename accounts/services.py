@@ -63,6 +63,14 @@ def membership_set(*, user: User, organization: Organization, role: str) -> Memb
     return membership
 
 
+def _scopes_check(scopes: Iterable[str]) -> list[str]:
+    unique = list(dict.fromkeys(scopes))
+    unknown = [s for s in unique if s not in ApiKey.Scope.values]
+    if unknown:
+        raise AccountsError(f"unknown scope '{unknown[0]}' (use {', '.join(ApiKey.Scope.values)})")
+    return unique
+
+
 def api_key_create(
     *, organization: Organization, name: str, scopes: Iterable[str], raw_key: str | None = None
 ) -> tuple[ApiKey, str]:
@@ -70,10 +78,7 @@ def api_key_create(
 
     ``raw_key`` fixes the value (tests, demo); it must start with ``gvl_`` and be long enough.
     """
-    scopes = list(dict.fromkeys(scopes))
-    unknown = [s for s in scopes if s not in ApiKey.Scope.values]
-    if unknown:
-        raise AccountsError(f"unknown scope '{unknown[0]}' (use {', '.join(ApiKey.Scope.values)})")
+    scopes = _scopes_check(scopes)
     if raw_key is None:
         raw_key = api_key_generate()
     elif not raw_key.startswith(API_KEY_PREFIX) or len(raw_key) < API_KEY_MIN_LENGTH:
@@ -95,6 +100,16 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     """Revoke a key at once; revoking twice keeps the first revocation time."""
     with market_scope():
         ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        api_key.refresh_from_db()
+    cache.delete(api_key_cache_key(api_key.key_hash))
+    return api_key
+
+
+def api_key_scopes_set(*, api_key: ApiKey, scopes: Iterable[str]) -> ApiKey:
+    """Give a live key exactly ``scopes``; requests made with it see them at once."""
+    scopes = _scopes_check(scopes)
+    with market_scope():
+        ApiKey.objects.filter(pk=api_key.pk).update(scopes=scopes)
         api_key.refresh_from_db()
     cache.delete(api_key_cache_key(api_key.key_hash))
     return api_key

@@ -21,6 +21,7 @@ from accounts.services import (
     api_key_create,
     api_key_hash,
     api_key_revoke,
+    api_key_scopes_set,
     membership_set,
     organization_upsert,
     user_upsert,
@@ -267,8 +268,7 @@ class _Loader:
             ).first()
         if existing is not None and (fixed is None or existing.key_hash == api_key_hash(str(fixed))):
             if sorted(existing.scopes) != sorted(scopes):
-                with market_scope():
-                    ApiKey.objects.filter(pk=existing.pk).update(scopes=scopes)
+                api_key_scopes_set(api_key=existing, scopes=scopes)
             return
         if existing is not None:
             api_key_revoke(api_key=existing)

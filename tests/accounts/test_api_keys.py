@@ -11,6 +11,7 @@ from accounts.services import (
     api_key_authenticate,
     api_key_create,
     api_key_revoke,
+    api_key_scopes_set,
     organization_status_set,
 )
 from accounts.tenancy import market_scope
@@ -90,6 +91,21 @@ def test_no_key_is_401(orgs):
     assert response.json() == {
         "error": {"code": "authentication_failed", "message": "Send an API key: 'Authorization: Bearer <key>'."}
     }
+
+
+def test_new_scopes_apply_at_once_even_to_a_cached_key(orgs):
+    key = api_key_authenticate(ACME_KEY)
+    assert api_client(ACME_KEY).get("/api/v1/contracts").status_code == 200  # now cached
+
+    api_key_scopes_set(api_key=key, scopes=["reports"])
+
+    response = api_client(ACME_KEY).get("/api/v1/contracts")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+    with pytest.raises(AccountsError, match="unknown scope 'root'"):
+        api_key_scopes_set(api_key=key, scopes=["root"])
+    key.refresh_from_db()
+    assert key.scopes == ["reports"]
 
 
 def test_a_key_without_the_scope_is_403(orgs):
