@@ -11,7 +11,6 @@ query counts, logging and error translation are unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -35,14 +34,3 @@ def bound_cursor() -> CursorWrapper:
     with conn.wrap_database_errors:
         raw = cursor_class(conn.connection)
     return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
-
-
-def pg_array(values: Iterable[int | str]) -> str:
-    """A PostgreSQL array literal of ints or strings, for a ``%s::bigint[]`` or ``%s::text[]``
-    parameter: psycopg adapts a Python list element by element in Python (a tenth of a ping's
-    CPU, by profile), a string in C."""
-    return "{" + ",".join(str(v) if isinstance(v, int) else _element(v) for v in values) + "}"
-
-
-def _element(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

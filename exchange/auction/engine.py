@@ -9,31 +9,31 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
-from billing.models import AVAILABLE_FUNDS_SQL, LedgerAccount
-from contracts.models import CapCounter
+from billing.sql import available_funds_part
 from contracts.schedules import period_key
+from contracts.sql import cap_counters_part
 from core.money import payout_for
+from core.sql import Dialect, SqlPart, dialect_of
 from exchange.auction.book import CompiledCampaign, CompiledContract, OfferBook
 from exchange.auction.breaker import breaker_record, breaker_retry_take
 from exchange.auction.distribution import Priced, Ranked, prices_paid, rank_bids
 from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
 from exchange.auction.rtb import RtbCall, rtb_body, rtb_collect, rtb_start
 from exchange.models import Ping, Sale
-from exchange.sql import bound_cursor, pg_array
-from leads.models import Suppression
+from exchange.sql import bound_cursor
 from leads.services import json_value
+from leads.sql import suppressed_part
 
 LIVE_SALE_STATUSES = (Sale.Status.RESERVED, Sale.Status.SOLD, Sale.Status.RETURNED)
 
@@ -48,13 +48,14 @@ class RepeatProbe:
     fingerprint: str
     now: datetime
 
-    def sql(self, null: Mapping[str, str]) -> tuple[str, list[Any]]:
+    def part(self, sql: Dialect) -> SqlPart:
         """The unexpired ping with the fingerprint (the first, if two identical pings raced), in
         live-state row shape: its seller, and its id as text. One step down the
         (fingerprint, expires_at) index; the seller is checked on the row (a condition on it let
         the planner scan all of the seller's pings)."""
         return (
-            f"SELECT 'r', organization_id, CAST(id AS text), {null['int']}, {null['num']}, {null['at']} "
+            f"SELECT 'r', organization_id, CAST(id AS text), {sql.null('bigint')}, {sql.null('numeric')}, "
+            f"{sql.null('timestamptz')} "
             f"FROM (SELECT organization_id, id FROM {Ping._meta.db_table} WHERE fingerprint = %s "
             "AND expires_at > %s ORDER BY expires_at LIMIT 1) AS first_ping",
             [self.fingerprint, self.now],
@@ -145,19 +146,19 @@ def _period_keys(periods: tuple[str, ...], now: datetime, tz: ZoneInfo) -> Mappi
     return MappingProxyType({p: period_key(p, now, tz) for p in periods})
 
 
-def _in(column: str, values: Collection[int | str], pg: bool, sql_type: str) -> tuple[str, list[Any]]:
-    """``column IN (...)``; on PostgreSQL ``column = ANY(%s::type[])`` with one array literal, so
-    the query's text does not change with the number of values and the driver converts it once."""
-    if pg:
-        return f"{column} = ANY(%s::{sql_type}[])", [pg_array(values)]
-    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
-
-
-def _nulls(pg: bool) -> dict[str, str]:
-    return {
-        k: (f"CAST(NULL AS {t})" if pg else "NULL")
-        for k, t in (("text", "text"), ("int", "bigint"), ("num", "numeric"), ("at", "timestamptz"))
-    }
+def _purchases_part(buyer_ids: list[int], hashes: list[str], *, since: datetime, sql: Dialect) -> SqlPart:
+    """Rows ``('d', buyer id, NULL, NULL, NULL, last purchase)``: each buyer's last live purchase of
+    this consumer (by email or phone hash) since ``since``, for the dedup windows."""
+    emails, email_params = sql.in_("email_hash", hashes, "text")
+    phones, phone_params = sql.in_("phone_hash", hashes, "text")
+    buyers, buyer_params = sql.in_("organization_id", buyer_ids, "bigint")
+    statuses, status_params = sql.in_("status", [str(s) for s in LIVE_SALE_STATUSES], "text")
+    return (
+        f"SELECT 'd', organization_id, {sql.null('text')}, {sql.null('bigint')}, {sql.null('numeric')}, "
+        f"MAX(created_at) FROM {Sale._meta.db_table} WHERE ({emails} OR {phones}) AND {buyers} AND {statuses} "
+        "AND test = %s AND created_at >= %s GROUP BY organization_id",
+        [*email_params, *phone_params, *buyer_params, *status_params, False, since],
+    )
 
 
 def live_state_read(
@@ -171,55 +172,26 @@ def live_state_read(
     One round trip instead of five is most of a ping's database time; the rows are tagged by kind.
     """
     state = LiveState({}, {}, {})
-    pg = connection.vendor == "postgresql"
-    null = _nulls(pg)
-    parts: list[str] = []
-    params: list[Any] = []
+    sql = dialect_of(connection.vendor)
+    parts: list[SqlPart] = []
     if repeat is not None:
-        part, part_params = repeat.sql(null)
-        parts.append(part)
-        params += part_params
+        parts.append(repeat.part(sql))
     buyer_ids = sorted({c.organization_id for c in contracts})
     keyed = [(c.id, key) for c in contracts for key in cap_keys(c, now).values()]
     if keyed:
-        ids, keys = (
-            _in("contract_id", sorted({cid for cid, _ in keyed}), pg, "bigint"),
-            _in("period_key", sorted({k for _, k in keyed}), pg, "text"),
-        )
-        parts.append(
-            f"SELECT 'c', contract_id, period_key, count, spend, {null['at']} FROM {CapCounter._meta.db_table} "
-            f"WHERE {ids[0]} AND {keys[0]}"
-        )
-        params += [*ids[1], *keys[1]]
-    buyers = _in("organization_id", buyer_ids, pg, "bigint")
+        parts.append(cap_counters_part(keyed, sql))
     if buyer_ids:
-        parts.append(
-            f"SELECT 'f', organization_id, {null['text']}, {null['int']}, {AVAILABLE_FUNDS_SQL}, {null['at']} "
-            f"FROM {LedgerAccount._meta.db_table} WHERE {buyers[0]} AND kind = %s"
-        )
-        params += [*buyers[1], LedgerAccount.Kind.BUYER_BALANCE]
+        parts.append(available_funds_part(buyer_ids, sql))
     window = max((c.dedup_days for c in contracts), default=0)
     if hashes and buyer_ids and window > 0:
-        emails, phones = _in("email_hash", hashes, pg, "text"), _in("phone_hash", hashes, pg, "text")
-        statuses = _in("status", [str(s) for s in LIVE_SALE_STATUSES], pg, "text")
-        parts.append(
-            f"SELECT 'd', organization_id, {null['text']}, {null['int']}, {null['num']}, MAX(created_at) "
-            f"FROM {Sale._meta.db_table} WHERE ({emails[0]} OR {phones[0]}) AND {buyers[0]} AND {statuses[0]} "
-            "AND test = %s AND created_at >= %s GROUP BY organization_id"
-        )
-        params += [*emails[1], *phones[1], *buyers[1], *statuses[1], False, now - timedelta(days=window)]
+        parts.append(_purchases_part(buyer_ids, hashes, since=now - timedelta(days=window), sql=sql))
     if hashes:
-        consumers = _in("consumer_hash", hashes, pg, "text")
-        parts.append(
-            f"SELECT 's', 0, {null['text']}, {null['int']}, {null['num']}, {null['at']} "
-            f"FROM {Suppression._meta.db_table} WHERE {consumers[0]}"
-        )
-        params += consumers[1]
+        parts.append(suppressed_part(hashes, sql))
     if not parts:
         return state
     with bound_cursor() as cursor:
         # Only table names and placeholders are interpolated; every value is a parameter.
-        cursor.execute(" UNION ALL ".join(parts), params)
+        cursor.execute(" UNION ALL ".join(part for part, _ in parts), [p for _, params in parts for p in params])
         rows = cursor.fetchall()
     for kind, key_id, period, count, amount, at in rows:
         if kind == "c":
@@ -239,7 +211,7 @@ def live_state_read(
 def repeat_read(repeat: RepeatProbe) -> int | None:
     """The earlier ping an exact repeat repeats, for a ping that runs no auction (live_state_read
     asks it with the rest otherwise)."""
-    sql, params = repeat.sql(_nulls(connection.vendor == "postgresql"))
+    sql, params = repeat.part(dialect_of(connection.vendor))
     with bound_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

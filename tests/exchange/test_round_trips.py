@@ -242,9 +242,10 @@ def test_another_sellers_ping_with_the_same_fingerprint_is_not_a_repeat():
 @PG_ONLY
 @pytest.mark.django_db
 def test_the_repeat_probe_is_one_step_down_its_index_however_often_the_body_was_sent():
-    from exchange.auction.engine import RepeatProbe, _nulls
+    from core.sql import POSTGRES
+    from exchange.auction.engine import RepeatProbe
 
-    sql, params = RepeatProbe(1, "f" * 64, timezone.now()).sql(_nulls(True))
+    sql, params = RepeatProbe(1, "f" * 64, timezone.now()).part(POSTGRES)
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # the tables of a test are too small to need an index
         cursor.execute("EXPLAIN " + sql, params)

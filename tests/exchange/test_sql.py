@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from exchange.sql import bound_cursor, pg_array
+from core.sql import pg_array
+from exchange.sql import bound_cursor
 
 pytestmark = [
     pytest.mark.django_db,
