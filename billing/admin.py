@@ -447,6 +447,3 @@ class ReconciliationRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         else:
             self.message_user(request, f"Drift found: {len(run.problems)} problem(s).", messages.ERROR)
         return redirect("admin:billing_reconciliationrun_change", run.pk)
-
-
-from billing import returns_admin  # noqa: E402,F401

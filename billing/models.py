@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
-from core.ids import PublicIdField
 from core.money import MoneyField
 
 # A buyer's available funds: what it may still spend, held amounts set aside, down to its credit
@@ -20,8 +17,6 @@ from core.money import MoneyField
 # ping's one-statement read of the market's live state (exchange.auction.engine).
 AVAILABLE_FUNDS = F("balance") - F("held") + F("credit_limit")
 AVAILABLE_FUNDS_SQL = "balance - held + credit_limit"
-
-NOTE_MAX_LENGTH = 2000  # a return's note and its decision note
 
 
 class LedgerAccount(models.Model):
@@ -136,135 +131,3 @@ class ReconciliationRun(models.Model):
 
     def __str__(self) -> str:
         return f"Reconciliation {self.checked_at:%Y-%m-%d %H:%M} ({'clean' if self.is_clean else 'DRIFT'})"
-
-
-class Return(models.Model):
-    """A buyer's request to give back one purchased lead, and the operator's (or the rule's) decision.
-
-    Reason codes (the API's ``reason``):
-
-    ``bad_phone``
-        the phone number is disconnected, invalid or someone else's;
-    ``bad_email``
-        the email bounces or is fake;
-    ``wrong_person``
-        the contact details reach a person who did not ask;
-    ``duplicate``
-        the buyer already had this consumer (from elsewhere, or earlier);
-    ``not_interested_at_capture``
-        the consumer says they never meant to ask (no intent when the lead was taken);
-    ``fraud``
-        a fabricated, bot or incentivized lead;
-    ``out_of_area``
-        the consumer is outside the area the buyer serves;
-    ``other``
-        anything else — the note must then say what.
-    """
-
-    class Reason(models.TextChoices):
-        BAD_PHONE = "bad_phone", "Bad phone number"
-        BAD_EMAIL = "bad_email", "Bad email address"
-        WRONG_PERSON = "wrong_person", "Wrong person"
-        DUPLICATE = "duplicate", "Duplicate"
-        NOT_INTERESTED_AT_CAPTURE = "not_interested_at_capture", "Not interested at capture"
-        FRAUD = "fraud", "Fraud"
-        OUT_OF_AREA = "out_of_area", "Out of area"
-        OTHER = "other", "Other (see the note)"
-
-    class Status(models.TextChoices):
-        REQUESTED = "requested", "Requested"
-        APPROVED = "approved", "Approved"
-        DENIED = "denied", "Denied"
-
-    public_id = PublicIdField(prefix="ret_", verbose_name="id")
-    organization = models.ForeignKey(
-        Organization, on_delete=models.PROTECT, related_name="returns", verbose_name="buyer"
-    )
-    seller = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="returned_leads")
-    sale = models.ForeignKey("exchange.Sale", on_delete=models.PROTECT, related_name="returns")
-    reason = models.CharField(max_length=32, choices=Reason.choices)
-    note = models.TextField(blank=True, max_length=NOTE_MAX_LENGTH, help_text="The buyer's explanation.")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Empty when asked through the API.",
-    )
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="The operator; empty for automatic decisions (auto-approval, expiry).",
-    )
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.CharField(max_length=500, blank=True)
-    auto = models.BooleanField(default=False, help_text="Approved by the buyer's return policy, not by an operator.")
-    ledger_transaction = models.ForeignKey(
-        LedgerTransaction,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        help_text="The refund and claw-back, once approved.",
-    )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    objects = ScopedManager(organization="organization")
-
-    class Meta:
-        app_label = "billing"
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            # The money invariant: a sale is refunded at most once, and never while another request is open.
-            models.UniqueConstraint(
-                fields=["sale"],
-                condition=Q(status__in=["requested", "approved"]),
-                name="return_open_or_approved_once_per_sale",
-            )
-        ]
-        indexes = [models.Index(fields=["status", "created_at"], name="return_status_created")]
-
-    def __str__(self) -> str:
-        return self.public_id
-
-
-class ReturnPolicy(models.Model):
-    """How far a buyer's returns are approved without an operator.
-
-    ``auto_approve_rate_percent`` empty means never: every request waits for an operator.
-    """
-
-    organization = models.OneToOneField(
-        Organization,
-        on_delete=models.CASCADE,
-        related_name="return_policy",
-        verbose_name="buyer",
-        limit_choices_to={"is_buyer": True},
-    )
-    auto_approve_rate_percent = models.DecimalField(
-        max_digits=5,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
-        help_text=(
-            "Approve a return at once while the buyer's return rate over the last 30 days, this return "
-            "included, stays at or under this percent. Empty: never approve automatically."
-        ),
-    )
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = ScopedManager(organization="organization")
-
-    class Meta:
-        app_label = "billing"
-        ordering = ["organization__name"]
-        verbose_name_plural = "return policies"
-
-    def __str__(self) -> str:
-        return f"Return policy of {self.organization}"

@@ -29,9 +29,8 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.models import AVAILABLE_FUNDS, LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
-from core.hooks import event_emit
+from core.hooks import event_emit, holds_expected
 from core.money import ZERO, MoneyField, money_str, to_money
-from exchange.models import Sale
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +301,33 @@ def sale_book(
     return booked
 
 
+def sale_refund_book(
+    *, return_public_id: str, buyer_id: int, seller_id: int, price: Decimal, payout: Decimal, memo: str
+) -> LedgerTransaction:
+    """Book a returned sale's reversal: buyer +price, seller payable −payout, platform revenue −margin.
+
+    Idempotent by the return's id. In the same transaction the buyer's low-balance state is checked
+    again: the refund may lift it back over its threshold.
+    """
+    accounts = accounts_get(
+        [
+            (buyer_id, LedgerAccount.Kind.BUYER_BALANCE),
+            (seller_id, LedgerAccount.Kind.SELLER_PAYABLE),
+            (None, LedgerAccount.Kind.PLATFORM_REVENUE),
+        ]
+    )
+    lines = zip(accounts, (price, -payout, payout - price), strict=True)
+    with market_scope(), transaction.atomic():
+        booked, _ = ledger_book(
+            kind=LedgerTransaction.Kind.RETURN,
+            idempotency_key=f"return:{return_public_id}",
+            lines=[(account, amount) for account, amount in lines if amount != ZERO],
+            memo=memo,
+        )
+        low_balance_check(organization_id=buyer_id)
+    return booked
+
+
 # --- sellers: payouts ---------------------------------------------------------------------------
 
 
@@ -463,18 +489,11 @@ def ledger_reconcile() -> ReconciliationReport:
             .annotate(total=Sum("amount"))
             .values("total")
         )
-        reserved_sum = (
-            Sale.objects.filter(organization=OuterRef("organization"), status=Sale.Status.RESERVED, test=False)
-            .order_by()
-            .values("organization")
-            .annotate(total=Sum("price"))
-            .values("total")
-        )
         rows = list(
             LedgerAccount.objects.select_related("organization")
             .annotate(
                 ledger=Coalesce(Subquery(entry_sum), Value(ZERO), output_field=MoneyField()),
-                reserved=Coalesce(Subquery(reserved_sum), Value(ZERO), output_field=MoneyField()),
+                reserved=Coalesce(holds_expected(), Value(ZERO), output_field=MoneyField()),
             )
             .order_by("pk")
         )

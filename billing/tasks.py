@@ -7,7 +7,6 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from billing.returns import return_windows_close
 from billing.services import ledger_reconcile, reconciliation_record
 
 
@@ -20,9 +19,3 @@ def ledger_reconcile_task(self: Task) -> dict[str, Any]:
     report = ledger_reconcile()
     reconciliation_record(report, key=f"task:{self.request.id or uuid.uuid4()}")
     return report.as_dict()
-
-
-@shared_task(name="billing.return_windows_close", acks_late=True, ignore_result=True)
-def return_windows_close_task() -> int:
-    """Celery beat, hourly: :func:`return_windows_close` (market-wide; it opens its own scope)."""
-    return return_windows_close()

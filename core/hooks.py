@@ -3,7 +3,9 @@
 The contract book compiles organizations, contracts and campaigns, and every side's events go out
 through the exchange's webhook outbox; the apps that own those rows sit below the exchange and may
 not import it. They call :func:`market_changed` and :func:`event_emit` here instead, and the exchange
-registers what they do when it is ready (``exchange.apps.ExchangeConfig.ready``).
+registers what they do when it is ready (``exchange.apps.ExchangeConfig.ready``). The one question
+a lower app asks the exchange: :func:`holds_expected`, what each buyer's held funds should be (the
+prices of its sales still being delivered), for the ledger's reconciliation.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 _market_changed: list[Callable[[], None]] = []
 _event_emit: list[Callable[..., Any]] = []
+_holds_expected: list[Callable[[], Any]] = []
 
 
 def market_changed_connect(receiver: Callable[[], None]) -> None:
@@ -37,3 +40,14 @@ def event_emit(*, organization_id: int, type: str, data: dict[str, Any]) -> None
         raise RuntimeError("No event outbox is connected (the exchange app is not ready).")
     for receiver in _event_emit:
         receiver(organization_id=organization_id, type=type, data=data)
+
+
+def holds_expected_connect(provider: Callable[[], Any]) -> None:
+    _holds_expected[:] = [provider]
+
+
+def holds_expected() -> Any:
+    """A subquery of the sum each buyer (``OuterRef("organization")``) should have held."""
+    if not _holds_expected:
+        raise RuntimeError("No hold provider is connected (the exchange app is not ready).")
+    return _holds_expected[0]()

@@ -21,6 +21,7 @@ from contracts.models import BuyerContract
 from core.admin import BookInvalidatingAdmin, BuyerFilter, ReadOnlyAdminMixin, SellerFilter, admin_link, when
 from exchange.api.idempotency import IdempotencyRecord
 from exchange.models import Bid, DeliveryAttempt, Offer, Ping, Sale
+from exchange.returns import admin as returns_admin  # noqa: F401 - registers the returns' admin
 from exchange.services.rejects import reject_rates
 from leads.admin import LeadAdmin
 from leads.models import Lead

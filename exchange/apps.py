@@ -9,9 +9,11 @@ class ExchangeConfig(AppConfig):
         from core import hooks
         from exchange import deferred
         from exchange.auction.book import book_invalidate
+        from exchange.selectors import holds_expected
         from exchange.webhooks import event_emit
 
         deferred.connect()
         # The apps below the exchange tell it of market changes and events through core.hooks.
         hooks.market_changed_connect(book_invalidate)
         hooks.event_emit_connect(event_emit)
+        hooks.holds_expected_connect(holds_expected)

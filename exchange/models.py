@@ -15,6 +15,7 @@ from core.ids import PublicIdField
 from core.money import MoneyField
 from core.schema import FieldSpec, SchemaError, offer_fields_parse
 from exchange.api.idempotency import IdempotencyRecord  # noqa: F401 - this app's table, in its topic's module
+from exchange.returns.models import Return, ReturnPolicy  # noqa: F401 - as above
 from exchange.webhooks.models import Event, EventAttempt, EventDelivery, WebhookEndpoint  # noqa: F401 - as above
 
 

@@ -27,12 +27,13 @@ from django.shortcuts import redirect, render
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
-from billing.models import Return
-from billing.returns import return_request, returnability
 from contracts.models import BuyerContract
 from contracts.selectors import contracts_of
 from core.errors import ExchangeError, NotFound
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
+from exchange.returns.models import Return
+from exchange.returns.selectors import returnability
+from exchange.returns.services import return_request
 from exchange.selectors import lead_sales_for_seller
 from leads.crypto import PiiKeyError, pii_decrypt
 from leads.models import ConsentRecord

@@ -150,7 +150,7 @@ CELERY_BEAT_SCHEDULE = {
     "exchange.market_sweep": {"task": "exchange.market_sweep", "schedule": 5 * 60.0},
     "exchange.idempotency_records_purge": {"task": "exchange.idempotency_records_purge", "schedule": 60 * 60.0},
     "billing.ledger_reconcile": {"task": "billing.ledger_reconcile", "schedule": 15 * 60.0},
-    "billing.return_windows_close": {"task": "billing.return_windows_close", "schedule": 60 * 60.0},
+    "exchange.return_windows_close": {"task": "exchange.return_windows_close", "schedule": 60 * 60.0},
 }
 
 AUTH_USER_MODEL = "accounts.User"

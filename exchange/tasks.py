@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from exchange.api.idempotency import idempotency_records_purge
 from exchange.celery import app
+from exchange.returns.services import return_windows_close
 from exchange.services import lead_reauction_run, market_sweep
+from exchange.services.selling import LEAD_REAUCTION_TASK
 
 
-@app.task(name="exchange.lead_reauction", acks_late=True, reject_on_worker_lost=True)
+@app.task(name=LEAD_REAUCTION_TASK, acks_late=True, reject_on_worker_lost=True)
 def lead_reauction(*, lead_id: int, cycle: int) -> str:
     return lead_reauction_run(lead_id=lead_id, cycle=cycle)
 
@@ -21,3 +23,9 @@ def market_sweep_task() -> dict[str, int]:
 def idempotency_records_purge_task() -> int:
     """Celery beat, hourly: drop the Idempotency-Key records past their 24 h, so the table stays small."""
     return idempotency_records_purge()
+
+
+@app.task(name="exchange.return_windows_close", acks_late=True, ignore_result=True)
+def return_windows_close_task() -> int:
+    """Celery beat, hourly: :func:`return_windows_close` (market-wide; it opens its own scope)."""
+    return return_windows_close()

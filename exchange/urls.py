@@ -4,10 +4,10 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import root
-from billing.api import views as billing_api
 from contracts.api import views as contract_api
 from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
+from exchange.api.purchases import views as purchases_api
 
 api_v1 = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
@@ -19,11 +19,11 @@ api_v1 = [
     path("contracts/<str:contract_id>", contract_api.ContractDetailView.as_view(), name="contract-detail"),
     path("campaigns", contract_api.CampaignListView.as_view(), name="campaign-list"),
     path("campaigns/<str:campaign_id>", contract_api.CampaignDetailView.as_view(), name="campaign-detail"),
-    path("purchases", billing_api.PurchaseListView.as_view(), name="purchase-list"),
-    path("purchases/<str:sale_id>", billing_api.PurchaseDetailView.as_view(), name="purchase-detail"),
-    path("purchases/<str:sale_id>/return", billing_api.PurchaseReturnView.as_view(), name="purchase-return"),
-    path("returns", billing_api.ReturnListView.as_view(), name="return-list"),
-    path("returns/<str:return_id>", billing_api.ReturnDetailView.as_view(), name="return-detail"),
+    path("purchases", purchases_api.PurchaseListView.as_view(), name="purchase-list"),
+    path("purchases/<str:sale_id>", purchases_api.PurchaseDetailView.as_view(), name="purchase-detail"),
+    path("purchases/<str:sale_id>/return", purchases_api.PurchaseReturnView.as_view(), name="purchase-return"),
+    path("returns", purchases_api.ReturnListView.as_view(), name="return-list"),
+    path("returns/<str:return_id>", purchases_api.ReturnDetailView.as_view(), name="return-detail"),
     # Unknown API paths answer in the API's error format, DEBUG or not, whatever the method: a
     # POST to a mistyped path (``/api/v1/ping/``) would otherwise get Django's HTML CSRF page.
     re_path(r"^.*$", csrf_exempt(api_not_found)),

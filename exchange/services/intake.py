@@ -34,6 +34,7 @@ from exchange.services.selling import (
     LeadPackage,
     RouteOutcome,
     lead_finish,
+    lead_reauction_enqueue,
     lead_route,
     sale_attempt,
     sale_release,
@@ -294,9 +295,7 @@ def market_sweep(*, stale_after: timedelta = timedelta(minutes=10)) -> dict[str,
     for lead in stale:
         offer = book.offers[lead.offer_id]
         if lead.reauction_cycle < offer.reauction_cycles:
-            from exchange.tasks import lead_reauction
-
-            lead_reauction.apply_async(kwargs={"lead_id": lead.pk, "cycle": lead.reauction_cycle + 1})
+            lead_reauction_enqueue(lead_id=lead.pk, cycle=lead.reauction_cycle + 1)
             requeued += 1
         else:
             with market_scope():

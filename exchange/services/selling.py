@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from celery import signature
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -283,6 +284,15 @@ def lead_route(
     return outcome
 
 
+LEAD_REAUCTION_TASK = "exchange.lead_reauction"
+
+
+def lead_reauction_enqueue(*, lead_id: int, cycle: int, countdown: float | None = None) -> None:
+    """Queue the lead's next re-auction cycle (the task ``exchange.tasks.lead_reauction``, by its
+    name: the tasks module imports the services, not the other way round)."""
+    signature(LEAD_REAUCTION_TASK, kwargs={"lead_id": lead_id, "cycle": cycle}).apply_async(countdown=countdown)
+
+
 def _lead_event(lead: Lead, sold: list[Sale]) -> None:
     event_emit(
         organization_id=lead.organization_id,
@@ -317,13 +327,9 @@ def lead_finish(
     with market_scope(), transaction.atomic():
         lead_outcome_set(lead=lead, status=status, reason=reason, payout=sum((s.payout for s in sold), ZERO))
         if lead.status == Lead.Status.PENDING:
-            from exchange.tasks import lead_reauction
-
             cycle = lead.reauction_cycle + 1
             transaction.on_commit(
-                lambda: lead_reauction.apply_async(
-                    kwargs={"lead_id": lead.pk, "cycle": cycle}, countdown=settings.GAVEL_REAUCTION_DELAY_S
-                )
+                lambda: lead_reauction_enqueue(lead_id=lead.pk, cycle=cycle, countdown=settings.GAVEL_REAUCTION_DELAY_S)
             )
         else:
             _lead_event(lead, sold)

@@ -22,10 +22,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from billing.returns import return_decide, return_request
 from billing.services import BillingError, payout_record, topup_record
 from core.errors import ExchangeError
 from exchange.models import Sale
+from exchange.returns.services import return_decide, return_request
 from tests.exchange.builder import buyer, client, load, ping_body, post_body, run_at_once
 
 pytestmark = [

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
 from accounts.tenancy import market_scope
-from billing.returns import return_decide, return_request
 from exchange.models import Sale
+from exchange.returns.services import return_decide, return_request
 from tests.billing.conftest import ACME_KEY, BRAVO_KEY, return_post, sold
 from tests.exchange.builder import CONSENT, SELLER_KEY, client, lead_body, org
 

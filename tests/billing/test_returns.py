@@ -13,22 +13,23 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.tenancy import market_scope
-from billing.models import LedgerEntry, LedgerTransaction, Return, ReturnPolicy
-from billing.returns import (
+from billing.models import LedgerEntry, LedgerTransaction
+from contracts.models import BuyerContract, Campaign
+from core.errors import NotFound
+from exchange.celery import app
+from exchange.models import Sale
+from exchange.returns.models import Return, ReturnPolicy
+from exchange.returns.selectors import return_rate, return_rates
+from exchange.returns.services import (
     ReturnAlreadyDecided,
     ReturnExists,
     ReturnNotAllowed,
     ReturnWindowClosed,
     return_decide,
-    return_rate,
-    return_rates,
     return_request,
     return_windows_close,
 )
-from contracts.models import BuyerContract, Campaign
-from core.errors import NotFound
-from exchange.celery import app
-from exchange.models import Sale
+from exchange.tasks import return_windows_close_task
 from tests.billing.conftest import ACME_KEY, BRAVO_KEY, money, return_post, sold
 from tests.exchange.builder import SELLER2_KEY, client, events, lead_body, org
 from tests.exchange.builder import run_at_once as run_all_at_once
@@ -392,10 +393,11 @@ def test_the_expiry_follows_the_setting(market, settings):
 
 
 def test_the_sweep_runs_hourly_on_celery_beat(market):
-    entry = app.conf.beat_schedule["billing.return_windows_close"]
-    assert entry["task"] == "billing.return_windows_close"
+    entry = app.conf.beat_schedule["exchange.return_windows_close"]
+    assert entry["task"] == "exchange.return_windows_close"
     assert entry["schedule"] == 3600.0
-    assert app.tasks["billing.return_windows_close"].apply().get() == 0
+    assert return_windows_close_task.name in app.tasks
+    assert app.tasks[return_windows_close_task.name].apply().get() == 0
 
 
 # --- return rates -------------------------------------------------------------------------------
@@ -452,7 +454,7 @@ def test_the_operator_approves_and_denies_from_the_list_with_a_note(market, oper
     ra = return_request(buyer=org("acme"), sale_public_id=a.public_id, reason="bad_phone")
     rb = return_request(buyer=org("acme"), sale_public_id=b.public_id, reason="fraud")
     rc = return_request(buyer=org("acme"), sale_public_id=c.public_id, reason="fraud")
-    url = reverse("admin:billing_return_changelist")
+    url = reverse("admin:exchange_return_changelist")
 
     approved = op_client.post(
         url, {"action": "approve_selected", "_selected_action": [ra.pk], "note": "Verified."}, follow=True
@@ -472,31 +474,31 @@ def test_the_operator_approves_and_denies_from_the_list_with_a_note(market, oper
 def test_the_admin_pages_open_and_a_return_is_read_only(market, op_client):
     sale = sold(1)
     ret = return_request(buyer=org("acme"), sale_public_id=sale.public_id, reason="bad_phone", note="Dead line.")
-    listing = op_client.get(reverse("admin:billing_return_changelist"), {"q": sale.public_id})
-    page = op_client.get(reverse("admin:billing_return_change", args=[ret.pk]))
+    listing = op_client.get(reverse("admin:exchange_return_changelist"), {"q": sale.public_id})
+    page = op_client.get(reverse("admin:exchange_return_change", args=[ret.pk]))
 
     assert ret.public_id in listing.content.decode()
     text = page.content.decode()
     assert page.status_code == 200 and "Dead line." in text and 'name="_save"' not in text
     assert "0.00 %" in text  # the buyer's and the campaign's 30-day rates
     assert (
-        op_client.post(reverse("admin:billing_return_change", args=[ret.pk]), {"status": "approved"}).status_code == 403
+        op_client.post(reverse("admin:exchange_return_change", args=[ret.pk]), {"status": "approved"}).status_code == 403
     )
-    assert op_client.get(reverse("admin:billing_return_add")).status_code == 403
+    assert op_client.get(reverse("admin:exchange_return_add")).status_code == 403
     for status in ("requested", "approved"):
-        assert op_client.get(reverse("admin:billing_return_changelist"), {"status__exact": status}).status_code == 200
+        assert op_client.get(reverse("admin:exchange_return_changelist"), {"status__exact": status}).status_code == 200
     assert the_return(ret.public_id).status == "requested"
 
 
 def test_the_operator_sets_a_return_policy_in_the_admin(market, op_client):
     response = op_client.post(
-        reverse("admin:billing_returnpolicy_add"),
+        reverse("admin:exchange_returnpolicy_add"),
         {"organization": org("acme").pk, "auto_approve_rate_percent": "7.5"},
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     with market_scope():
         assert ReturnPolicy.objects.get(organization=org("acme")).auto_approve_rate_percent == Decimal("7.50")
-    listing = op_client.get(reverse("admin:billing_returnpolicy_changelist")).content.decode()
+    listing = op_client.get(reverse("admin:exchange_returnpolicy_changelist")).content.decode()
     assert "Acme" in listing and "0.00 %" in listing
 
 

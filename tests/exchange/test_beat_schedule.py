@@ -15,7 +15,7 @@ PERIODIC = {
     "exchange.market_sweep",
     "exchange.idempotency_records_purge",
     "billing.ledger_reconcile",
-    "billing.return_windows_close",
+    "exchange.return_windows_close",
 }
 
 

@@ -11,10 +11,10 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.services import membership_set, user_upsert
 from accounts.tenancy import market_scope
-from billing.returns import return_decide, return_request
 from contracts.models import BuyerContract
 from demo.buyers import Behaviour
 from exchange.models import Offer, Ping, Sale
+from exchange.returns.services import return_decide, return_request
 from exchange.services.rejects import reject_rates
 from tests.exchange.builder import BUYER_KEY_PREFIX, client, events, lead_body, load, ping, post, sell
 from tests.exchange.test_delivery import webhook_buyer

@@ -1,5 +1,5 @@
 """A ping's round trips: one cache read before it runs, its cache writes after its answer has
-gone out, and a ping write that does not wait for the disk (exchange/cache.py,
+gone out, and a ping write that does not wait for the disk (core/cache.py,
 exchange/deferred.py, exchange/services/pings.py; decision 28)."""
 
 from __future__ import annotations

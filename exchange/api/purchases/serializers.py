@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from billing.models import NOTE_MAX_LENGTH, Return
 from core.api.serializers import StrictSerializer
+from exchange.returns.models import NOTE_MAX_LENGTH, Return
 
 
 class ReturnInput(StrictSerializer):

@@ -18,16 +18,17 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from accounts.models import Organization
-from billing.api.filters import PurchaseFilter
-from billing.api.serializers import PurchaseOutput, ReturnInput, ReturnOutput
-from billing.models import Return
-from billing.returns import return_deadline, return_get, return_request, returns_of
 from core.errors import NotFound
 from core.money import ZERO, money_str
 from exchange.api.idempotency import IdempotentPostMixin
+from exchange.api.purchases.filters import PurchaseFilter
+from exchange.api.purchases.serializers import PurchaseOutput, ReturnInput, ReturnOutput
 from exchange.api.views import IDEMPOTENCY_HEADER
 from exchange.models import Sale
 from exchange.portal import BOUGHT, purchase_get, purchases_of
+from exchange.returns.models import Return
+from exchange.returns.selectors import return_deadline, return_get, returns_of
+from exchange.returns.services import return_request
 from leads.crypto import PiiKeyError, pii_decrypt
 from leads.views import ordered_fields
 

@@ -1,7 +1,7 @@
 """The operator's returns: decide requests (approve / deny actions), set buyers' auto-approve policies.
 
 A return is history once asked: its change page is read-only, and decisions go through
-:func:`billing.returns.return_decide` (refund, claw-back and events in one transaction), never
+:func:`exchange.returns.services.return_decide` (refund, claw-back and events in one transaction), never
 through a form that edits the row.
 """
 
@@ -17,9 +17,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from billing.models import Return, ReturnPolicy
-from billing.returns import AUTO_APPROVE_PERIOD, ReturnAlreadyDecided, ReturnError, return_decide, return_rate
 from core.admin import BuyerFilter, ReadOnlyAdminMixin, SellerFilter, admin_link, when
+from exchange.returns.models import Return, ReturnPolicy
+from exchange.returns.selectors import AUTO_APPROVE_PERIOD, return_rate
+from exchange.returns.services import ReturnAlreadyDecided, ReturnError, return_decide
 
 
 class DecisionForm(ActionForm):
