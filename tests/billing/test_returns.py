@@ -481,9 +481,8 @@ def test_the_admin_pages_open_and_a_return_is_read_only(market, op_client):
     text = page.content.decode()
     assert page.status_code == 200 and "Dead line." in text and 'name="_save"' not in text
     assert "0.00 %" in text  # the buyer's and the campaign's 30-day rates
-    assert (
-        op_client.post(reverse("admin:exchange_return_change", args=[ret.pk]), {"status": "approved"}).status_code == 403
-    )
+    change = reverse("admin:exchange_return_change", args=[ret.pk])
+    assert op_client.post(change, {"status": "approved"}).status_code == 403
     assert op_client.get(reverse("admin:exchange_return_add")).status_code == 403
     for status in ("requested", "approved"):
         assert op_client.get(reverse("admin:exchange_return_changelist"), {"status__exact": status}).status_code == 200
