@@ -147,6 +147,20 @@ class ContractTermsInput(_TermsInput):
         return terms
 
 
+class ContractCreateInput(ContractTermsInput):
+    """A new contract as its buyer declares it (``POST /api/v1/contracts``): the offer it buys on,
+    by slug, a name, and the terms of :class:`ContractTermsInput` (a group left out is none)."""
+
+    offer = serializers.SlugRelatedField(
+        slug_field="slug",
+        # The model's own relation: the offers a contract can be on (any the exchange runs).
+        queryset=BuyerContract._meta.get_field("offer").related_model._default_manager.all(),
+        error_messages={"does_not_exist": "No such offer: '{value}'.", "invalid": "Give the offer's slug."},
+        help_text="The offer's slug, e.g. auto-insurance.",
+    )
+    name = serializers.CharField(max_length=200)
+
+
 def contract_column_terms(values: Mapping[str, Any]) -> dict[str, Any]:
     """Column values (a form's ``cap_day``, ``budget_week``…) in the input's shape: the inverse of
     :class:`ContractTermsInput`'s mapping, for a writer that edits the columns (the admin)."""
