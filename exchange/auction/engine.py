@@ -24,6 +24,7 @@ from django.utils.dateparse import parse_datetime
 from billing.models import AVAILABLE_FUNDS_SQL, LedgerAccount
 from billing.money import payout_for
 from contracts.models import CapCounter
+from contracts.rules import ping_values
 from contracts.schedules import period_key
 from exchange.auction.book import CompiledCampaign, CompiledContract, OfferBook
 from exchange.auction.breaker import breaker_record, breaker_retry_take
@@ -86,6 +87,19 @@ class AuctionPing:
     # An earlier ping this one repeats exactly is answered as it was then instead of being
     # auctioned again (None: no such check).
     repeat: RepeatProbe | None = None
+    # The lead's values with the ping's own ($source, $hour, $weekday), per buyer time zone.
+    _values_by_tz: dict[ZoneInfo, Mapping[str, object]] = field(default_factory=dict, repr=False, compare=False)
+
+    def values_for(self, contract: CompiledContract) -> Mapping[str, object]:
+        """What the contract's filters and modifiers test: the lead's values, and the ping's own
+        fields for a contract that tests them — computed once per buyer time zone per ping."""
+        if not contract.pseudo_fields:
+            return self.lead
+        values = self._values_by_tz.get(contract.tz)
+        if values is None:
+            values = ping_values(self.lead, source=self.source_token, now=self.now, tz=contract.tz)
+            self._values_by_tz[contract.tz] = values
+        return values
 
 
 @dataclass
@@ -273,7 +287,7 @@ def static_reason(contract: CompiledContract, ping: AuctionPing) -> str | None:
         return "seller_blocked"
     if contract.organization_id in ping.campaign.blocked_buyer_ids:
         return "buyer_blocked"
-    failed = contract.predicate(ping.lead)
+    failed = contract.predicate(ping.values_for(contract))
     if failed is not None:
         return f"filtered:{failed}"
     if ping.quality_score < contract.min_score:
@@ -401,7 +415,7 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
         if contract.price is not None:
             started = time.perf_counter()
             try:
-                price = contract_price(contract, ping.lead)
+                price = contract_price(contract, ping.values_for(contract))
             except Exception:
                 # Terms are bounded when saved, so this is a row written around that (or a bug): one
                 # contract's failure skips that contract, never the auction nor the seller's answer.
