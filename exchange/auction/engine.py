@@ -461,3 +461,47 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
         # Every buyer that would have bid had already bought this consumer.
         result.reason = "duplicate" if any(s.reason == "duplicate" for s in steps) else "no_buyers"
     return result
+
+
+def auction_dry_run(ping: AuctionPing, contracts: list[CompiledContract]) -> list[WaterfallStep]:
+    """What each of ``contracts`` would do with ``ping``, by the auction's own checks and prices
+    (:func:`static_reason`, :func:`live_reason`, :func:`contract_price`, the floor), for a buyer
+    testing its terms: each step's reason is ``""`` when the contract would bid, at ``price``.
+
+    Reads the live state (caps, budgets, funds) in one query and writes nothing: no ping, no bid,
+    no cap, no money. An RTB contract that would be asked is not called: its step has the reason
+    ``rtb_would_ask`` and no price. Nothing is ranked (other buyers' contracts are not looked at).
+    """
+    steps = [WaterfallStep(contract, static_reason(contract, ping) or "") for contract in contracts]
+    survivors = [step.contract for step in steps if not step.reason]
+    state = live_state_read(survivors, now=ping.now, hashes=[h for h in (ping.email_hash, ping.phone_hash) if h])
+    floor = effective_floor(
+        offer_floor=ping.offer.floor, payout_floor=ping.campaign.floor, margin_percent=ping.campaign.margin_percent
+    )
+    for step in steps:
+        contract = step.contract
+        if step.reason:
+            continue
+        if state.suppressed:
+            step.reason = "suppressed"
+        elif contract.price is None:
+            # As rtb_calls: a buyer that could not buy at any price is not asked; a contract the
+            # circuit breaker holds would be asked only by the ping that takes its retry.
+            reason = live_reason(contract, floor or Decimal(0), ping, state)
+            if reason is None and floor is None:
+                reason = "below_floor"
+            if reason is None and not contract.active:
+                reason = "paused"
+            step.reason = reason or "rtb_would_ask"
+        else:
+            try:
+                step.price = contract_price(contract, ping.values_for(contract))
+            except Exception:
+                logger.exception("pricing contract %s failed", contract.public_id)
+                step.reason = "pricing_error"
+                continue
+            reason = live_reason(contract, step.price, ping, state)
+            if reason is None and (floor is None or step.price < floor):
+                reason = "below_floor"
+            step.reason = reason or ""
+    return steps
