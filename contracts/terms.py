@@ -84,7 +84,7 @@ class ContractTermsInput(_TermsInput):
     A hold given here is a person's: ``operator`` or ``null`` (lift any hold)."""
 
     name = serializers.CharField(max_length=200, required=False)
-    status = serializers.ChoiceField(choices=BuyerContract.Status.values, required=False)
+    status = serializers.ChoiceField(choices=BuyerContract.Status.choices, required=False)
     price = _money(min_value=Decimal(0), allow_null=True, required=False)
     max_price = _money(min_value=Decimal(0), allow_null=True, required=False)
     modifiers = serializers.JSONField(allow_null=True, default=None)

@@ -93,7 +93,7 @@ def _instant(now: datetime, tz: Any, weekday: str, hour: str) -> datetime:
     if weekday in WEEKDAYS:
         local -= timedelta(days=(local.weekday() - WEEKDAYS.index(weekday)) % 7)
     if hour.isdigit() and 0 <= int(hour) <= 23:
-        local = local.replace(hour=int(hour), minute=30, second=0, microsecond=0)
+        local = local.replace(hour=int(hour))
     return local.astimezone(UTC)  # a zoneinfo wall time: its offset is that day's
 
 
