@@ -253,6 +253,8 @@ class BuyerContract(models.Model):
             errors["organization"] = "Only a buyer organization can own a contract."
         if self.price is None and not self.rtb_url:
             errors["price"] = "Give a fixed price or an RTB URL."
+        elif self.price is not None and self.rtb_url:
+            errors["price"] = "Give a fixed price or an RTB URL, not both."
         if self.price is not None and self.price < 0:
             errors["price"] = "A price cannot be negative."
         if self.max_price is not None and self.price is not None and self.price > self.max_price:

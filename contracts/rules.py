@@ -22,6 +22,13 @@ name of the field that made it fail (the waterfall reason ``filtered:<field>``):
 * Ordering operators on a value of the wrong type (a lead value that was not coerced) fail
   instead of raising.
 
+Besides the offer's ping fields, a rule may test three fields of the ping itself
+(:data:`PSEUDO_FIELDS`, DESIGN.md §6.1): ``$source`` (the seller campaign's opaque source token),
+``$hour`` (0–23) and ``$weekday`` (``mon``…``sun``), both in the buyer organization's time zone at
+ping time. They are validated and compiled like offer fields of their own types; the engine adds
+their values to the lead's (:func:`ping_values`) only for a contract that tests them
+(:func:`pseudo_fields_used`), once per buyer time zone per ping. Any other ``$`` name is refused.
+
 Price modifiers are ``[{"when": rule, "add": "5.00"}, {"when": rule, "multiply": "1.10"}]``:
 every modifier whose ``when`` matches (no ``when``: always) is applied in list order to the base
 price, and only the end result is rounded to the cent and floored at 0.00. When a contract is
@@ -39,7 +46,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeAlias
 
@@ -103,6 +110,71 @@ _COUNTED_REPEAT_RE = re.compile(r"\{([0-9]+)(?:,([0-9]*))?\}")
 # worst case (:func:`modifiers_bound`) far from any Decimal limit.
 MAX_FACTOR = Decimal(100)
 MAX_MODIFIERS = 50
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+
+
+@dataclass(frozen=True)
+class PseudoField:
+    """A field of the ping itself that filters and modifiers may test besides the offer's fields.
+
+    ``type`` is ``"string"`` or ``"integer"``; ``choices`` the values it can take (empty: any);
+    ``label`` names it for people (a filter builder's field picker, a waterfall reason)."""
+
+    name: str
+    type: str
+    choices: tuple[str, ...]
+    label: str
+    help_text: str = ""
+
+
+PSEUDO_FIELDS: tuple[PseudoField, ...] = (
+    PseudoField(
+        "$source",
+        "string",
+        (),
+        "Source",
+        "The seller campaign the lead comes from, as its opaque token (src_…) that buyers see.",
+    ),
+    PseudoField(
+        "$hour", "integer", (), "Hour of the day", "The hour of the ping, 0 to 23, in your organization's time zone."
+    ),
+    PseudoField(
+        "$weekday", "string", WEEKDAYS, "Day of the week", "The day of the ping, in your organization's time zone."
+    ),
+)
+PSEUDO_FIELD_NAMES = tuple(p.name for p in PSEUDO_FIELDS)
+# How the rule parser checks and coerces them: as offer fields of these types.
+_PSEUDO_SPECS = {
+    "$source": FieldSpec(name="$source", type="string", ping="required"),
+    "$hour": FieldSpec(name="$hour", type="integer", ping="required", min=Decimal(0), max=Decimal(23)),
+    "$weekday": FieldSpec(name="$weekday", type="choice", ping="required", choices=WEEKDAYS),
+}
+
+
+def pseudo_fields_used(*rules: object) -> frozenset[str]:
+    """The pseudo fields (``$hour``…) that filter rules or modifier lists test, read off their JSON
+    (for a contract's book entry: a contract testing none is given the lead's values alone)."""
+    used: set[str] = set()
+    stack: list[object] = list(rules)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            name = node.get("field")
+            if isinstance(name, str) and name in _PSEUDO_SPECS:
+                used.add(name)
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return frozenset(used)
+
+
+def ping_values(lead: Mapping[str, object], *, source: str, now: datetime, tz: tzinfo) -> dict[str, object]:
+    """The values a rule tests for a ping: the lead's, with ``$source``, and ``$hour`` and
+    ``$weekday`` of ``now`` in ``tz`` (the buyer's time zone). One per buyer time zone per ping."""
+    local = now.astimezone(tz)
+    return {**lead, "$source": source, "$hour": local.hour, "$weekday": WEEKDAYS[local.weekday()]}
 
 
 def _re2_options() -> Any:
@@ -316,8 +388,12 @@ def _parse_leaf(rule: Mapping[Any, object], fields: Mapping[str, FieldSpec], pat
     field_path = f"{path}.field"
     if not isinstance(name, str):
         raise RuleError(field_path, f"expected a field name, got {_show(name)}")
-    spec = fields.get(name)
+    spec = _PSEUDO_SPECS.get(name) if name.startswith("$") else fields.get(name)
     if spec is None:
+        if name.startswith("$"):
+            raise RuleError(
+                field_path, f"unknown field {name!r} (the ping's own fields are {', '.join(PSEUDO_FIELD_NAMES)})"
+            )
         raise RuleError(field_path, f"unknown field {name!r}")
     if spec.pii:
         raise RuleError(
@@ -334,7 +410,13 @@ def _parse_leaf(rule: Mapping[Any, object], fields: Mapping[str, FieldSpec], pat
         raise RuleError(op_path, f"unknown operator {_show(op)}")
     if (op in _ORDER_OPS and spec.type not in ORDERED_TYPES) or (op in _STRING_OPS and spec.type not in STRING_TYPES):
         raise RuleError(op_path, f"operator {op!r} does not apply to {_article(spec.type)} field")
-    return _Leaf(name, op, _parse_value(spec, op, rule["value"], f"{path}.value"))
+    value = _parse_value(spec, op, rule["value"], f"{path}.value")
+    if spec.min is not None and spec.max is not None and spec.name.startswith("$") and op != "exists":
+        # A pseudo field's range is known (an hour is 0-23): a value outside it is a mistake.
+        items = value if isinstance(value, (frozenset, tuple)) else (value,)
+        if any(not spec.min <= item <= spec.max for item in items):
+            raise RuleError(f"{path}.value", f"{name} is between {spec.min} and {spec.max}, got {_show(rule['value'])}")
+    return _Leaf(name, op, value)
 
 
 def _parse_rule(rule: object, fields: Mapping[str, FieldSpec], path: str) -> _Node:

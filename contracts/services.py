@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
+from django.utils.text import slugify
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
@@ -17,6 +19,7 @@ from contracts.models import PERIODS, BuyerContract, Campaign, CapCounter
 from contracts.terms import (
     BREAKER_ONLY,
     CampaignTermsInput,
+    ContractCreateInput,
     ContractTermsInput,
     campaign_term_name,
     contract_term_name,
@@ -101,6 +104,23 @@ def contract_upsert(
     if blocked_sellers is not None:
         contract.blocked_sellers.set(blocked_sellers)
     return contract, created
+
+
+@transaction.atomic
+def contract_create(*, organization: Organization, terms: object) -> BuyerContract:
+    """A new contract of the buyer ``organization`` from its whole declaration
+    (:class:`contracts.terms.ContractCreateInput`: ``offer`` by slug, ``name``, and the buyer's
+    terms; a group left out is none; the operator's terms are refused by name). Checked like every
+    other write (:func:`contract_upsert`); a ``ValidationError`` names the term as written and
+    nothing is created. The contract book is told (it bids from the next ping on).
+
+    Its slug (the market file's name for it) is made from its name and a random suffix."""
+    values = ContractCreateInput(data=terms).columns()
+    offer = values.pop("offer")
+    slug = f"{slugify(values.get('name', ''))[:48].strip('-') or 'contract'}-{secrets.token_hex(4)}"
+    contract = BuyerContract(slug=slug, organization=organization, offer=offer)
+    _contract_saved(contract, _contract_apply(contract, values))
+    return contract
 
 
 @transaction.atomic

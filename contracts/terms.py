@@ -84,7 +84,7 @@ class ContractTermsInput(_TermsInput):
     A hold given here is a person's: ``operator`` or ``null`` (lift any hold)."""
 
     name = serializers.CharField(max_length=200, required=False)
-    status = serializers.ChoiceField(choices=BuyerContract.Status.values, required=False)
+    status = serializers.ChoiceField(choices=BuyerContract.Status.choices, required=False)
     price = _money(min_value=Decimal(0), allow_null=True, required=False)
     max_price = _money(min_value=Decimal(0), allow_null=True, required=False)
     modifiers = serializers.JSONField(allow_null=True, default=None)
@@ -145,6 +145,20 @@ class ContractTermsInput(_TermsInput):
         except ScheduleError as exc:
             raise serializers.ValidationError({exc.path: [exc.message]}) from exc
         return terms
+
+
+class ContractCreateInput(ContractTermsInput):
+    """A new contract as its buyer declares it (``POST /api/v1/contracts``): the offer it buys on,
+    by slug, a name, and the terms of :class:`ContractTermsInput` (a group left out is none)."""
+
+    offer = serializers.SlugRelatedField(
+        slug_field="slug",
+        # The model's own relation: the offers a contract can be on (any the exchange runs).
+        queryset=BuyerContract._meta.get_field("offer").related_model._default_manager.all(),
+        error_messages={"does_not_exist": "No such offer: '{value}'.", "invalid": "Give the offer's slug."},
+        help_text="The offer's slug, e.g. auto-insurance.",
+    )
+    name = serializers.CharField(max_length=200)
 
 
 def contract_column_terms(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from django.shortcuts import redirect, render
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
+from contracts.rules import PSEUDO_FIELDS
 from contracts.selectors import contracts_of
 from core.errors import ExchangeError, NotFound
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
@@ -67,10 +68,15 @@ REASONS = {
 }
 
 
+PSEUDO_LABELS = {p.name: p.label for p in PSEUDO_FIELDS}
+
+
 def reason_label(reason: str) -> str:
     """A waterfall reason in words (``filtered:state`` → "Filtered out on state")."""
     if reason.startswith("filtered:"):
-        return f"Filtered out on {reason.split(':', 1)[1]}"
+        field = reason.split(":", 1)[1]
+        pseudo = PSEUDO_LABELS.get(field)
+        return f"Filtered out on {field if pseudo is None else f'{pseudo.lower()} ({field})'}"
     if reason.startswith("cap_reached:"):
         return f"Cap reached ({reason.split(':', 1)[1]})"
     return REASONS.get(reason, reason or "—")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exchange import portal
+from exchange import contract_test, portal
 from exchange.webhooks import views as webhooks
 
 app_name = "exchange"
@@ -9,6 +9,8 @@ urlpatterns = [
     path("purchases/<str:public_id>/", portal.purchase_detail, name="purchase_detail"),
     path("bids/", portal.bid_list, name="bid_list"),
     path("leads/<str:public_id>/", portal.lead_detail, name="lead_detail"),
+    # Before contracts' "contracts/<public_id>/" (both under /portal/): "test" is not an id.
+    path("contracts/test", contract_test.contract_test, name="contract_test"),
     path("webhooks/", webhooks.webhooks, name="webhooks"),
     path("webhooks/<str:public_id>/<str:action>/", webhooks.webhook_endpoint_action, name="webhook_endpoint"),
     path("webhooks/deliveries/<str:public_id>/replay/", webhooks.webhook_delivery_replay, name="webhook_replay"),

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import root
 from contracts.api import views as contract_api
+from exchange.api import contracts as contract_create_api
 from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
 from exchange.api.purchases import views as purchases_api
@@ -15,7 +16,7 @@ api_v1 = [
     path("post", exchange_api.PostView.as_view(), name="post"),
     path("leads", exchange_api.LeadCreateView.as_view(), name="lead-create"),
     path("leads/<str:lead_id>", exchange_api.LeadDetailView.as_view(), name="lead-detail"),
-    path("contracts", contract_api.ContractListView.as_view(), name="contract-list"),
+    path("contracts", contract_create_api.ContractCollectionView.as_view(), name="contract-list"),
     path("contracts/<str:contract_id>", contract_api.ContractDetailView.as_view(), name="contract-detail"),
     path("campaigns", contract_api.CampaignListView.as_view(), name="campaign-list"),
     path("campaigns/<str:campaign_id>", contract_api.CampaignDetailView.as_view(), name="campaign-detail"),

@@ -27,7 +27,14 @@ from django.db.models import F
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign
-from contracts.rules import Predicate, PriceFunction, RuleError, modifiers_compile, rule_compile
+from contracts.rules import (
+    Predicate,
+    PriceFunction,
+    RuleError,
+    modifiers_compile,
+    pseudo_fields_used,
+    rule_compile,
+)
 from contracts.schedules import Schedule, ScheduleError, schedule_compile
 from core.cache import cache_get
 from core.schema import FieldSpec
@@ -71,6 +78,9 @@ class CompiledContract:
     return_window_hours: int
     breaker_retry_at: datetime | None  # held by the circuit breaker: when a ping may ask again
     breaker_trips: int
+    # The ping's own fields its filters or modifiers test ($hour...): their values are added to the
+    # lead's for it (AuctionPing.values_for), and only for it.
+    pseudo_fields: frozenset[str] = frozenset()
     # Why its stored terms do not compile (saved before today's rules, or around them): it then
     # stays out of every auction, with that reason, until they are saved again.
     terms_error: str = ""
@@ -192,6 +202,7 @@ def _compile_contract(
         return_window_hours=contract.return_window_hours,
         breaker_retry_at=contract.breaker_retry_at,
         breaker_trips=contract.breaker_trips,
+        pseudo_fields=frozenset() if terms_error else pseudo_fields_used(contract.filters, contract.modifiers),
         terms_error=terms_error,
     )
 

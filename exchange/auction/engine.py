@@ -21,6 +21,7 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from billing.sql import available_funds_part
+from contracts.rules import ping_values
 from contracts.schedules import period_key
 from contracts.sql import cap_counters_part
 from core.money import payout_for
@@ -87,6 +88,19 @@ class AuctionPing:
     # An earlier ping this one repeats exactly is answered as it was then instead of being
     # auctioned again (None: no such check).
     repeat: RepeatProbe | None = None
+    # The lead's values with the ping's own ($source, $hour, $weekday), per buyer time zone.
+    _values_by_tz: dict[ZoneInfo, Mapping[str, object]] = field(default_factory=dict, repr=False, compare=False)
+
+    def values_for(self, contract: CompiledContract) -> Mapping[str, object]:
+        """What the contract's filters and modifiers test: the lead's values, and the ping's own
+        fields for a contract that tests them — computed once per buyer time zone per ping."""
+        if not contract.pseudo_fields:
+            return self.lead
+        values = self._values_by_tz.get(contract.tz)
+        if values is None:
+            values = ping_values(self.lead, source=self.source_token, now=self.now, tz=contract.tz)
+            self._values_by_tz[contract.tz] = values
+        return values
 
 
 @dataclass
@@ -245,7 +259,7 @@ def static_reason(contract: CompiledContract, ping: AuctionPing) -> str | None:
         return "seller_blocked"
     if contract.organization_id in ping.campaign.blocked_buyer_ids:
         return "buyer_blocked"
-    failed = contract.predicate(ping.lead)
+    failed = contract.predicate(ping.values_for(contract))
     if failed is not None:
         return f"filtered:{failed}"
     if ping.quality_score < contract.min_score:
@@ -373,7 +387,7 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
         if contract.price is not None:
             started = time.perf_counter()
             try:
-                price = contract_price(contract, ping.lead)
+                price = contract_price(contract, ping.values_for(contract))
             except Exception:
                 # Terms are bounded when saved, so this is a row written around that (or a bug): one
                 # contract's failure skips that contract, never the auction nor the seller's answer.
@@ -419,3 +433,47 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
         # Every buyer that would have bid had already bought this consumer.
         result.reason = "duplicate" if any(s.reason == "duplicate" for s in steps) else "no_buyers"
     return result
+
+
+def auction_dry_run(ping: AuctionPing, contracts: list[CompiledContract]) -> list[WaterfallStep]:
+    """What each of ``contracts`` would do with ``ping``, by the auction's own checks and prices
+    (:func:`static_reason`, :func:`live_reason`, :func:`contract_price`, the floor), for a buyer
+    testing its terms: each step's reason is ``""`` when the contract would bid, at ``price``.
+
+    Reads the live state (caps, budgets, funds) in one query and writes nothing: no ping, no bid,
+    no cap, no money. An RTB contract that would be asked is not called: its step has the reason
+    ``rtb_would_ask`` and no price. Nothing is ranked (other buyers' contracts are not looked at).
+    """
+    steps = [WaterfallStep(contract, static_reason(contract, ping) or "") for contract in contracts]
+    survivors = [step.contract for step in steps if not step.reason]
+    state = live_state_read(survivors, now=ping.now, hashes=[h for h in (ping.email_hash, ping.phone_hash) if h])
+    floor = effective_floor(
+        offer_floor=ping.offer.floor, payout_floor=ping.campaign.floor, margin_percent=ping.campaign.margin_percent
+    )
+    for step in steps:
+        contract = step.contract
+        if step.reason:
+            continue
+        if state.suppressed:
+            step.reason = "suppressed"
+        elif contract.price is None:
+            # As rtb_calls: a buyer that could not buy at any price is not asked; a contract the
+            # circuit breaker holds would be asked only by the ping that takes its retry.
+            reason = live_reason(contract, floor or Decimal(0), ping, state)
+            if reason is None and floor is None:
+                reason = "below_floor"
+            if reason is None and not contract.active:
+                reason = "paused"
+            step.reason = reason or "rtb_would_ask"
+        else:
+            try:
+                step.price = contract_price(contract, ping.values_for(contract))
+            except Exception:
+                logger.exception("pricing contract %s failed", contract.public_id)
+                step.reason = "pricing_error"
+                continue
+            reason = live_reason(contract, step.price, ping, state)
+            if reason is None and (floor is None or step.price < floor):
+                reason = "below_floor"
+            step.reason = reason or ""
+    return steps
