@@ -1,12 +1,14 @@
 from django.urls import path
 
-from exchange import portal
+from exchange import campaign_portal, portal
 from exchange.webhooks import views as webhooks
 
 app_name = "exchange"
 urlpatterns = [
     path("purchases/", portal.purchase_list, name="purchase_list"),
     path("purchases/<str:public_id>/", portal.purchase_detail, name="purchase_detail"),
+    path("campaigns/<str:public_id>/console/", campaign_portal.campaign_console, name="campaign_console"),
+    path("campaigns/<str:public_id>/terms/", campaign_portal.campaign_terms, name="campaign_terms"),
     path("bids/", portal.bid_list, name="bid_list"),
     path("webhooks/", webhooks.webhooks, name="webhooks"),
     path("webhooks/<str:public_id>/<str:action>/", webhooks.webhook_endpoint_action, name="webhook_endpoint"),
