@@ -118,7 +118,7 @@ class PingView(IdempotentPostMixin, SellerView):
         return [*keys, *ping_cache_keys()]
 
     @extend_schema(
-        summary="Ping: offer a lead without PII and get bids",
+        summary="Ping: offer a lead without contact details and get bids",
         tags=["sellers"],
         request=PingInput,
         responses={200: PingOutput, **ERRORS},
