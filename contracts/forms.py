@@ -103,6 +103,9 @@ class CampaignForm(_ChangedTermsForm):
 
     def _changed_columns(self) -> dict[str, Any]:
         changed = super()._changed_columns()
+        # The admin's chooser names buyers as organizations and saves them with the form's
+        # relations; the terms' ``blocked_buyers`` names them by the seller's tokens.
+        changed.pop("blocked_buyers", None)
         # A route is one thing: its contract, price and share go together.
         if any(column in changed for column in DIRECT_ROUTE_COLUMNS.values()):
             changed.update({c: self.cleaned_data.get(c) for c in DIRECT_ROUTE_COLUMNS.values() if c in self.fields})

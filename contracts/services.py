@@ -140,10 +140,13 @@ def contract_update(*, contract: BuyerContract, terms: object, operator: bool = 
 
 
 def _campaign_saved(campaign: Campaign, values: dict[str, Any]) -> None:
+    blocked = values.pop("blocked_buyers", None)
     for key, value in values.items():
         setattr(campaign, key, value)
     _full_clean(campaign, campaign_term_name)
     campaign.save()
+    if blocked is not None:
+        campaign.blocked_buyers.set(blocked)
     _market_changed()
 
 
@@ -160,7 +163,7 @@ def campaign_upsert(
     """Create or update the seller campaign with this slug from a whole declaration of its terms
     (:class:`contracts.terms.CampaignTermsInput`: no ``direct_route``, no direct route); a
     ``ValidationError`` names the term as written (``direct_route.price``)."""
-    values = CampaignTermsInput(data=terms).columns()
+    values = CampaignTermsInput(data=terms, context={"seller": organization}).columns()
     campaign = Campaign.objects.select_for_update().filter(slug=slug).first()
     created = campaign is None
     if campaign is None:
@@ -179,8 +182,9 @@ def campaign_upsert(
 @transaction.atomic
 def campaign_update(*, campaign: Campaign, terms: object) -> Campaign:
     """Change a campaign's terms; all or nothing. ``terms`` holds only what the caller changes
-    (the operator's changed fields in the admin), onto the row as it is now, locked."""
-    values = CampaignTermsInput(data=terms, partial=True).columns()
+    (the operator's changed fields in the admin; the seller's floor and blocked buyers, named by
+    their tokens, from the campaign page), onto the row as it is now, locked."""
+    values = CampaignTermsInput(data=terms, partial=True, context={"seller": campaign.organization}).columns()
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     _campaign_saved(campaign, values)
     return campaign

@@ -21,8 +21,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.crypto import salted_hmac
 from rest_framework import serializers
 
+from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign
 from contracts.schedules import ScheduleError, budget_validate, caps_validate
@@ -204,8 +206,41 @@ class DirectRouteInput(_TermsInput):
         return contract
 
 
+def buyer_token(*, seller_id: int, buyer_id: int) -> str:
+    """The opaque, stable name under which the seller ``seller_id`` sees the buyer ``buyer_id``.
+
+    Buyers stay anonymous to sellers, yet a seller must be able to block one: it sees each buyer
+    as a token derived from both ids with the server's secret, so the token says nothing of the
+    buyer, cannot be guessed, and differs from seller to seller (two sellers cannot compare notes)."""
+    return "byr_" + salted_hmac("gavel.buyer_token", f"{seller_id}:{buyer_id}").hexdigest()[:16]
+
+
+class BuyerTokensField(serializers.ListField):  # type: ignore[type-arg]
+    """Buyers named by their :func:`buyer_token` for the seller in the serializer's context
+    (``seller``); the value is the list of those buyer organizations."""
+
+    child = serializers.CharField(max_length=40)
+    default_error_messages = {"unknown": "Unknown buyer: {token}.", "no_seller": "Buyers are named for a seller."}
+
+    def to_internal_value(self, data: Any) -> list[Organization]:
+        tokens = super().to_internal_value(data)
+        seller = self.context.get("seller")
+        if seller is None:
+            self.fail("no_seller")
+        buyers = {
+            buyer_token(seller_id=seller.pk, buyer_id=b.pk): b
+            for b in Organization.objects.filter(is_buyer=True).order_by("pk")
+        }
+        for token in tokens:
+            if token not in buyers:
+                self.fail("unknown", token=token)
+        return [buyers[token] for token in dict.fromkeys(tokens)]
+
+
 class CampaignTermsInput(_TermsInput):
-    """A campaign's terms, as the operator sets them (the market file, the admin)."""
+    """A campaign's terms, as the operator sets them (the market file, the admin) and as the
+    seller sets its own (the campaign page: ``floor`` and ``blocked_buyers``, by token, with the
+    seller in the context)."""
 
     name = serializers.CharField(max_length=200, required=False)
     status = serializers.ChoiceField(choices=Campaign.Status.values, required=False)
@@ -215,6 +250,7 @@ class CampaignTermsInput(_TermsInput):
     floor = _money(min_value=Decimal(0), allow_null=True, required=False)
     webhook_url = serializers.URLField(max_length=500, allow_blank=True, allow_null=True, required=False)
     direct_route = DirectRouteInput(allow_null=True, default=None)
+    blocked_buyers = BuyerTokensField(required=False, help_text="The buyers this campaign never sells to, by token.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         terms = dict(attrs)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.portal import portal_page
+from accounts.portal import portal_page, role_allows
+from contracts.posting import ENDPOINTS, posting_guide
 from contracts.selectors import campaign_get, campaigns_of, contract_get, contracts_of
 
 
@@ -29,5 +30,31 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 
 @portal_page(side="seller")
 def campaign_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The campaign's posting instructions (endpoints, fields, examples generated from the offer's
+    schema), its test console and its floor and blocked buyers (both served by the exchange)."""
     campaign = campaign_get(organization=request.organization, public_id=public_id)  # type: ignore[attr-defined]
-    return render(request, "contracts/campaign_detail.html", {"campaign": campaign})
+    guide = posting_guide(campaign=campaign)
+    base_url = request.build_absolute_uri("/").rstrip("/")
+    examples = [
+        {
+            "kind": kind,
+            "title": title,
+            "what": what,
+            "endpoint": f"{base_url}{ENDPOINTS[kind]}",
+            "json": guide.json(kind),
+            "curl": guide.curl(kind, base_url=base_url),
+        }
+        for kind, title, what in (
+            ("ping", "Ping", "Offer the lead without contact details; the answer says what buyers pay."),
+            ("post", "Post", "Sell the pinged lead: the whole lead and the consumer's consent, with the ping's id."),
+            ("lead", "Full lead", "Ping and post in one call, if you do not ping first."),
+        )
+    ]
+    context = {
+        "campaign": campaign,
+        "guide": guide,
+        "examples": examples,
+        "base_url": base_url,
+        "can_test": role_allows(request.membership, "manager"),  # type: ignore[attr-defined]
+    }
+    return render(request, "contracts/campaign_detail.html", context)

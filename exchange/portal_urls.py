@@ -1,12 +1,14 @@
 from django.urls import path
 
-from exchange import contract_test, portal
+from exchange import campaign_portal, contract_test, portal
 from exchange.webhooks import views as webhooks
 
 app_name = "exchange"
 urlpatterns = [
     path("purchases/", portal.purchase_list, name="purchase_list"),
     path("purchases/<str:public_id>/", portal.purchase_detail, name="purchase_detail"),
+    path("campaigns/<str:public_id>/console/", campaign_portal.campaign_console, name="campaign_console"),
+    path("campaigns/<str:public_id>/terms/", campaign_portal.campaign_terms, name="campaign_terms"),
     path("bids/", portal.bid_list, name="bid_list"),
     path("leads/<str:public_id>/", portal.lead_detail, name="lead_detail"),
     # Before contracts' "contracts/<public_id>/" (both under /portal/): "test" is not an id.

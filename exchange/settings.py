@@ -217,7 +217,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gavel exchange API",
     "DESCRIPTION": """
-Sell and buy leads on a Gavel exchange.
+Sell and buy leads on a Gavel exchange. [← Back to the portal](/portal/) — each of your campaigns' pages
+there shows these calls with your own campaign id and fields, and a test console.
 
 **Authenticate** every call with an API key of your organization: `Authorization: Bearer gvl_…`
 (or `X-API-Key: gvl_…`). Sellers' keys need the `leads` scope; buyers' keys `purchases` and
@@ -250,6 +251,7 @@ or `ping_mismatch`. A business outcome (no buyer, duplicate) is never an error.
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "exchange.api.docs.errors_and_examples"],
     "ENUM_NAME_OVERRIDES": {
         "PingStatusEnum": ["accepted", "rejected"],
         "LeadStatusEnum": ["sold", "unsold", "pending", "rejected"],

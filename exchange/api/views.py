@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TenantAPIView
+from accounts.models import Organization
 from exchange.api.idempotency import IdempotentPostMixin
 from exchange.api.serializers import (
     LeadDetailOutput,
@@ -63,6 +64,44 @@ def _compact(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
+def ping_answer(
+    *, seller: Organization, data: object, fingerprint: str = "", arrived: float | None = None
+) -> dict[str, Any]:
+    """A ping's body checked and run, answered as the API answers it (the campaign page's test
+    console sends its pings here too); an invalid one raises the error the API maps."""
+    v = ping_input_quick(data)
+    if v is None:
+        checked = PingInput(data=data)
+        checked.is_valid(raise_exception=True)
+        v = checked.validated_data
+    answer = ping_receive(
+        seller=seller,
+        request=PingRequest(
+            campaign=v["campaign"],
+            lead=v["lead"],
+            test=v["test"],
+            consumer=dict(v.get("consumer") or {}),
+            tracking=_compact(dict(v.get("tracking") or {})),
+            consent=_compact(dict(v.get("consent") or {})),
+            fingerprint=fingerprint,
+            arrived=arrived,
+        ),
+    )
+    return PingOutput.render(answer)
+
+
+def post_answer(*, seller: Organization, data: object, arrived: float | None = None) -> dict[str, Any]:
+    """A post's body checked and run, as :func:`ping_answer`."""
+    checked = PostInput(data=data)
+    checked.is_valid(raise_exception=True)
+    v = checked.validated_data
+    answer = post_receive(
+        seller=seller,
+        request=PostRequest(ping_id=v["ping_id"], lead=v["lead"], consent=dict(v["consent"]), arrived=arrived),
+    )
+    return LeadOutput.render(answer)
+
+
 class SellerView(TenantAPIView):
     required_scope: ClassVar[str | None] = "leads"
     required_role: ClassVar[str | None] = "seller"
@@ -80,7 +119,7 @@ class PingView(IdempotentPostMixin, SellerView):
         return [*keys, *ping_cache_keys()]
 
     @extend_schema(
-        summary="Ping: offer a lead without PII and get bids",
+        summary="Ping: offer a lead without contact details and get bids",
         tags=["sellers"],
         request=PingInput,
         responses={200: PingOutput, **ERRORS},
@@ -99,25 +138,14 @@ class PingView(IdempotentPostMixin, SellerView):
         ],
     )
     def post(self, request: Request) -> Response:
-        v = ping_input_quick(request.data)
-        if v is None:
-            data = PingInput(data=request.data)
-            data.is_valid(raise_exception=True)
-            v = data.validated_data
-        answer = ping_receive(
-            seller=self.organization,
-            request=PingRequest(
-                campaign=v["campaign"],
-                lead=v["lead"],
-                test=v["test"],
-                consumer=dict(v.get("consumer") or {}),
-                tracking=_compact(dict(v.get("tracking") or {})),
-                consent=_compact(dict(v.get("consent") or {})),
+        return Response(
+            ping_answer(
+                seller=self.organization,
+                data=request.data,
                 fingerprint=self.fingerprint,
                 arrived=request_arrival(request),
-            ),
+            )
         )
-        return Response(PingOutput.render(answer))
 
 
 class PostView(IdempotentPostMixin, SellerView):
@@ -135,16 +163,7 @@ class PostView(IdempotentPostMixin, SellerView):
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request: Request) -> Response:
-        data = PostInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        answer = post_receive(
-            seller=self.organization,
-            request=PostRequest(
-                ping_id=v["ping_id"], lead=v["lead"], consent=dict(v["consent"]), arrived=request_arrival(request)
-            ),
-        )
-        return Response(LeadOutput.render(answer))
+        return Response(post_answer(seller=self.organization, data=request.data, arrived=request_arrival(request)))
 
 
 class LeadCreateView(IdempotentPostMixin, SellerView):
