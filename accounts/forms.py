@@ -10,7 +10,7 @@ from accounts.models import ApiKey, Membership, User
 from accounts.services import AccountsError
 
 ROLE_HELP = {
-    "owner": "everything, and manages the team and API keys",
+    "owner": "does everything, including the team and API keys",
     "manager": "changes contracts, campaigns, billing alerts and webhooks",
     "analyst": "reads everything, changes nothing",
 }

@@ -49,7 +49,8 @@ def home(request: HttpRequest) -> HttpResponse:
     organization = request.organization  # type: ignore[attr-defined]
     if organization is None:
         return render(request, "accounts/no_organization.html", status=403)
-    return render(request, "accounts/home.html", {"api_keys": api_keys_of(organization=organization)})
+    active_keys = api_keys_of(organization=organization).filter(revoked_at__isnull=True)
+    return render(request, "accounts/home.html", {"api_keys": active_keys})
 
 
 @login_required
@@ -89,8 +90,10 @@ def _team_page(
     row_error: tuple[int, str] | None = None,
 ) -> HttpResponse:
     organization = request.organization  # type: ignore[attr-defined]
+    members = list(members_of(organization=organization))
     context = {
-        "members": members_of(organization=organization),
+        "members": members,
+        "owner_count": sum(m.role == Membership.Role.OWNER for m in members),
         "invitations": invitations_pending_of(organization=organization),
         "is_owner": role_allows(_actor(request), "owner"),
         "invite_form": invite_form or InviteForm(),
