@@ -285,3 +285,9 @@ def test_an_outsider_gets_404_for_another_organizations_members_and_invitations(
 def test_the_team_page_needs_a_login(db):
     response = Client().get("/portal/team/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_the_operator_sees_invitations_in_the_admin(orgs, operator_client):
+    invite(login("owner@acme.test"), "seen@example.com")
+    page = operator_client.get("/admin/accounts/invitation/")
+    assert page.status_code == 200 and "seen@example.com" in page.content.decode()
