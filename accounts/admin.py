@@ -7,7 +7,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import ApiKey, Membership, Organization, User
+from accounts.models import ApiKey, Invitation, Membership, Organization, User
 from accounts.services import api_key_create, api_key_revoke, api_keys_forget
 from core.admin import BookInvalidatingAdmin
 
@@ -74,8 +74,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "organization", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["organization", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "organization__name"]
-    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
-    fields = ["organization", "name", "scopes", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "rotated_at", "last_used_at", "revoked_at"]
+    fields = ["organization", "name", "scopes", "prefix", "created_at", "rotated_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
@@ -91,3 +91,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             api_key_revoke(api_key=key)
         messages.success(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """What owners sent from the team page: for the operator to look up, not to edit (the token
+    exists only as its hash)."""
+
+    list_display = ["email", "organization", "role", "created_at", "expires_at", "accepted_at", "cancelled_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["email", "organization__name"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Invitation | None = None) -> bool:
+        return False

@@ -140,7 +140,8 @@ class ApiKey(models.Model):
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     scopes = models.JSONField(default=list)
     created_at = models.DateTimeField(default=now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, help_text="Updated at most once a minute.")
+    rotated_at = models.DateTimeField(null=True, blank=True, help_text="When its secret was last replaced.")
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = ScopedManager(organization="organization")
@@ -155,3 +156,41 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Invitation(models.Model):
+    """An owner's invitation to join the organization: a one-time link, stored as a SHA-256 hash.
+
+    Pending until accepted, cancelled (by an owner, or by a newer invitation to the same address)
+    or expired; the raw token only ever travels in the email (and once on the owner's page).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.organization} ({self.role})"
+
+    @property
+    def state(self) -> str:
+        """pending, accepted, cancelled or expired."""
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.cancelled_at is not None:
+            return "cancelled"
+        if self.expires_at <= now():
+            return "expired"
+        return "pending"

@@ -18,20 +18,22 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.models import Membership
+from accounts.roles import NEEDS, Level, role_allows
 
 Side = Literal["buyer", "seller"]
-Level = Literal["analyst", "manager", "owner"]
 
-# What each role may do, lowest first: an analyst reads, a manager also changes terms, an owner also
-# manages members and keys.
-_RANK = {Membership.Role.ANALYST: 0, Membership.Role.MANAGER: 1, Membership.Role.OWNER: 2}
-_NEEDS = {"analyst": "read", "manager": "change terms", "owner": "manage the team and API keys"}
+__all__ = ["Level", "Side", "portal_page", "role_allows", "role_refused_page"]
 
 
-def role_allows(membership: Membership | None, level: Level) -> bool:
-    """Whether ``membership`` has at least ``level``'s rights."""
-    return membership is not None and _RANK[Membership.Role(membership.role)] >= _RANK[Membership.Role(level)]
+def role_refused_page(request: HttpRequest, level: Level) -> HttpResponse:
+    """The 403 page that tells a member which role a page or an action needs."""
+    membership = getattr(request, "membership", None)
+    return render(
+        request,
+        "accounts/forbidden.html",
+        {"needed": level, "needs": NEEDS[level], "role": getattr(membership, "role", "")},
+        status=403,
+    )
 
 
 def portal_page(
@@ -42,20 +44,14 @@ def portal_page(
         @wraps(view)
         def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
             organization = getattr(request, "organization", None)
-            if organization is None:
-                raise Http404("No organization.")
+            if organization is None:  # a user in no active organization: the home page's answer
+                return render(request, "accounts/no_organization.html", status=403)
             if side is not None and side not in organization.roles:
                 if kwargs:  # one thing's page: not theirs, so not found, as for any outsider
                     raise Http404(f"No such {side}'s page.")
                 return render(request, "accounts/forbidden.html", {"side": side}, status=403)
-            membership = getattr(request, "membership", None)
-            if not role_allows(membership, role):
-                return render(
-                    request,
-                    "accounts/forbidden.html",
-                    {"needed": role, "needs": _NEEDS[role], "role": getattr(membership, "role", "")},
-                    status=403,
-                )
+            if not role_allows(getattr(request, "membership", None), role):
+                return role_refused_page(request, role)
             return view(request, *args, **kwargs)
 
         return guarded

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, When
+from django.utils.timezone import now
 
-from accounts.models import ApiKey, Membership, Organization, User
+from accounts.models import ApiKey, Invitation, Membership, Organization, User
 
 
 def memberships_of(*, user: User) -> QuerySet[Membership]:
@@ -18,3 +19,16 @@ def memberships_of(*, user: User) -> QuerySet[Membership]:
 
 def api_keys_of(*, organization: Organization) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(organization=organization).order_by("-created_at")
+
+
+def members_of(*, organization: Organization) -> QuerySet[Membership]:
+    """The organization's members, owners first, then by email."""
+    order = Case(When(role=Membership.Role.OWNER, then=0), When(role=Membership.Role.MANAGER, then=1), default=2)
+    return Membership.objects.filter(organization=organization).select_related("user").order_by(order, "user__email")
+
+
+def invitations_pending_of(*, organization: Organization) -> QuerySet[Invitation]:
+    """The organization's invitations that can still be accepted, newest first."""
+    return Invitation.objects.filter(
+        organization=organization, accepted_at__isnull=True, cancelled_at__isnull=True, expires_at__gt=now()
+    ).order_by("-created_at")

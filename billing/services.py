@@ -26,7 +26,8 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import Membership, Organization
+from accounts.roles import role_require
 from accounts.tenancy import market_scope
 from billing.models import AVAILABLE_FUNDS, LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
 from core.hooks import event_emit, holds_expected
@@ -215,11 +216,17 @@ def credit_limit_set(*, organization: Organization, credit_limit: Decimal) -> Le
     return account
 
 
-def low_balance_threshold_set(*, organization: Organization, threshold: Decimal | None) -> LedgerAccount:
+def low_balance_threshold_set(
+    *, organization: Organization, threshold: Decimal | None, actor: Membership | None = None
+) -> LedgerAccount:
     """Send ``balance.low`` when the buyer's available funds fall below ``threshold`` (None: never).
 
     Checked at once: setting a threshold above the current available funds tells the buyer now.
+    ``actor``: the portal's member, a manager or owner (the operator and the market file act
+    without one).
     """
+    if actor is not None:
+        role_require(actor, "manager", organization_id=organization.pk)
     if threshold is not None:
         threshold = to_money(threshold)
         if threshold < ZERO:

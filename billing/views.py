@@ -2,7 +2,9 @@
 
 Every page runs in the current organization's tenant scope (``accounts.middleware``) and reads
 through ``billing.selectors`` with that organization: there is no id in these URLs to point at
-another tenant's account, and a page for a role the organization does not have is a 404.
+another tenant's account. ``portal_page`` guards each: a buyer's page opened by a seller says it is
+for buyers; every member reads, and changing the alert threshold needs a manager (checked again by
+the service).
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from accounts.models import Organization
+from accounts.portal import portal_page, role_allows, role_refused_page
 from billing.models import LedgerAccount, LedgerTransaction
 from billing.selectors import account_of, entries_of, entries_of_kind, payout_summary
 from billing.services import BillingError, low_balance_threshold_set
@@ -35,12 +36,8 @@ PAGE_SIZE = 50
 TOPUPS_SHOWN = 20
 
 
-def _organization(request: HttpRequest) -> Organization | None:
-    return getattr(request, "organization", None)
-
-
-def _no_organization(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/no_organization.html", status=403)
+def _organization(request: HttpRequest) -> Organization:
+    return request.organization  # type: ignore[attr-defined,no-any-return]
 
 
 class ThresholdForm(forms.Form):
@@ -54,12 +51,10 @@ class ThresholdForm(forms.Form):
     )
 
 
-@login_required
+@portal_page()
 def billing_home(request: HttpRequest) -> HttpResponse:
     """``/portal/billing/``: a buyer's balance, else a seller's payouts."""
     organization = _organization(request)
-    if organization is None:
-        return _no_organization(request)
     if organization.is_buyer:
         return redirect("billing:balance")
     if organization.is_seller:
@@ -67,26 +62,23 @@ def billing_home(request: HttpRequest) -> HttpResponse:
     return redirect("billing:statements")
 
 
-@login_required
+@portal_page(side="buyer")
 def balance(request: HttpRequest) -> HttpResponse:
     """A buyer's funds (balance, held, credit limit, available, alert threshold), its top-ups and
     every transaction with the balance after it. Owners and managers set the alert threshold."""
     organization = _organization(request)
-    if organization is None:
-        return _no_organization(request)
-    if not organization.is_buyer:
-        raise Http404("No such page.")
-    can_manage = bool(request.membership.can_manage)  # type: ignore[attr-defined]
+    membership = request.membership  # type: ignore[attr-defined]
+    can_manage = role_allows(membership, "manager")
     account = account_of(organization=organization, kind=LedgerAccount.Kind.BUYER_BALANCE)
     form = ThresholdForm(initial={"low_balance_threshold": account.low_balance_threshold if account else None})
     if request.method == "POST":
         if not can_manage:
-            raise PermissionDenied("Only owners and managers change the alert threshold.")
+            return role_refused_page(request, "manager")
         form = ThresholdForm(request.POST)
         if form.is_valid():
             threshold = form.cleaned_data["low_balance_threshold"]
             try:
-                low_balance_threshold_set(organization=organization, threshold=threshold)
+                low_balance_threshold_set(organization=organization, threshold=threshold, actor=membership)
             except BillingError as exc:
                 form.add_error("low_balance_threshold", str(exc))
             else:
@@ -120,15 +112,11 @@ def balance(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@portal_page(side="seller")
 def payouts(request: HttpRequest) -> HttpResponse:
     """A seller's money: owed now, earned, paid and clawed back to date, its payouts, and every
     entry of its payable with the balance after it."""
     organization = _organization(request)
-    if organization is None:
-        return _no_organization(request)
-    if not organization.is_seller:
-        raise Http404("No such page.")
     account = account_of(organization=organization, kind=LedgerAccount.Kind.SELLER_PAYABLE)
     context: dict[str, object] = {"account": account, "summary": payout_summary(organization=organization)}
     if account is not None:
@@ -141,13 +129,11 @@ def payouts(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/payouts.html", context)
 
 
-@login_required
+@portal_page()
 def statements(request: HttpRequest) -> HttpResponse:
     """The organization's statement for ``?month=YYYY-MM`` (default: last month, in its time zone),
     as a page, or ``?format=csv`` / ``?format=pdf`` as a download."""
     organization = _organization(request)
-    if organization is None:
-        return _no_organization(request)
     try:
         month = month_parse(request.GET.get("month"), organization=organization)
     except StatementMonthError as exc:

@@ -16,7 +16,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import Membership, Organization
+from accounts.roles import role_require
 from accounts.tenancy import market_scope
 from core.errors import ExchangeError
 from core.outbound import REFUSED, TIMEOUT, OutboundRequest, UnsafeUrl, http_send, url_check
@@ -65,12 +66,20 @@ def _url_clean(url: str) -> str:
 
 
 def endpoint_create(
-    *, organization: Organization, url: str, event_types: list[str] | None = None
+    *,
+    organization: Organization,
+    url: str,
+    event_types: list[str] | None = None,
+    actor: Membership | None = None,
 ) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint and return it with its secret (show the secret once: it is not shown again).
 
-    The URL must pass the SSRF guard; ``event_types`` empty means every type.
+    The URL must pass the SSRF guard; ``event_types`` empty means every type. ``actor``: the
+    portal's member, a manager or owner (the market file acts without one); so for every
+    endpoint service below.
     """
+    if actor is not None:
+        role_require(actor, "manager", organization_id=organization.pk)
     endpoint = WebhookEndpoint(
         organization=organization,
         url=_url_clean(url),
@@ -81,8 +90,12 @@ def endpoint_create(
     return endpoint, endpoint.secret
 
 
-def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str = "Disabled by the organization") -> WebhookEndpoint:
+def endpoint_disable(
+    *, endpoint: WebhookEndpoint, reason: str = "Disabled by the organization", actor: Membership | None = None
+) -> WebhookEndpoint:
     """Stop sending to the endpoint; its pending deliveries are given up when they come due."""
+    if actor is not None:
+        role_require(actor, "manager", organization_id=endpoint.organization_id)
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
         status=WebhookEndpoint.Status.DISABLED, disabled_reason=reason[:200]
     )
@@ -90,20 +103,24 @@ def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str = "Disabled by th
     return endpoint
 
 
-def endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+def endpoint_enable(*, endpoint: WebhookEndpoint, actor: Membership | None = None) -> WebhookEndpoint:
     """Send to the endpoint again (new events only; replay the given-up deliveries you want)."""
+    if actor is not None:
+        role_require(actor, "manager", organization_id=endpoint.organization_id)
     url_check(endpoint.url)
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(status=WebhookEndpoint.Status.ACTIVE, disabled_reason="")
     endpoint.status, endpoint.disabled_reason = WebhookEndpoint.Status.ACTIVE, ""
     return endpoint
 
 
-def endpoint_secret_rotate(*, endpoint: WebhookEndpoint) -> str:
+def endpoint_secret_rotate(*, endpoint: WebhookEndpoint, actor: Membership | None = None) -> str:
     """Give the endpoint a new secret and return it (shown once).
 
     Requests are signed with both the new and the old secret for ``rotation_grace_seconds``
     (a day), so a receiver can switch over without dropping an event.
     """
+    if actor is not None:
+        role_require(actor, "manager", organization_id=endpoint.organization_id)
     now = timezone.now()
     new_secret = secret_new()
     endpoint.previous_secret = endpoint.secret
@@ -311,12 +328,15 @@ def delivery_attempt(*, delivery_id: int) -> AttemptOutcome:
     return AttemptOutcome(delivery_id, status, sent=True, status_code=status_code, retry_in=retry_in)
 
 
-def delivery_replay(*, delivery: EventDelivery) -> EventDelivery:
+def delivery_replay(*, delivery: EventDelivery, actor: Membership | None = None) -> EventDelivery:
     """Send a given-up (or succeeded) delivery again, now, with a fresh series of attempts.
 
     The earlier attempts stay in the log and the ``webhook-id`` is unchanged. Refused while the
-    endpoint is disabled, or while the delivery is still pending or being sent.
+    endpoint is disabled, or while the delivery is still pending or being sent. ``actor``: the
+    portal's member, a manager or owner.
     """
+    if actor is not None:
+        role_require(actor, "manager", organization_id=delivery.organization_id)
     if delivery.endpoint.status != WebhookEndpoint.Status.ACTIVE:
         raise WebhookError("The endpoint is disabled: enable it before replaying.")
     now = timezone.now()

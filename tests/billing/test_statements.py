@@ -366,9 +366,11 @@ def test_an_outsider_sees_only_its_own_money(ledger: None):
         body = pdf_text(content) if fmt.endswith("pdf") else content.decode()
         for secret in ("W-1015", "1129.99", "1,129.99", "970.00", "sal_"):
             assert secret not in body, (fmt, secret)
-    # A buyer has no payouts page; a seller no balance page: answered as missing.
-    assert bravo.get("/portal/billing/payouts/").status_code == 404
-    assert member("s@seller.test", "seller").get("/portal/billing/balance/").status_code == 404
+    # A buyer has no payouts page; a seller no balance page: a page that says whom it is for.
+    refused = bravo.get("/portal/billing/payouts/")
+    assert refused.status_code == 403 and "This page is for sellers" in refused.content.decode()
+    refused = member("s@seller.test", "seller").get("/portal/billing/balance/")
+    assert refused.status_code == 403 and "This page is for buyers" in refused.content.decode()
 
 
 def test_a_member_of_two_organizations_sees_the_current_ones_money(ledger: None):

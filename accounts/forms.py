@@ -1,0 +1,86 @@
+"""Forms of the team and API-key pages: they check the shape of what was typed; the services
+(accounts.services) decide, and their refusals come back as errors on the field they name."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import password_validation
+
+from accounts.models import ApiKey, Membership, User
+from accounts.services import AccountsError
+
+ROLE_HELP = {
+    "owner": "does everything, including the team and API keys",
+    "manager": "changes contracts, campaigns, billing alerts and webhooks",
+    "analyst": "reads everything, changes nothing",
+}
+SCOPE_HELP = {
+    "leads": "send pings, posts and full leads (sellers)",
+    "purchases": "read purchases and return leads (buyers)",
+    "contracts": "read and change contracts (buyers)",
+    "reports": "read reports",
+}
+
+
+def service_error_show(form: forms.Form, exc: AccountsError) -> None:
+    """Put a service's refusal on the field it names (or on the form as a whole)."""
+    field = exc.field if exc.field in form.fields else None
+    form.add_error(field, exc.message)
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email", max_length=254)
+    role = forms.ChoiceField(
+        label="Role",
+        choices=[(r.value, f"{r.label} — {ROLE_HELP[r.value]}") for r in Membership.Role],
+        initial=Membership.Role.ANALYST,
+    )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role", choices=Membership.Role.choices)
+
+
+class AcceptForm(forms.Form):
+    """A new member's account: a name and a password typed twice (Django's password rules)."""
+
+    name = forms.CharField(label="Your name", max_length=150, required=False)
+    password1 = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label="Password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def __init__(self, *args: object, email: str, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.email = email
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        one, two = cleaned.get("password1"), cleaned.get("password2")
+        if one and two and one != two:
+            self.add_error("password2", "The two passwords differ.")
+        elif one:
+            try:
+                password_validation.validate_password(str(one), User(email=self.email))
+            except forms.ValidationError as exc:
+                self.add_error("password1", exc)
+        return cleaned
+
+
+class KeyCreateForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=100, help_text="What uses it, e.g. “CRM sync”.")
+    scopes = forms.MultipleChoiceField(
+        label="Scopes", widget=forms.CheckboxSelectMultiple, error_messages={"required": "Choose at least one scope."}
+    )
+
+    def __init__(self, *args: object, allowed_scopes: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        field = self.fields["scopes"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [(s, f"{ApiKey.Scope(s).label} — {SCOPE_HELP[s]}") for s in allowed_scopes]
+
+
+class KeyRenameForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=100)
