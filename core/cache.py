@@ -6,7 +6,7 @@
   callbacks: about a tenth of a ping's CPU went there (five cache operations per ping). A client
   is only a handle on its pool and is safe to share between threads, so each pool keeps one.
 - :func:`cache_prefetch` reads, in one round trip when a request starts, the keys its steps will
-  read one by one (the API key's record, the contract book's version, the breaker's failure epoch);
+  read one by one (the API key's record, the contract book's version);
   :func:`cache_get` answers those from what was read.
 """
 

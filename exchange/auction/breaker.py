@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 
 from contracts.services import contract_breaker_resume, contract_breaker_retry, contract_hold
-from core.cache import cache_get
 from exchange.auction.book import CompiledContract
 from exchange.auction.rtb import RtbAnswer
 from exchange.deferred import after_response
@@ -30,10 +28,6 @@ logger = logging.getLogger(__name__)
 
 # Longer than any ping: a retry whose ping died before its answer was recorded frees the slot then.
 RETRY_SLOT_SECONDS = 30
-# A random token, replaced whenever any process counts a failure (so a value never comes back).
-FAILURE_EPOCH_KEY = "gavel:rtb-failure-epoch"
-# Contract id -> the failure epoch this process read before it last reset the contract's count.
-_reset_at: dict[int, str] = {}
 
 
 def _key(contract_id: int) -> str:
@@ -65,10 +59,8 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
     A timeout the exchange cut short (it called too late to give the buyer its whole
     ``rtb_timeout_ms``) is neither: an overloaded exchange must not pause healthy buyers.
 
-    The counts the healthy answers reset are deleted once the ping's answer has gone out. A count
-    this process reset when the failure epoch was what it is now cannot have grown since (a failure
-    changes the epoch after counting), so it is not reset again: with no failures anywhere, a ping
-    resets nothing.
+    The counts the healthy answers reset are deleted once the ping's answer has gone out (one
+    cache call, off the answer's path).
     """
     threshold = int(getattr(settings, "GAVEL_RTB_BREAKER_FAILURES", 5))
     for answer in answers:
@@ -86,29 +78,13 @@ def breaker_record(answers: list[RtbAnswer], contracts: dict[int, CompiledContra
             ):
                 logger.warning("held contract %s: %s", contract.public_id, reason)
             cache.delete(_key(answer.contract_id))
-    healthy = [a.contract_id for a in answers if a.healthy]
-    if not healthy:
-        return
-    epoch = _failure_epoch()
-    resets = [contract_id for contract_id in healthy if _reset_at.get(contract_id) != epoch]
-    for contract_id in resets:
-        _reset_at[contract_id] = epoch
-    if resets:
-        after_response(functools.partial(_counts_reset, [_key(contract_id) for contract_id in resets]))
+    healthy = [_key(a.contract_id) for a in answers if a.healthy]
+    if healthy:
+        after_response(functools.partial(_counts_reset, healthy))
 
 
 def _counts_reset(keys: list[str]) -> None:
     cache.delete_many(keys)
-
-
-def _failure_epoch() -> str:
-    """The failure epoch, read with the request's first cache read (``cache_prefetch``) when the
-    request asked for it; made if there is none yet."""
-    epoch = cache_get(FAILURE_EPOCH_KEY)
-    if epoch is None:
-        cache.add(FAILURE_EPOCH_KEY, secrets.token_hex(8), timeout=None)
-        epoch = cache.get(FAILURE_EPOCH_KEY)
-    return str(epoch)
 
 
 def _retry_settle(contract: CompiledContract, answer: RtbAnswer, now: datetime) -> None:
@@ -132,8 +108,7 @@ def _retry_settle(contract: CompiledContract, answer: RtbAnswer, now: datetime) 
 
 
 def _count_failure(key: str) -> int:
-    """Add one failure, then move the failure epoch on; never raises, though another ping may
-    reset or create the key meanwhile."""
+    """Add one failure; never raises, though another ping may reset or create the key meanwhile."""
     count = 1
     for _ in range(3):
         try:
@@ -142,5 +117,4 @@ def _count_failure(key: str) -> int:
         except ValueError:  # no such key (yet, or any more: a success just reset it)
             if cache.add(key, 1, timeout=86400):
                 break
-    cache.set(FAILURE_EPOCH_KEY, secrets.token_hex(8), timeout=None)
     return count

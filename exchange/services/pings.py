@@ -25,7 +25,6 @@ from core.money import ZERO
 from core.schema import LeadInvalid, lead_validate
 from exchange.auction.book import VERSION_KEY as BOOK_VERSION_KEY
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
-from exchange.auction.breaker import FAILURE_EPOCH_KEY
 from exchange.auction.engine import AuctionPing, AuctionResult, RepeatProbe, auction_run, repeat_read
 from exchange.models import Bid, Ping
 from exchange.sql import bound_cursor
@@ -372,7 +371,7 @@ def ping_fingerprint(*, sender: str, body: bytes) -> str:
 
 def ping_cache_keys() -> list[str]:
     """What :func:`ping_receive` reads from the cache, for a request to fetch at once."""
-    return [BOOK_VERSION_KEY, FAILURE_EPOCH_KEY]
+    return [BOOK_VERSION_KEY]
 
 
 def ping_receive(*, seller: Organization, request: PingRequest) -> PingAnswer:

@@ -90,9 +90,9 @@ def test_a_ping_reads_the_cache_once_and_writes_nothing_to_it(monkeypatch):
     answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
 
     assert answer["status"] == "accepted"
-    assert len(reads) == 1  # the key's record, the book's version and the breaker's failure epoch
+    assert len(reads) == 1  # the key's record and the book's version
     assert reads[0][0].startswith("gavel:api-key:")
-    assert reads[0][1:] == ["gavel:book-version", "gavel:rtb-failure-epoch"]
+    assert reads[0][1:] == ["gavel:book-version"]
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="counts the Redis cache's reads")
