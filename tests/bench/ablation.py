@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,16 +65,18 @@ def _patched(target: object, name: str, value: object) -> Iterator[None]:
         setattr(target, name, old)
 
 
-def _variants() -> dict[str, Callable[[], contextlib.AbstractContextManager[None]]]:
+def _variants() -> dict[str, Callable[[], contextlib.AbstractContextManager[Any]]]:
     from django.db import connection
     from django.test import override_settings
     from rest_framework.settings import api_settings
 
+    import core.api.serializers as base_serializers
     import exchange.api.views as api_views
     import exchange.auction.engine as engine
     import exchange.services.pings as pings
+    from core.cache import _Client
 
-    def drf_negotiation() -> contextlib.AbstractContextManager[None]:
+    def drf_negotiation() -> contextlib.ExitStack:
         rest = {**__import__("django.conf").conf.settings.REST_FRAMEWORK}
         rest["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = "rest_framework.negotiation.DefaultContentNegotiation"
         stack = contextlib.ExitStack()
@@ -82,14 +85,24 @@ def _variants() -> dict[str, Callable[[], contextlib.AbstractContextManager[None
         stack.callback(api_settings.reload)
         return stack
 
-    def django_cursor() -> contextlib.AbstractContextManager[None]:
+    def django_cursor() -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
         stack.enter_context(_patched(engine, "bound_cursor", lambda: connection.cursor()))
         stack.enter_context(_patched(pings, "bound_cursor", lambda: connection.cursor()))
         return stack
 
+    def serializer_per_answer() -> contextlib.AbstractContextManager[None]:
+        return _patched(base_serializers, "_renderer", lambda cls: cls())
+
+    def redis_client_per_call() -> contextlib.AbstractContextManager[None]:
+        from django.core.cache.backends.redis import RedisCacheClient
+
+        return _patched(_Client, "get_client", RedisCacheClient.get_client)
+
     return {
         "baseline": contextlib.nullcontext,
+        "a new output serializer per answer (no cached renderer)": serializer_per_answer,
+        "Django's Redis client per cache call (no client reuse)": redis_client_per_call,
         "DRF ping validation only (no ping_input_quick)": lambda: _patched(
             api_views, "ping_input_quick", lambda data: None
         ),
