@@ -2,9 +2,9 @@
 
 - :class:`RedisCache` is Django's Redis cache with one ``redis.Redis`` client per connection pool
   instead of one per call. Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis``
-  for every cache operation, and building one copies redis-py's table of ~170 response
-  callbacks: about a tenth of a ping's CPU went there (five cache operations per ping). A client
-  is only a handle on its pool and is safe to share between threads, so each pool keeps one.
+  for every cache operation, and building one copies redis-py's table of response callbacks
+  (docs/performance.md). A client is only a handle on its pool and is safe to share between
+  threads, so each pool keeps one.
 - :func:`cache_prefetch` reads, in one round trip when a request starts, the keys its steps will
   read one by one (the API key's record, the contract book's version);
   :func:`cache_get` answers those from what was read.

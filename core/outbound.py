@@ -147,8 +147,8 @@ def url_check(url: str) -> None:
 # --- requests and answers -------------------------------------------------------------------------
 
 
-# Not frozen: a frozen dataclass sets each field through object.__setattr__, about 1 µs a field,
-# and an RTB ping makes one request and one response per buyer. Neither is changed once made.
+# Not frozen (a frozen dataclass sets each field through object.__setattr__) and with slots: an
+# RTB ping makes one request and one response per buyer. Neither is changed once made.
 @dataclass(slots=True)
 class OutboundRequest:
     url: str

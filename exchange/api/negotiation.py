@@ -13,7 +13,7 @@ from rest_framework.request import Request
 class AnyFirstNegotiation(DefaultContentNegotiation):
     """With no ``Accept`` header or ``Accept: */*``, no format suffix and no query string (nearly
     every API call), DRF picks the view's first renderer; so does this, without parsing the header
-    against every renderer (2 % of a ping's CPU, by profile). Anything else goes through DRF."""
+    against every renderer (docs/performance.md). Anything else goes through DRF."""
 
     def select_renderer(
         self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None

@@ -102,7 +102,7 @@ def _texts(data: object, keys: frozenset[str], max_length: int, pattern: re.Patt
 
 def ping_input_quick(data: object) -> dict[str, Any] | None:
     """What ``PingInput(data=data).validated_data`` is for a plainly valid ping (nearly every ping),
-    without DRF building and running some twenty fields (a tenth of a ping's CPU, by profile);
+    without DRF building and running some twenty fields (docs/performance.md);
     None for anything else, which PingInput then checks and explains. The two are compared on
     generated input in tests/exchange/test_serializers.py."""
     if type(data) is not dict or not data.keys() <= _PING_KEYS:
