@@ -309,9 +309,11 @@ def _error_of(status: str, described: str | None) -> tuple[str, str, str, dict[s
     """The error a status stands for: the view's own code when its note names one
     (``"return_exists: …"``), else the status's usual error."""
     default = ERRORS.get(status, ("An error.", "error", "Something went wrong.", None))
-    first = re.split(r"[\s:(]", described or "", maxsplit=1)[0]
+    first = re.split(r"[\s:(,]", described or "", maxsplit=1)[0]
     if first in _CODES and first != default[1]:
         return (described or default[0], first, _CODES[first], None)
+    if described and not re.fullmatch(r"[a-z_]+", described):  # the view says more than a bare code
+        return (described, *default[1:])
     return default
 
 
