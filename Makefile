@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/gavel
 export REDIS_URL_TEST ?= redis://127.0.0.1:6379/15
 
-.PHONY: install demo test lint bench services clean
+.PHONY: install demo test lint bench bench-reports services clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ lint: install
 
 bench: install services
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python tests/bench/run.py $(BENCH_ARGS)
+
+# Reports at scale (issue 15): a 30-day report over a million pings' rollups, and the fold's rate.
+bench-reports: install services
+	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python tests/bench/reports.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3* var

@@ -238,6 +238,9 @@ class Sale(models.Model):
         indexes = [
             models.Index(fields=["email_hash", "created_at"], name="sale_email_dedup"),
             models.Index(fields=["phone_hash", "created_at"], name="sale_phone_dedup"),
+            # The rollups' fold finds the sales made or booked since its last run.
+            models.Index(fields=["created_at"], name="sale_created_at"),
+            models.Index(fields=["sold_at"], name="sale_sold_at"),
         ]
         constraints = [
             # One lead is sold at most once to a contract, however often a task runs.

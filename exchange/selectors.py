@@ -1,14 +1,20 @@
-"""Reads of the market's rows for other apps: a seller's view of its lead's sales, the expected holds."""
+"""Reads of the market's rows for other apps: a seller's view of its lead's sales, the expected holds,
+and the exchange-wide facts reporting folds into its hourly rollups."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from django.db.models import OuterRef, Subquery, Sum
+from django.db import connection
+from django.db.models import Max, OuterRef, Subquery, Sum
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
-from exchange.models import Sale
+from contracts.models import BuyerContract
+from exchange.models import DeliveryAttempt, Ping, Sale
+from exchange.returns.models import Return
 from leads.models import Lead
 
 
@@ -32,4 +38,158 @@ def holds_expected() -> Subquery:
         .values("organization")
         .annotate(total=Sum("price"))
         .values("total")
+    )
+
+
+# --- facts for reporting's rollups ---------------------------------------------------------------
+#
+# Exchange-wide reads for the operator's fold (``reporting.services``), not a tenant's: they take
+# no organization. Each returns plain tuples grouped by hour (UTC, the connection's time zone) and
+# the rollup's dimensions, summed in SQL so the fold moves aggregates, not rows.
+
+Hours = Sequence[tuple[datetime, datetime]]  # [start, end) ranges of whole hours
+
+
+def sub_ids_sql(alias: str) -> str:
+    """The five sub-ids of ``alias.tracking`` as SQL columns: text, at most 100 characters, '' when absent."""
+    return ", ".join(f"left(coalesce({alias}.tracking ->> 'sub_id{n}', ''), 100)" for n in range(1, 6))
+
+
+def hours_where(column: str, hours: Hours) -> tuple[str, list[Any]]:
+    """SQL (and its parameters) keeping the rows whose ``column`` falls in one of ``hours``."""
+    if not hours:
+        return "FALSE", []
+    params: list[Any] = []
+    for start, end in hours:
+        params += [start, end]
+    return "(" + " OR ".join([f"({column} >= %s AND {column} < %s)"] * len(hours)) + ")", params
+
+
+def _rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def ping_last_settled_id(*, before: datetime) -> int:
+    """The highest ping id created before ``before`` (0 when none): the fold takes pings up to it,
+    leaving the last moments' pings, whose transactions may still be open, to the next run."""
+    with market_scope():
+        return Ping.objects.filter(created_at__lt=before).aggregate(last=Max("id"))["last"] or 0
+
+
+def ping_facts_seller(*, after_id: int, upto_id: int, hours: Hours | None = None) -> list[tuple[Any, ...]]:
+    """The sellers' ping figures of pings ``after_id < id <= upto_id`` (and within ``hours`` if
+    given): (hour, seller, offer, campaign, sub_id1…5, test, pings, accepted). Re-auctions are the
+    exchange's own pings, not the seller's: left out."""
+    where, params = hours_where("p.created_at", hours) if hours is not None else ("TRUE", [])
+    return _rows(
+        f"""
+        SELECT date_trunc('hour', p.created_at), p.organization_id, p.offer_id, p.campaign_id, {sub_ids_sql("p")},
+               p.test, count(*), count(*) FILTER (WHERE p.status = %s)
+        FROM {Ping._meta.db_table} p
+        WHERE p.id > %s AND p.id <= %s AND p.source <> %s AND {where}
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+        """,
+        [Ping.Status.ACCEPTED, after_id, upto_id, Ping.Source.REAUCTION, *params],
+    )
+
+
+def ping_facts_buyer(*, after_id: int, upto_id: int, hours: Hours | None = None) -> list[tuple[Any, ...]]:
+    """The buyers' figures of the same pings' waterfalls (re-auctions included: the contract was
+    asked again): (hour, seller, offer, campaign, buyer, contract, test, evaluated, bids, wins,
+    rtb_timeouts, rtb_errors). A bid is a step that ranked (``won`` or ``outbid``)."""
+    where, params = hours_where("p.created_at", hours) if hours is not None else ("TRUE", [])
+    return _rows(
+        f"""
+        SELECT date_trunc('hour', p.created_at), p.organization_id, p.offer_id, p.campaign_id,
+               c.organization_id, c.id, p.test,
+               count(*),
+               count(*) FILTER (WHERE w.step ->> 'reason' IN ('won', 'outbid')),
+               count(*) FILTER (WHERE w.step ->> 'reason' = 'won'),
+               count(*) FILTER (WHERE w.step ->> 'reason' = 'rtb_timeout'),
+               count(*) FILTER (WHERE w.step ->> 'reason' IN ('rtb_error', 'rtb_invalid'))
+        FROM {Ping._meta.db_table} p
+        CROSS JOIN LATERAL jsonb_array_elements(
+            CASE WHEN jsonb_typeof(p.waterfall) = 'array' THEN p.waterfall ELSE '[]'::jsonb END
+        ) AS w(step)
+        JOIN {BuyerContract._meta.db_table} c ON c.public_id = w.step ->> 'contract'
+        WHERE p.id > %s AND p.id <= %s AND {where}
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        """,
+        [after_id, upto_id, *params],
+    )
+
+
+def lead_hours_changed(*, since: datetime) -> list[datetime]:
+    """The hours (lead posting hours) whose leads, sales, returns or deliveries changed since
+    ``since``: a lead's outcome set, a sale made or booked, a return decided, a delivery tried."""
+    lead, sale, ret, attempt = (m._meta.db_table for m in (Lead, Sale, Return, DeliveryAttempt))
+    rows = _rows(
+        f"""
+        SELECT date_trunc('hour', l.created_at) FROM {lead} l WHERE l.updated_at >= %s
+        UNION SELECT date_trunc('hour', l.created_at) FROM {sale} s JOIN {lead} l ON l.id = s.lead_id
+            WHERE s.created_at >= %s
+        UNION SELECT date_trunc('hour', l.created_at) FROM {sale} s JOIN {lead} l ON l.id = s.lead_id
+            WHERE s.sold_at >= %s
+        UNION SELECT date_trunc('hour', l.created_at) FROM {ret} r
+            JOIN {sale} s ON s.id = r.sale_id JOIN {lead} l ON l.id = s.lead_id WHERE r.decided_at >= %s
+        UNION SELECT date_trunc('hour', l.created_at) FROM {attempt} d
+            JOIN {sale} s ON s.id = d.sale_id JOIN {lead} l ON l.id = s.lead_id WHERE d.created_at >= %s
+        """,
+        [since] * 5,
+    )
+    return sorted(row[0] for row in rows)
+
+
+def lead_facts(*, hours: Hours) -> list[tuple[Any, ...]]:
+    """The leads posted in ``hours``: (hour, seller, offer, campaign, sub_id1…5, test, posted,
+    sold, unsold). A lead still pending (re-auctioning) is posted, neither sold nor unsold."""
+    where, params = hours_where("l.created_at", hours)
+    return _rows(
+        f"""
+        SELECT date_trunc('hour', l.created_at), l.organization_id, l.offer_id, l.campaign_id, {sub_ids_sql("l")},
+               l.test, count(*), count(*) FILTER (WHERE l.status = %s), count(*) FILTER (WHERE l.status = %s)
+        FROM {Lead._meta.db_table} l WHERE {where}
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+        """,
+        [Lead.Status.SOLD, Lead.Status.UNSOLD, *params],
+    )
+
+
+def sale_facts(*, hours: Hours) -> list[tuple[Any, ...]]:
+    """The bought sales (sold or returned) of the leads posted in ``hours``: (hour, seller, offer,
+    campaign, sub_id1…5, buyer, contract, test, sales, returned, price, payout, margin,
+    returned_price, returned_payout)."""
+    where, params = hours_where("l.created_at", hours)
+    return _rows(
+        f"""
+        SELECT date_trunc('hour', l.created_at), s.seller_id, s.offer_id, s.campaign_id, {sub_ids_sql("l")},
+               s.organization_id, s.contract_id, s.test,
+               count(*), count(*) FILTER (WHERE s.status = %s),
+               sum(s.price), sum(s.payout), sum(s.margin),
+               coalesce(sum(s.price) FILTER (WHERE s.status = %s), 0),
+               coalesce(sum(s.payout) FILTER (WHERE s.status = %s), 0)
+        FROM {Sale._meta.db_table} s JOIN {Lead._meta.db_table} l ON l.id = s.lead_id
+        WHERE s.status IN (%s, %s) AND {where}
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+        """,
+        [*[Sale.Status.RETURNED] * 3, Sale.Status.SOLD, Sale.Status.RETURNED, *params],
+    )
+
+
+def delivery_reject_facts(*, hours: Hours) -> list[tuple[Any, ...]]:
+    """The delivery attempts not accepted (rejected, timed out, failed) for the leads posted in
+    ``hours``: (hour, seller, offer, campaign, buyer, contract, test, rejects)."""
+    where, params = hours_where("l.created_at", hours)
+    return _rows(
+        f"""
+        SELECT date_trunc('hour', l.created_at), s.seller_id, s.offer_id, s.campaign_id,
+               d.organization_id, d.contract_id, s.test, count(*)
+        FROM {DeliveryAttempt._meta.db_table} d
+        JOIN {Sale._meta.db_table} s ON s.id = d.sale_id JOIN {Lead._meta.db_table} l ON l.id = s.lead_id
+        WHERE d.outcome <> %s AND {where}
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
+        """,
+        [DeliveryAttempt.Outcome.ACCEPTED, *params],
     )

@@ -44,6 +44,9 @@ GAVEL_RTB_BREAKER_COOLDOWN_MAX_SECONDS = env.int("GAVEL_RTB_BREAKER_COOLDOWN_MAX
 GAVEL_REJECT_RATE_WINDOW_HOURS = env.int("GAVEL_REJECT_RATE_WINDOW_HOURS", default=24)
 GAVEL_REJECT_RATE_MIN_DELIVERIES = env.int("GAVEL_REJECT_RATE_MIN_DELIVERIES", default=20)
 GAVEL_REAUCTION_DELAY_S = env.int("GAVEL_REAUCTION_DELAY_S", default=30)
+# Raw pings (and their bids) older than this are deleted unless a lead or a sale refers to them;
+# the hourly rollups keep their figures (reporting, decision 47).
+GAVEL_PING_RETENTION_DAYS = env.int("GAVEL_PING_RETENTION_DAYS", default=90)
 GAVEL_ALLOW_PRIVATE_URLS = env.bool("GAVEL_ALLOW_PRIVATE_URLS", default=DEBUG)
 
 INSTALLED_APPS = [
@@ -151,6 +154,8 @@ CELERY_BEAT_SCHEDULE = {
     "exchange.idempotency_records_purge": {"task": "exchange.idempotency_records_purge", "schedule": 60 * 60.0},
     "billing.ledger_reconcile": {"task": "billing.ledger_reconcile", "schedule": 15 * 60.0},
     "exchange.return_windows_close": {"task": "exchange.return_windows_close", "schedule": 60 * 60.0},
+    "exchange.pings_prune": {"task": "exchange.pings_prune", "schedule": 60 * 60.0},
+    "reporting.rollups_fold": {"task": "reporting.rollups_fold", "schedule": 30.0},
 }
 
 AUTH_USER_MODEL = "accounts.User"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
 from exchange.api.idempotency import idempotency_records_purge
 from exchange.celery import app
 from exchange.returns.services import return_windows_close
 from exchange.services import lead_reauction_run, market_sweep
+from exchange.services.retention import pings_prune
 from exchange.services.selling import LEAD_REAUCTION_TASK
 
 
@@ -29,3 +35,9 @@ def idempotency_records_purge_task() -> int:
 def return_windows_close_task() -> int:
     """Celery beat, hourly: :func:`return_windows_close` (market-wide; it opens its own scope)."""
     return return_windows_close()
+
+
+@app.task(name="exchange.pings_prune", acks_late=True, ignore_result=True)
+def pings_prune_task() -> int:
+    """Celery beat, hourly: delete unreferenced pings older than GAVEL_PING_RETENTION_DAYS (90)."""
+    return pings_prune(before=timezone.now() - timedelta(days=settings.GAVEL_PING_RETENTION_DAYS))

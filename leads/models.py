@@ -49,6 +49,8 @@ class Lead(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The rollups' fold finds the leads whose outcome changed since its last run.
+        indexes = [models.Index(fields=["updated_at"], name="lead_updated_at")]
 
     def __str__(self) -> str:
         return self.public_id

@@ -1,6 +1,8 @@
-"""Reporting's own rows: the conversions buyers report on their purchases."""
+"""Reporting's own rows: the conversions buyers report on their purchases, and the hourly rollups."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from django.db import models
 from django.utils import timezone
@@ -36,3 +38,112 @@ class Conversion(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class Rollup(models.Model):
+    """One hour of trade, summed, for one combination of dimensions. Reports read these, never raw pings.
+
+    The grain (decision 47):
+
+    * **seller rows** (``buyer`` and ``contract`` empty): per hour × seller × offer × campaign ×
+      ``sub_id1``…``sub_id5`` × test. ``pings``/``accepted`` count the seller's pings (re-auctions
+      are the exchange's, not the seller's); ``posted``, ``sold``, ``unsold`` count its leads;
+      ``returned``, ``conversions`` and the money count the sales of those leads (a multisold
+      lead is one ``sold`` lead and several sales' payouts).
+    * **buyer rows** (``buyer`` and ``contract`` set, sub-ids empty — buyers see a campaign's
+      opaque source token, not the seller's sub-ids): per hour × contract × seller × offer ×
+      campaign × test. ``evaluated``/``bids``/``wins``/``rtb_*`` come from every ping's waterfall
+      (re-auctions included); ``sold`` counts the contract's sales; ``delivery_rejects`` its
+      deliveries that were not accepted.
+
+    The hour: ping figures count in the hour the ping arrived; everything that follows a post
+    (the lead's outcome, its sales, returns, conversions, delivery attempts) counts in the hour
+    **the lead was posted**, whenever it happened — so a row's ratios hold (returned ≤ sold ≤
+    posted) and a return days later changes the lead's hour, not today's.
+
+    Money: ``price`` what buyers paid, ``payout`` what sellers earned, ``margin`` the exchange's
+    take, before returns; ``returned_price``/``returned_payout`` what approved returns gave back.
+    """
+
+    hour = models.DateTimeField(help_text="The hour's start (UTC).")
+    seller = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+")
+    offer = models.ForeignKey("exchange.Offer", on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey("contracts.Campaign", on_delete=models.PROTECT, related_name="+")
+    sub_id1 = models.CharField(max_length=100, blank=True)
+    sub_id2 = models.CharField(max_length=100, blank=True)
+    sub_id3 = models.CharField(max_length=100, blank=True)
+    sub_id4 = models.CharField(max_length=100, blank=True)
+    sub_id5 = models.CharField(max_length=100, blank=True)
+    buyer = models.ForeignKey(
+        "accounts.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    contract = models.ForeignKey(
+        "contracts.BuyerContract", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    test = models.BooleanField(default=False)
+    # Ping figures (folded once per ping, by id).
+    pings = models.PositiveIntegerField(default=0, db_default=0)
+    accepted = models.PositiveIntegerField(default=0, db_default=0)
+    evaluated = models.PositiveIntegerField(default=0, db_default=0)
+    bids = models.PositiveIntegerField(default=0, db_default=0)
+    wins = models.PositiveIntegerField(default=0, db_default=0)
+    rtb_timeouts = models.PositiveIntegerField(default=0, db_default=0)
+    rtb_errors = models.PositiveIntegerField(default=0, db_default=0)
+    # Outcome figures (recomputed for every lead hour something happened in).
+    posted = models.PositiveIntegerField(default=0, db_default=0)
+    sold = models.PositiveIntegerField(default=0, db_default=0)
+    unsold = models.PositiveIntegerField(default=0, db_default=0)
+    returned = models.PositiveIntegerField(default=0, db_default=0)
+    conversions = models.PositiveIntegerField(default=0, db_default=0)
+    delivery_rejects = models.PositiveIntegerField(default=0, db_default=0)
+    price = MoneyField(default=Decimal("0.00"), db_default=Decimal("0.00"))
+    payout = MoneyField(default=Decimal("0.00"), db_default=Decimal("0.00"))
+    margin = MoneyField(default=Decimal("0.00"), db_default=Decimal("0.00"))
+    returned_price = MoneyField(default=Decimal("0.00"), db_default=Decimal("0.00"))
+    returned_payout = MoneyField(default=Decimal("0.00"), db_default=Decimal("0.00"))
+    conversion_value = MoneyField(default=Decimal("0.00"), db_default=Decimal("0.00"))
+
+    class Meta:
+        ordering = ["hour", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "hour",
+                    "seller",
+                    "offer",
+                    "campaign",
+                    "sub_id1",
+                    "sub_id2",
+                    "sub_id3",
+                    "sub_id4",
+                    "sub_id5",
+                    "buyer",
+                    "contract",
+                    "test",
+                ],
+                nulls_distinct=False,
+                name="rollup_grain",
+            )
+        ]
+        indexes = [
+            # A report reads one organization's rows of a range of hours, on its side.
+            models.Index(fields=["seller", "hour"], condition=models.Q(contract__isnull=True), name="rollup_seller"),
+            models.Index(fields=["buyer", "hour"], condition=models.Q(contract__isnull=False), name="rollup_buyer"),
+            models.Index(fields=["hour"], name="rollup_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.campaign_id}/{self.contract_id or '-'}"
+
+
+class RollupCursor(models.Model):
+    """How far the fold has gone (one row per ``name``): ``pings`` — the last ping id whose
+    figures are in the rollups (each ping folded exactly once); ``outcomes`` — the time up to
+    which changes to leads, sales, returns, conversions and deliveries were folded."""
+
+    name = models.CharField(max_length=32, unique=True)
+    last_id = models.BigIntegerField(default=0)
+    until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.last_id} / {self.until}"

@@ -214,6 +214,48 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     },
     "returns_list": {"description": "The returns you asked for, newest first, with their state."},
     "returns_get": {"description": "One of your returns (`ret_…`)."},
+    "reports_get": {
+        "description": "Your figures from `from` to `to` (inclusive days of your organization's time zone, at most "
+        "366), one row per combination of `group_by` and the totals. Sellers group by `day`, `hour`, `offer`, "
+        "`campaign`, `sub_id1`…`sub_id5`; buyers by `day`, `hour`, `offer`, `contract`, `source`. An organization "
+        "that both sells and buys chooses with `side` (default: seller). `format=csv` answers the rows as CSV. "
+        "Figures after a post count in the hour the lead was posted. A bad parameter is a 422 naming it.",
+        "response": {
+            "from": "2026-12-01",
+            "to": "2026-12-07",
+            "timezone": "America/New_York",
+            "side": "seller",
+            "group_by": ["day", "campaign"],
+            "rows": [
+                {
+                    "day": "2026-12-07",
+                    "campaign": "cmp_8Xk2Lm",
+                    "pings": 310,
+                    "accepted": 240,
+                    "posted": 200,
+                    "sold": 156,
+                    "unsold": 44,
+                    "returned": 6,
+                    "conversions": 30,
+                    "amount": "1248.00",
+                    "returned_amount": "48.00",
+                    "conversion_value": "600.00",
+                }
+            ],
+            "totals": {
+                "pings": 310,
+                "accepted": 240,
+                "posted": 200,
+                "sold": 156,
+                "unsold": 44,
+                "returned": 6,
+                "conversions": 30,
+                "amount": "1248.00",
+                "returned_amount": "48.00",
+                "conversion_value": "600.00",
+            },
+        },
+    },
 }
 
 

@@ -107,7 +107,11 @@ class Return(models.Model):
                 name="return_open_or_approved_once_per_sale",
             )
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="return_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="return_status_created"),
+            # The rollups' fold finds the returns decided since its last run.
+            models.Index(fields=["decided_at"], name="return_decided_at"),
+        ]
 
     def __str__(self) -> str:
         return self.public_id

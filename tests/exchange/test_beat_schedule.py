@@ -16,6 +16,8 @@ PERIODIC = {
     "exchange.idempotency_records_purge",
     "billing.ledger_reconcile",
     "exchange.return_windows_close",
+    "exchange.pings_prune",
+    "reporting.rollups_fold",
 }
 
 

@@ -1,0 +1,97 @@
+"""``GET /api/v1/reports``: an organization's figures from the hourly rollups, as JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.base import TenantAPIView
+from reporting.api.serializers import ReportOutput, ReportQuery
+from reporting.reports import FIGURES, Report, report_of
+
+
+class JsonAnswers(BaseContentNegotiation):
+    """Always the JSON renderer: ``format=csv`` is the report's own parameter (answered as a CSV
+    file by the view), not DRF's format override, so a bad ``format`` is a 422 like any other."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return None
+
+
+def report_csv(report: Report) -> str:
+    """The report's rows as CSV: the dimensions, then the figures, a header line first."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    columns = [*report.group_by, *FIGURES[report.side]]
+    writer.writerow(columns)
+    for row in report.rows:
+        writer.writerow([row[column] for column in columns])
+    return out.getvalue()
+
+
+class ReportView(TenantAPIView):
+    required_scope = "reports"
+    content_negotiation_class = JsonAnswers
+
+    @extend_schema(
+        summary="Your figures over a range of days, grouped",
+        tags=["reports"],
+        operation_id="reports_get",
+        parameters=[
+            OpenApiParameter("from", str, required=True, description="First day, inclusive (YYYY-MM-DD)."),
+            OpenApiParameter("to", str, required=True, description="Last day, inclusive (YYYY-MM-DD)."),
+            OpenApiParameter("group_by", str, description="Comma-separated dimensions (default `day`)."),
+            OpenApiParameter("side", str, enum=["seller", "buyer"], description="Default: seller if you sell."),
+            OpenApiParameter("format", str, enum=["json", "csv"], description="`csv`: the rows as a CSV file."),
+            OpenApiParameter("test", str, enum=["true", "false"], description="`true`: your test traffic's figures."),
+        ],
+        responses={
+            200: ReportOutput,
+            401: {"description": "authentication_failed"},
+            403: {"description": "permission_denied (the key lacks the `reports` scope)"},
+            422: {"description": "validation_error"},
+        },
+    )
+    def get(self, request: Request) -> Response | HttpResponse:
+        query = ReportQuery(data=request.query_params.dict(), context={"organization": self.organization})
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        report = report_of(
+            organization=self.organization,
+            side=params["side"],
+            start=params["from"],
+            end=params["to"],
+            group_by=params["group_by"],
+            test=params["test"],
+        )
+        if params["format"] == "csv":
+            response = HttpResponse(report_csv(report), content_type="text/csv; charset=utf-8")
+            name = f"gavel-{report.side}-report-{report.start}-{report.end}.csv"
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        return Response(
+            {
+                "from": report.start.isoformat(),
+                "to": report.end.isoformat(),
+                "timezone": report.timezone,
+                "side": report.side,
+                "group_by": report.group_by,
+                "rows": report.rows,
+                "totals": report.totals,
+            }
+        )
