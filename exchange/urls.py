@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -10,7 +10,7 @@ from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
 from exchange.api.purchases import views as purchases_api
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("ping", exchange_api.PingView.as_view(), name="ping"),
     path("post", exchange_api.PostView.as_view(), name="post"),
@@ -25,6 +25,8 @@ api_v1 = [
     path("purchases/<str:sale_id>/return", purchases_api.PurchaseReturnView.as_view(), name="purchase-return"),
     path("returns", purchases_api.ReturnListView.as_view(), name="return-list"),
     path("returns/<str:return_id>", purchases_api.ReturnDetailView.as_view(), name="return-detail"),
+    # Reporting sits above the exchange: its endpoints are included by module name, not imported.
+    path("", include("reporting.api.urls")),
     # Unknown API paths answer in the API's error format, DEBUG or not, whatever the method: a
     # POST to a mistyped path (``/api/v1/ping/``) would otherwise get Django's HTML CSRF page.
     re_path(r"^.*$", csrf_exempt(api_not_found)),
@@ -40,6 +42,7 @@ urlpatterns = [
     path("portal/", include("exchange.portal_urls")),
     path("portal/", include("leads.urls")),
     path("portal/billing/", include("billing.urls")),
+    path("portal/", include("reporting.urls")),
 ]
 
 admin.site.site_header = "Gavel exchange — operator"
