@@ -12,6 +12,8 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
+from contracts.postbacks import MAX_LENGTH as POSTBACK_URL_MAX_LENGTH
+from contracts.postbacks import postback_url_validate
 from contracts.rules import BuyerRegexError, RuleError, buyer_regex_compile, modifiers_bound, rule_validate
 from contracts.schedules import ScheduleError, schedule_validate
 from core.ids import PublicIdField, public_id_new
@@ -60,6 +62,12 @@ class Campaign(models.Model):
     direct_price = MoneyField(null=True, blank=True)
     direct_share_percent = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     webhook_url = models.URLField(max_length=500, blank=True)
+    postback_url = models.CharField(
+        max_length=POSTBACK_URL_MAX_LENGTH,
+        blank=True,
+        help_text="Called (GET) when a lead of this campaign sells or converts: a URL with placeholders such as "
+        "{lead_id}, {payout}, {click_id} (contracts/postbacks.py).",
+    )
     source_token = models.CharField(
         max_length=40,
         unique=True,
@@ -89,6 +97,11 @@ class Campaign(models.Model):
                 errors["direct_contract"] = "The direct route's contract must be on the campaign's offer."
             elif self.direct_price is not None and self.direct_price > self.offer.max_bid:
                 errors["direct_price"] = f"Above the offer's max bid of {self.offer.max_bid:.2f}."
+        if self.postback_url:
+            try:
+                postback_url_validate(self.postback_url)
+            except ValidationError as exc:
+                errors["postback_url"] = exc.messages[0]
         if errors:
             raise ValidationError(errors)
 

@@ -27,6 +27,7 @@ from rest_framework import serializers
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign
+from contracts.postbacks import MAX_LENGTH as POSTBACK_URL_MAX_LENGTH
 from contracts.schedules import ScheduleError, budget_validate, caps_validate
 
 # Terms a buyer reads but does not set: the operator's ranking, and the exchange's hold.
@@ -249,6 +250,15 @@ class CampaignTermsInput(_TermsInput):
     )
     floor = _money(min_value=Decimal(0), allow_null=True, required=False)
     webhook_url = serializers.URLField(max_length=500, allow_blank=True, allow_null=True, required=False)
+    postback_url = serializers.CharField(
+        max_length=POSTBACK_URL_MAX_LENGTH,
+        allow_blank=True,
+        allow_null=True,
+        required=False,
+        trim_whitespace=True,
+        help_text="A URL template called (GET) when a lead sells or converts; checked by the model (placeholders, "
+        "scheme, the outbound guard). Blank or null: no postback.",
+    )
     direct_route = DirectRouteInput(allow_null=True, default=None)
     blocked_buyers = BuyerTokensField(required=False, help_text="The buyers this campaign never sells to, by token.")
 
@@ -256,8 +266,9 @@ class CampaignTermsInput(_TermsInput):
         terms = dict(attrs)
         if terms.get("floor", 0) is None:
             terms["floor"] = Decimal("0.00")
-        if terms.get("webhook_url", "") is None:
-            terms["webhook_url"] = ""
+        for name in ("webhook_url", "postback_url"):
+            if terms.get(name, "") is None:
+                terms[name] = ""
         if "direct_route" in terms:
             route = terms.pop("direct_route") or {"contract": None, "price": None, "share_percent": 0}
             terms.update({DIRECT_ROUTE_COLUMNS[key]: value for key, value in route.items()})

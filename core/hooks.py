@@ -3,7 +3,9 @@
 The contract book compiles organizations, contracts and campaigns, and every side's events go out
 through the exchange's webhook outbox; the apps that own those rows sit below the exchange and may
 not import it. They call :func:`market_changed` and :func:`event_emit` here instead, and the exchange
-registers what they do when it is ready (``exchange.apps.ExchangeConfig.ready``). The one question
+registers what they do when it is ready (``exchange.apps.ExchangeConfig.ready``). An app above
+may also *subscribe* to an event type (:func:`event_subscribe`): ``reporting`` hears ``lead.sold``
+to fire the seller's postback, without the exchange knowing reporting exists. The one question
 a lower app asks the exchange: :func:`holds_expected`, what each buyer's held funds should be (the
 prices of its sales still being delivered), for the ledger's reconciliation.
 """
@@ -16,6 +18,7 @@ from typing import Any
 _market_changed: list[Callable[[], None]] = []
 _event_emit: list[Callable[..., Any]] = []
 _holds_expected: list[Callable[[], Any]] = []
+_event_subscribers: dict[str, list[Callable[..., Any]]] = {}
 
 
 def market_changed_connect(receiver: Callable[[], None]) -> None:
@@ -26,6 +29,15 @@ def market_changed_connect(receiver: Callable[[], None]) -> None:
 def event_emit_connect(receiver: Callable[..., Any]) -> None:
     if receiver not in _event_emit:
         _event_emit.append(receiver)
+
+
+def event_subscribe(type: str, receiver: Callable[..., Any]) -> None:
+    """Call ``receiver(organization_id=, type=, data=)`` for every event of ``type``, after the outbox
+    recorded it, in the emitter's transaction: a receiver writes its own rows there (an outbox of its
+    own) and queues any network call with ``transaction.on_commit``, never sending inline."""
+    receivers = _event_subscribers.setdefault(type, [])
+    if receiver not in receivers:
+        receivers.append(receiver)
 
 
 def market_changed() -> None:
@@ -40,6 +52,8 @@ def event_emit(*, organization_id: int, type: str, data: dict[str, Any]) -> None
         raise RuntimeError("No event outbox is connected (the exchange app is not ready).")
     for receiver in _event_emit:
         receiver(organization_id=organization_id, type=type, data=data)
+    for subscriber in _event_subscribers.get(type, ()):
+        subscriber(organization_id=organization_id, type=type, data=data)
 
 
 def holds_expected_connect(provider: Callable[[], Any]) -> None:

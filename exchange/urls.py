@@ -25,7 +25,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("purchases/<str:sale_id>/return", purchases_api.PurchaseReturnView.as_view(), name="purchase-return"),
     path("returns", purchases_api.ReturnListView.as_view(), name="return-list"),
     path("returns/<str:return_id>", purchases_api.ReturnDetailView.as_view(), name="return-detail"),
-    # By its dotted path, as the portal apps are: the URL conf sits in exchange, below reporting.
+    # Reporting sits above the exchange: its endpoints are included by module name, not imported.
     path("", include("reporting.api.urls")),
     # Unknown API paths answer in the API's error format, DEBUG or not, whatever the method: a
     # POST to a mistyped path (``/api/v1/ping/``) would otherwise get Django's HTML CSRF page.
@@ -42,6 +42,7 @@ urlpatterns = [
     path("portal/", include("exchange.portal_urls")),
     path("portal/", include("leads.urls")),
     path("portal/billing/", include("billing.urls")),
+    path("portal/", include("reporting.urls")),
 ]
 
 admin.site.site_header = "Gavel exchange — operator"

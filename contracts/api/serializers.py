@@ -57,7 +57,18 @@ class CampaignOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
 
     class Meta:
         model = Campaign
-        fields = ["id", "slug", "name", "offer", "status", "margin_percent", "floor", "webhook_url", "created_at"]
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "offer",
+            "status",
+            "margin_percent",
+            "floor",
+            "webhook_url",
+            "postback_url",
+            "created_at",
+        ]
 
 
 # The one input shape of a contract's terms (the buyer's PATCH, the admin, the market file, the

@@ -256,6 +256,44 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "conversions_create": {
+        "description": "Tell the exchange that a lead you bought converted: its purchase (`sale_id`), what happened "
+        "(`event`, your own lower-case name such as `sale` or `policy_bound`; `sale` when left out), what it was "
+        "worth to you (`value`) and when (`occurred_at`, now when left out). It counts in your conversion rates by "
+        "source, and the seller hears of it by postback (never who you are). There is one conversion per purchase "
+        "and event: reporting the same purchase and event again answers the first one (200, unchanged), so a retry "
+        "never counts twice. A returned lead may still convert.",
+        "request": {
+            "sale_id": "sal_b4hpdhmvcosfd54rszfz",
+            "event": "sale",
+            "value": "120.00",
+            "occurred_at": "2026-12-08T15:20:00Z",
+        },
+        "response": {
+            "conversion_id": "cnv_q3k7m2x9w4z8b5c1d6f0",
+            "sale_id": "sal_b4hpdhmvcosfd54rszfz",
+            "lead_id": "led_egozhd5xjiwftpnfyfk7",
+            "event": "sale",
+            "value": "120.00",
+            "test": False,
+            "occurred_at": "2026-12-08T15:20:00Z",
+            "created_at": "2026-12-08T15:21:04.118000Z",
+        },
+        "errors": {
+            "422": (
+                "The input is not valid (`error.fields` names each bad field: `event`, `value`, `occurred_at`, "
+                "`sale_id` for a purchase that was not bought), or an `Idempotency-Key` reused with another body "
+                "(`idempotency_key_reused`). Nothing is recorded.",
+                "validation_error",
+                "The conversion is not valid.",
+                {"value": ['An amount from 0.00 to 1,000,000.00, as a string such as "120.00".']},
+            )
+        },
+    },
+    "conversions_list": {
+        "description": "The conversions you reported, newest first, cursor-paginated; `sale_id` lists one purchase's. "
+        "An unknown parameter is a 422."
+    },
 }
 
 

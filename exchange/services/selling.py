@@ -21,13 +21,13 @@ from accounts.models import Organization
 from accounts.tenancy import market_scope
 from billing.services import FundsRefused, funds_hold, funds_release, sale_book
 from contracts.services import CapRefused, cap_release, cap_reserve
+from core.hooks import event_emit
 from core.money import ZERO, money_str, payout_for
 from exchange.auction.book import CompiledContract, OfferBook
 from exchange.auction.engine import LIVE_SALE_STATUSES, cap_keys
 from exchange.delivery import delivery_send, redacted
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from exchange.services.rejects import reject_watch
-from exchange.webhooks import event_emit
 from leads.models import Lead
 from leads.services import json_value, lead_outcome_set
 

@@ -12,6 +12,7 @@ from exchange.celery import app
 
 PERIODIC = {
     "exchange.webhook_deliveries_due",
+    "reporting.postbacks_due",
     "exchange.market_sweep",
     "exchange.idempotency_records_purge",
     "billing.ledger_reconcile",
