@@ -14,7 +14,7 @@ from functools import wraps
 from typing import Literal
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import render
 
 from accounts.models import Membership
@@ -35,11 +35,12 @@ def role_allows(membership: Membership | None, level: Level) -> bool:
 
 def portal_page(
     *, side: Side | None = None, role: Level = "analyst"
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
+    # HttpResponseBase: a page may answer with a streamed download (the lists' CSV exports).
+    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @login_required
         @wraps(view)
-        def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
             organization = getattr(request, "organization", None)
             if organization is None:
                 raise Http404("No organization.")

@@ -6,6 +6,8 @@ from exchange.webhooks import views as webhooks
 app_name = "exchange"
 urlpatterns = [
     path("purchases/", portal.purchase_list, name="purchase_list"),
+    path("purchases.csv", portal.purchase_export, name="purchase_export"),
+    path("returns/", portal.return_list, name="return_list"),
     path("purchases/<str:public_id>/", portal.purchase_detail, name="purchase_detail"),
     path("bids/", portal.bid_list, name="bid_list"),
     path("webhooks/", webhooks.webhooks, name="webhooks"),

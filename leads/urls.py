@@ -5,5 +5,6 @@ from leads import views
 app_name = "leads"
 urlpatterns = [
     path("leads/", views.lead_list, name="lead_list"),
+    path("leads.csv", views.lead_export, name="lead_export"),
     path("leads/<str:public_id>/", views.lead_detail, name="lead_detail"),
 ]
