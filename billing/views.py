@@ -7,6 +7,7 @@ another tenant's account, and a page for a role the organization does not have i
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
@@ -178,6 +179,7 @@ def statements(request: HttpRequest) -> HttpResponse:
             "statement": statement,
             "months": months,
             "month": month,
+            "last_day": statement.end - timedelta(microseconds=1),
             # Newest first: the previous month is the next one in the list.
             "previous_month": next((m for m in months if m < month), None),
             "next_month": next((m for m in reversed(months) if m > month), None),

@@ -59,6 +59,7 @@ def local_time(context: template.Context, value: Any, style: str = "minutes") ->
 
 
 @register.simple_tag(takes_context=True)
-def tz_label(context: template.Context) -> str:
-    """The zone the page's times are in, e.g. ``America/New_York``."""
-    return str(_tz(context))
+def tz_label(context: template.Context) -> SafeString:
+    """The zone the page's times are in, e.g. ``America/New_York`` (in a span that keeps its case
+    in the portal's upper-case column headers)."""
+    return format_html('<span class="tz">{}</span>', str(_tz(context)))

@@ -53,7 +53,7 @@ def test_the_buyer_sees_its_returns_newest_first(returns):
     # Reasons and statuses in words, the purchase linked, the times in New York labelled.
     assert "Bad phone number" in page and "Out of area" in page and "Fraud" in page and "bad_phone" not in page
     assert f'href="/portal/purchases/{returns["approved"].sale.public_id}/"' in page
-    assert "Asked (America/New_York)" in page and ">Nov 10, 00:00 EST</time>" in page
+    assert 'Asked (<span class="tz">America/New_York</span>)' in page and ">Nov 10, 00:00 EST</time>" in page
     assert ">Nov 11, 02:00 EST</time>" in page  # decided 26 hours later
     assert "The lead is genuine." in page and "waiting for the exchange" in page
 

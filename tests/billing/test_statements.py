@@ -303,7 +303,8 @@ def test_the_statement_page_opens_on_the_current_month_and_refuses_other_months(
     html = page.content.decode()
     assert "month in progress" in html and "October 2026" in html
     assert '<a href="?month=2026-09">← September 2026</a>' in html and "?month=2026-11" not in html  # none after
-    assert "Date (America/New_York)" in html
+    assert 'Date (<span class="tz">America/New_York</span>)' in html
+    assert "Oct 1, 2026</time> to <time" in html and "Oct 31, 2026</time>, days in" in html
     # A month that cannot be read: said on the page, over the current month's statement.
     assert bad_month.status_code == 400 and bad_month.context["month"] == date(2026, 10, 1)
     said = "&#x27;nope&#x27; is not a month (use YYYY-MM). Showing the current month instead."

@@ -218,7 +218,7 @@ def test_a_formula_in_a_lead_is_not_run_by_a_spreadsheet(sales):
 
 def test_times_are_in_the_buyers_zone_and_labelled(sales):
     page = get().content.decode()
-    assert "Bought (America/New_York)" in page
+    assert 'Bought (<span class="tz">America/New_York</span>)' in page
     assert ">Nov 10, 00:00 EST</time>" in page and ">Nov 9, 23:59 EST</time>" in page
 
 

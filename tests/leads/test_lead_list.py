@@ -166,7 +166,7 @@ def test_the_csv_is_the_filtered_page_without_the_pii(leads):
 
 def test_the_page_labels_times_and_reasons(leads):
     page = get().content.decode()
-    assert "Received (America/Los_Angeles)" in page
+    assert 'Received (<span class="tz">America/Los_Angeles</span>)' in page
     assert ">Nov 10, 00:00 PST</time>" in page and ">Nov 9, 23:59 PST</time>" in page
     assert "No buyer bid on it" in page and "no_buyers" not in page
 
