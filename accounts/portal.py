@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Literal
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
 from accounts.roles import NEEDS, Level, role_allows
@@ -38,11 +38,12 @@ def role_refused_page(request: HttpRequest, level: Level) -> HttpResponse:
 
 def portal_page(
     *, side: Side | None = None, role: Level = "analyst"
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
+    # HttpResponseBase: a page may answer with a streamed download (the lists' CSV exports).
+    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @login_required
         @wraps(view)
-        def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
             organization = getattr(request, "organization", None)
             if organization is None:  # a user in no active organization: the home page's answer
                 return render(request, "accounts/no_organization.html", status=403)

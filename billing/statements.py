@@ -59,12 +59,13 @@ def month_current(*, organization: Organization, now: datetime | None = None) ->
 
 
 def month_default(*, organization: Organization, now: datetime | None = None) -> date:
-    """Last month, in the organization's time zone: the latest complete statement."""
-    return month_add(month_current(organization=organization, now=now), -1)
+    """The current month, in the organization's time zone: the statement to date (last month's,
+    complete, is one step back). Opening on last month showed a new organization an empty page."""
+    return month_current(organization=organization, now=now)
 
 
 def month_parse(value: str | None, *, organization: Organization, now: datetime | None = None) -> date:
-    """``YYYY-MM`` → the first day of that month; empty → last month. A malformed month or one
+    """``YYYY-MM`` → the first day of that month; empty → the current month. A malformed month or one
     after the current month raises StatementMonthError."""
     if not value:
         return month_default(organization=organization, now=now)
@@ -78,7 +79,7 @@ def month_parse(value: str | None, *, organization: Organization, now: datetime 
 
 
 def months_available(*, organization: Organization, now: datetime | None = None) -> list[date]:
-    """The months offered, newest first: the current one back to last month (the default) or the
+    """The months offered, newest first: the current one (the default) back to last month or the
     organization's first month on the exchange or of its first entry, whichever is earliest."""
     current = month_current(organization=organization, now=now)
     first_at = organization.created_at

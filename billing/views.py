@@ -9,6 +9,7 @@ the service).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
@@ -24,6 +25,7 @@ from billing.selectors import account_of, entries_of, entries_of_kind, payout_su
 from billing.services import BillingError, low_balance_threshold_set
 from billing.statements import (
     StatementMonthError,
+    month_default,
     month_parse,
     months_available,
     statement_build,
@@ -131,15 +133,20 @@ def payouts(request: HttpRequest) -> HttpResponse:
 
 @portal_page()
 def statements(request: HttpRequest) -> HttpResponse:
-    """The organization's statement for ``?month=YYYY-MM`` (default: last month, in its time zone),
-    as a page, or ``?format=csv`` / ``?format=pdf`` as a download."""
+    """The organization's statement for ``?month=YYYY-MM`` (default: the current month, in its time
+    zone, figures to date), as a page, or ``?format=csv`` / ``?format=pdf`` as a download. A month
+    that cannot be read is said so on the page (400), over the current month's statement."""
     organization = _organization(request)
+    month_error = ""
     try:
         month = month_parse(request.GET.get("month"), organization=organization)
     except StatementMonthError as exc:
-        raise Http404(str(exc)) from exc
+        month_error = f"{exc}. Showing the current month instead."
+        month = month_default(organization=organization)
     statement = statement_build(organization=organization, month=month)
     wanted = request.GET.get("format", "html")
+    if wanted in ("csv", "pdf") and month_error:
+        raise Http404(month_error)
     if wanted == "csv":
         response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{statement.filename_stem}.csv"'
@@ -150,12 +157,19 @@ def statements(request: HttpRequest) -> HttpResponse:
         return response
     if wanted != "html":
         raise Http404("No such format.")
+    months = sorted({month, *months_available(organization=organization)}, reverse=True)
     return render(
         request,
         "billing/statement.html",
         {
             "statement": statement,
-            "months": sorted({month, *months_available(organization=organization)}, reverse=True),
+            "months": months,
             "month": month,
+            "last_day": statement.end - timedelta(microseconds=1),
+            # Newest first: the previous month is the next one in the list.
+            "previous_month": next((m for m in months if m < month), None),
+            "next_month": next((m for m in reversed(months) if m > month), None),
+            "month_error": month_error,
         },
+        status=400 if month_error else 200,
     )

@@ -13,33 +13,35 @@ the buyer explicitly as well. Two reads cross tenants, each on purpose and cut t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 
+from accounts.exports import csv_stream
 from accounts.models import Organization
+from accounts.portal import portal_page
 from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
-from contracts.rules import PSEUDO_FIELDS
 from contracts.selectors import contracts_of
 from core.errors import ExchangeError, NotFound
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
+from exchange.portal_filters import PurchaseFilter, ReturnFilter
 from exchange.returns.models import Return
-from exchange.returns.selectors import returnability
+from exchange.returns.selectors import returnability, returns_of
 from exchange.returns.services import return_request
 from exchange.selectors import lead_sales_for_seller
 from leads.crypto import PiiKeyError, pii_decrypt
 from leads.models import ConsentRecord
+from leads.reasons import reason_words
 from leads.selectors import lead_get
-from leads.views import ordered_fields, seller_of
+from leads.views import ordered_fields
 
 PAGE_SIZE = 50
 # How many of the exchange's latest pings (on the buyer's offers) the evaluations table reads.
@@ -47,64 +49,27 @@ RECENT_PINGS = 500
 # A sale whose lead the buyer holds: it may read the PII.
 BOUGHT = (Sale.Status.SOLD, Sale.Status.RETURNED)
 
-REASONS = {
-    "won": "Won",
-    "outbid": "Outbid",
-    "paused": "Contract or account paused",
-    "seller_blocked": "You block this seller",
-    "buyer_blocked": "The seller's campaign blocks you",
-    "below_min_score": "Quality score under your minimum",
-    "schedule_closed": "Outside your schedule",
-    "budget_reached": "Budget reached",
-    "insufficient_balance": "Insufficient balance",
-    "duplicate": "You bought this consumer recently",
-    "below_floor": "Price under the floor",
-    "rtb_timeout": "Your RTB endpoint timed out",
-    "rtb_error": "Your RTB endpoint failed",
-    "rtb_invalid": "Your RTB answer was invalid",
-    "rtb_no_bid": "Your RTB endpoint passed",
-    "pricing_error": "Your price could not be computed",
-    "invalid_terms": "Your contract's saved terms are no longer valid: save them again",
-}
-
-
-PSEUDO_LABELS = {p.name: p.label for p in PSEUDO_FIELDS}
-
 
 def reason_label(reason: str) -> str:
-    """A waterfall reason in words (``filtered:state`` → "Filtered out on state")."""
-    if reason.startswith("filtered:"):
-        field = reason.split(":", 1)[1]
-        pseudo = PSEUDO_LABELS.get(field)
-        return f"Filtered out on {field if pseudo is None else f'{pseudo.lower()} ({field})'}"
-    if reason.startswith("cap_reached:"):
-        return f"Cap reached ({reason.split(':', 1)[1]})"
-    return REASONS.get(reason, reason or "—")
-
-
-def _buyer(request: HttpRequest) -> Organization:
-    """The current organization if it buys; anything else is answered as a missing page."""
-    organization: Organization | None = getattr(request, "organization", None)
-    if organization is None or not organization.is_buyer:
-        raise Http404("No such page.")
-    return organization
+    """A waterfall reason in words (``filtered:state`` → "Filtered out on state"): ``leads.reasons``."""
+    return reason_words(reason, "bid")
 
 
 # --- selectors ---------------------------------------------------------------------------------
 
 
-def purchases_of(*, buyer: Organization, status: str = "", contract: BuyerContract | None = None) -> QuerySet[Sale]:
-    """The buyer's sales, newest first, optionally of one status and one of its contracts."""
-    sales = (
+def purchases_of(*, buyer: Organization) -> QuerySet[Sale]:
+    """The buyer's sales, newest first (``PurchaseFilter`` narrows them)."""
+    return (
         Sale.objects.filter(organization=buyer)
         .select_related("lead", "contract", "offer")
         .order_by("-created_at", "-pk")
     )
-    if status:
-        sales = sales.filter(status=status)
-    if contract is not None:
-        sales = sales.filter(contract=contract)
-    return sales
+
+
+def purchase_filter(request: HttpRequest, buyer: Organization) -> PurchaseFilter:
+    """The purchase list's filters from the query string; the page and its CSV use this one."""
+    return PurchaseFilter(request.GET, purchases_of(buyer=buyer), organization=buyer)
 
 
 def purchase_get(*, buyer: Organization, public_id: str) -> Sale:
@@ -194,33 +159,133 @@ def evaluations_of(*, buyer: Organization, limit: int = RECENT_PINGS) -> list[Ev
 # --- pages -------------------------------------------------------------------------------------
 
 
-@login_required
+@portal_page(side="buyer")
 def purchase_list(request: HttpRequest) -> HttpResponse:
-    buyer = _buyer(request)
-    contracts = list(contracts_of(organization=buyer))
-    status = request.GET.get("status", "")
-    if status not in Sale.Status.values:
-        status = ""
-    contract = next((c for c in contracts if c.public_id == request.GET.get("contract")), None)
-    page = Paginator(purchases_of(buyer=buyer, status=status, contract=contract), PAGE_SIZE).get_page(
+    buyer = request.organization  # type: ignore[attr-defined]
+    purchases = purchase_filter(request, buyer)
+    valid = purchases.is_valid()
+    page = Paginator(purchases.qs if valid else purchases_of(buyer=buyer).none(), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     return render(
         request,
         "exchange/purchase_list.html",
-        {"page": page, "contracts": contracts, "statuses": Sale.Status.choices, "status": status, "contract": contract},
+        # Read only by the empty state (a lazy query): whether to offer "set up a contract".
+        {"page": page, "filter": purchases, "contracts": contracts_of(organization=buyer)},
+        status=200 if valid else 400,
     )
 
 
-@login_required
-def purchase_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+def purchase_columns(buyer: Organization) -> list[str]:
+    """The lead-data columns of the buyer's CSV: the fields of the offers it has contracts on
+    (contact details included), in the offers' order."""
+    names: list[str] = []
+    for contract in contracts_of(organization=buyer):
+        for field in contract.offer.fields:
+            if isinstance(field, dict) and field.get("name") not in names:
+                names.append(str(field.get("name")))
+    return names
+
+
+CONSENT_COLUMNS = ["consent_captured_at", "consent_ip", "consent_page_url", "trusted_form_cert_url", "jornaya_leadid"]
+
+
+@portal_page(side="buyer")
+def purchase_export(request: HttpRequest) -> HttpResponseBase:
+    """The filtered purchases as CSV, streamed: every matching row, not one page. A lead the buyer
+    bought and kept comes with its contact details and consent, as on its page; a reserved,
+    released or returned one with its other fields only."""
+    buyer = request.organization  # type: ignore[attr-defined]
+    purchases = purchase_filter(request, buyer)
+    if not purchases.is_valid():
+        return purchase_list(request)
+    tz = buyer.tz
+    columns = purchase_columns(buyer)
+
+    def local(value: datetime | None) -> str:
+        return value.astimezone(tz).isoformat(timespec="seconds") if value else ""
+
+    def rows() -> Iterator[list[Any]]:
+        for sale in purchases.qs.select_related("lead__consent").iterator(chunk_size=500):
+            data: dict[str, Any] = dict(sale.lead.data)
+            consent = None
+            if sale.contact_details_shown:
+                try:
+                    data.update(pii_decrypt(sale.lead.pii_encrypted))
+                except PiiKeyError:
+                    data["email"] = data["phone"] = "(cannot be decrypted right now)"
+                consent = getattr(sale.lead, "consent", None)
+            yield [
+                sale.public_id,
+                sale.lead.public_id,
+                local(sale.created_at),
+                local(sale.sold_at),
+                sale.contract.name,
+                sale.contract.public_id,
+                sale.offer.slug,
+                sale.get_status_display(),
+                sale.price,
+                reason_words(sale.release_reason, "release") if sale.release_reason else "",
+                "yes" if sale.test else "no",
+                *[data.get(name) for name in columns],
+                *(
+                    [local(consent.captured_at), consent.ip, consent.page_url]
+                    + [consent.trusted_form_cert_url, consent.jornaya_leadid]
+                    if consent is not None
+                    else [""] * len(CONSENT_COLUMNS)
+                ),
+            ]
+
+    return csv_stream(
+        organization=buyer,
+        filename=f"purchases-{buyer.slug}.csv",
+        header=[
+            "sale_id",
+            "lead_id",
+            f"bought ({tz})",
+            f"sold ({tz})",
+            "contract",
+            "contract_id",
+            "offer",
+            "status",
+            "price",
+            "release_reason",
+            "test",
+            *columns,
+            *CONSENT_COLUMNS,
+        ],
+        rows=rows,
+    )
+
+
+@portal_page(side="buyer")
+def return_list(request: HttpRequest) -> HttpResponse:
+    """The buyer's returns: status, reason, when asked and decided, the purchase; filter by status."""
+    buyer = request.organization  # type: ignore[attr-defined]
+    found = ReturnFilter(request.GET, returns_of(buyer=buyer).select_related("sale__contract"), organization=buyer)
+    valid = found.is_valid()
+    page = Paginator(found.qs if valid else returns_of(buyer=buyer).none(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "exchange/return_list.html", {"page": page, "filter": found}, status=200 if valid else 400)
+
+
+@portal_page(side="buyer")
+def purchase_detail(request: HttpRequest, public_id: str) -> HttpResponseBase:
     """The purchase, its lead and consent; POST asks to return it (owners and managers only)."""
-    buyer = _buyer(request)
+    if request.method == "POST":
+        return _purchase_return(request, public_id)
+    return _purchase_page(request, public_id)
+
+
+@portal_page(side="buyer", role="manager")
+def _purchase_return(request: HttpRequest, public_id: str) -> HttpResponse:
+    return _purchase_page(request, public_id)
+
+
+def _purchase_page(request: HttpRequest, public_id: str) -> HttpResponse:
+    buyer = request.organization  # type: ignore[attr-defined]
     sale = purchase_get(buyer=buyer, public_id=public_id)
     return_error, status = "", 200
     if request.method == "POST":
-        if not request.membership.can_manage:  # type: ignore[attr-defined]
-            raise PermissionDenied("Only owners and managers return leads.")
         try:
             ret = return_request(
                 buyer=buyer,
@@ -269,9 +334,9 @@ def purchase_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     )
 
 
-@login_required
+@portal_page(side="buyer")
 def bid_list(request: HttpRequest) -> HttpResponse:
-    buyer = _buyer(request)
+    buyer = request.organization  # type: ignore[attr-defined]
     page = Paginator(bids_of(buyer=buyer), PAGE_SIZE).get_page(request.GET.get("page"))
     evaluations = evaluations_of(buyer=buyer)
     passed = [e for e in evaluations if e.reason not in ("won", "outbid")]
@@ -282,9 +347,10 @@ def bid_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@portal_page(side="seller")
 def lead_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    seller = seller_of(request)
+    """A seller's lead with its sales (the exchange's) and consent: no buyer named, no PII."""
+    seller = request.organization  # type: ignore[attr-defined]
     try:
         lead = lead_get(seller=seller, public_id=public_id)
     except NotFound as exc:

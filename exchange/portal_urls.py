@@ -6,6 +6,8 @@ from exchange.webhooks import views as webhooks
 app_name = "exchange"
 urlpatterns = [
     path("purchases/", portal.purchase_list, name="purchase_list"),
+    path("purchases.csv", portal.purchase_export, name="purchase_export"),
+    path("returns/", portal.return_list, name="return_list"),
     path("purchases/<str:public_id>/", portal.purchase_detail, name="purchase_detail"),
     path("campaigns/<str:public_id>/console/", campaign_portal.campaign_console, name="campaign_console"),
     path("campaigns/<str:public_id>/terms/", campaign_portal.campaign_terms, name="campaign_terms"),

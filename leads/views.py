@@ -7,38 +7,45 @@ paid it, and never which buyer bought.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
+from accounts.exports import csv_stream
 from accounts.models import Organization
+from accounts.portal import portal_page
 from contracts.models import Campaign
 from contracts.selectors import campaigns_of
+from leads.filters import LeadFilter
 from leads.models import Lead
+from leads.reasons import reason_words
 
 PAGE_SIZE = 50
 
 
-def seller_of(request: HttpRequest) -> Organization:
-    """The current organization if it sells; anything else is answered as a missing page."""
-    organization: Organization | None = getattr(request, "organization", None)
-    if organization is None or not organization.is_seller:
-        raise Http404("No such page.")
-    return organization
+def leads_of(*, seller: Organization) -> QuerySet[Lead]:
+    """The seller's leads, newest first (``LeadFilter`` narrows them)."""
+    return Lead.objects.filter(organization=seller).select_related("campaign").order_by("-created_at", "-pk")
 
 
-def leads_of(*, seller: Organization, status: str = "", campaign: Campaign | None = None) -> QuerySet[Lead]:
-    """The seller's leads, newest first, optionally of one status and one of its campaigns."""
-    leads = Lead.objects.filter(organization=seller).select_related("campaign").order_by("-created_at", "-pk")
-    if status:
-        leads = leads.filter(status=status)
-    if campaign is not None:
-        leads = leads.filter(campaign=campaign)
-    return leads
+def lead_filter(request: HttpRequest, seller: Organization) -> LeadFilter:
+    """The list's filters read from the query string; the page and its CSV use this one."""
+    return LeadFilter(request.GET, leads_of(seller=seller), organization=seller)
+
+
+def lead_data_columns(campaigns: list[Campaign]) -> list[str]:
+    """The lead-data columns of the seller's CSV: its offers' fields that are not PII (the PII went
+    to the buyer; the lead's page does not show it either), in the offers' order."""
+    names: list[str] = []
+    for campaign in campaigns:
+        for field in campaign.offer.fields:
+            if isinstance(field, dict) and not field.get("pii") and field.get("name") not in names:
+                names.append(str(field.get("name")))
+    return names
 
 
 def ordered_fields(data: dict[str, Any], fields: list[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -48,25 +55,60 @@ def ordered_fields(data: dict[str, Any], fields: list[dict[str, Any]]) -> list[t
     return known + sorted((k, v) for k, v in data.items() if k not in order)
 
 
-@login_required
+@portal_page(side="seller")
 def lead_list(request: HttpRequest) -> HttpResponse:
-    seller = seller_of(request)
-    campaigns = list(campaigns_of(organization=seller))
-    status = request.GET.get("status", "")
-    if status not in Lead.Status.values:
-        status = ""
-    campaign = next((c for c in campaigns if c.public_id == request.GET.get("campaign")), None)
-    page = Paginator(leads_of(seller=seller, status=status, campaign=campaign), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    seller = request.organization  # type: ignore[attr-defined]
+    leads = lead_filter(request, seller)
+    valid = leads.is_valid()
+    page = Paginator(leads.qs if valid else leads_of(seller=seller).none(), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "leads/lead_list.html",
-        {
-            "page": page,
-            "campaigns": campaigns,
-            "statuses": Lead.Status.choices,
-            "status": status,
-            "campaign": campaign,
-        },
+        # The campaigns are read only by the empty state (a lazy query): where to post leads.
+        {"page": page, "filter": leads, "campaigns": campaigns_of(organization=seller)},
+        status=200 if valid else 400,
+    )
+
+
+@portal_page(side="seller")
+def lead_export(request: HttpRequest) -> HttpResponseBase:
+    """The filtered list as CSV, streamed: the page's filters, every matching lead (not one page)."""
+    seller = request.organization  # type: ignore[attr-defined]
+    leads = lead_filter(request, seller)
+    if not leads.is_valid():
+        return lead_list(request)
+    tz = seller.tz
+    columns = lead_data_columns(list(campaigns_of(organization=seller)))
+
+    def rows() -> Iterator[list[Any]]:
+        for lead in leads.qs.iterator(chunk_size=500):
+            yield [
+                lead.public_id,
+                lead.created_at.astimezone(tz).isoformat(timespec="seconds"),
+                lead.campaign.name,
+                lead.campaign.public_id,
+                lead.get_status_display(),
+                reason_words(lead.reason, "lead") if lead.reason else "",
+                lead.payout,
+                lead.quality_score,
+                "yes" if lead.test else "no",
+                *[lead.data.get(name) for name in columns],
+            ]
+
+    return csv_stream(
+        organization=seller,
+        filename=f"leads-{seller.slug}.csv",
+        header=[
+            "lead_id",
+            f"received ({tz})",
+            "campaign",
+            "campaign_id",
+            "status",
+            "reason",
+            "payout",
+            "quality_score",
+            "test",
+            *columns,
+        ],
+        rows=rows,
     )

@@ -33,7 +33,8 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Organization, User
+from accounts.models import Membership, Organization, User
+from accounts.portal import role_allows
 from accounts.tenancy import market_scope
 from billing.services import sale_refund_book
 from core.errors import ExchangeError, Invalid, NotFound
@@ -78,6 +79,13 @@ class ReturnExists(ReturnError):
     status = 409
 
 
+class ReturnForbidden(ReturnError):
+    """The person asking may only read (an analyst): returning a lead is a change."""
+
+    code = "forbidden"
+    status = 403
+
+
 class ReturnAlreadyDecided(ReturnError):
     code = "return_already_decided"
     status = 409
@@ -113,12 +121,17 @@ def return_request(
     of :class:`Return.Reason` (else ``validation_error``); the sale is a real (not test) sale in
     status ``sold`` (else ``return_not_allowed``), its window is open (else
     ``return_window_closed``), and it has no return yet (else ``return_exists``, 409; a denial
-    is final). Refused requests create nothing. When the buyer's policy allows it the return is
+    is final); a person (``user``) asking must be the buyer's owner or manager, not an analyst
+    (else ``forbidden``, 403; an API key with the purchases scope has no person). Refused requests
+    create nothing. When the buyer's policy allows it the return is
     approved in the same transaction (``auto``), refund and claw-back included; requests of one
     buyer are serialized on its policy row so two at once cannot both slip under the rate.
     """
     note = (note or "").strip()
     now = now or timezone.now()
+    membership = Membership.objects.filter(user=user, organization=buyer).first() if user is not None else None
+    if user is not None and not role_allows(membership, "manager"):
+        raise ReturnForbidden("Only owners and managers return leads; analysts read.")
     with market_scope():
         sale = (
             Sale.objects.filter(organization=buyer, public_id=sale_public_id).select_related("contract", "lead").first()

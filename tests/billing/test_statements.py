@@ -192,8 +192,8 @@ def test_an_organization_with_both_roles_gets_both_accounts(db: None):
 def test_month_parse():
     acme = Organization(slug="x", timezone="America/New_York", created_at=utc(2026, 1, 1))
     now = utc(2026, 11, 1, 3)  # still October in New York
-    assert month_default(organization=acme, now=now) == date(2026, 9, 1)
-    assert month_parse("", organization=acme, now=now) == date(2026, 9, 1)
+    assert month_default(organization=acme, now=now) == date(2026, 10, 1)  # the current month, to date
+    assert month_parse("", organization=acme, now=now) == date(2026, 10, 1)
     assert month_parse("2026-10", organization=acme, now=now) == date(2026, 10, 1)
     for bad in ("2026-11", "2026-13", "26-10", "october", "1999-12"):
         with pytest.raises(StatementMonthError):
@@ -286,14 +286,32 @@ def test_the_statement_page_csv_and_pdf_downloads(ledger: None):
     assert "1129.99" in pdf_text(pdf.content)
 
 
-def test_the_statement_page_defaults_to_last_month_and_refuses_other_months(ledger: None):
+def test_the_statement_page_opens_on_the_current_month_and_refuses_other_months(ledger: None):
     c = member("a@acme.test", "acme")
-    page = c.get("/portal/billing/statements/")
+    # 02:30 UTC on 1 November is still October in New York (Acme's zone).
+    with time_machine.travel(utc(2026, 11, 1, 2, 30), tick=False):
+        page = c.get("/portal/billing/statements/")
+        bad_month = c.get("/portal/billing/statements/?month=nope")
+        future = c.get("/portal/billing/statements/?month=2999-01")
+        unknown_format = c.get("/portal/billing/statements/?month=2026-10&format=xml")
+        bad_download = c.get("/portal/billing/statements/?month=nope&format=csv")
+        september = c.get("/portal/billing/statements/?month=2026-09")
+
     assert page.status_code == 200
-    assert page.context["month"] == month_default(organization=org("acme"))
+    assert page.context["month"] == date(2026, 10, 1)
     assert date(2026, 9, 1) in page.context["months"]  # the first booking's month is offered
-    for bad in ("?month=2999-01", "?month=nope", "?month=2026-10&format=xml"):
-        assert c.get(f"/portal/billing/statements/{bad}").status_code == 404
+    html = page.content.decode()
+    assert "month in progress" in html and "October 2026" in html
+    assert '<a href="?month=2026-09">← September 2026</a>' in html and "?month=2026-11" not in html  # none after
+    assert 'Date (<span class="tz">America/New_York</span>)' in html
+    assert "Oct 1, 2026</time> to <time" in html and "Oct 31, 2026</time>, days in" in html
+    # A month that cannot be read: said on the page, over the current month's statement.
+    assert bad_month.status_code == 400 and bad_month.context["month"] == date(2026, 10, 1)
+    said = "&#x27;nope&#x27; is not a month (use YYYY-MM). Showing the current month instead."
+    assert said in bad_month.content.decode()
+    assert future.status_code == 400 and "2999-01 has not started yet" in future.content.decode()
+    assert unknown_format.status_code == bad_download.status_code == 404
+    assert '<a href="?month=2026-10">October 2026 →</a>' in september.content.decode()
 
 
 def test_the_balance_page_shows_funds_topups_and_transactions(ledger: None):

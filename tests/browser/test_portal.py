@@ -50,10 +50,10 @@ def test_a_seller_sees_its_lead_sold_but_not_the_buyer(browser, live_server):
 
 
 def test_an_outsider_gets_not_found(browser, live_server):
-    load(buyer("acme", "30.00"))
-    person("seller", "owner@seller.test")
-    sold = sell(3)
-    page = log_in(browser, live_server, "owner@seller.test")
+    load(buyer("acme", "30.00"), buyer("bravo", "20.00"))
+    person("bravo", "owner@bravo.test")
+    sold = sell(3)  # Acme's purchase
+    page = log_in(browser, live_server, "owner@bravo.test")
     response = page.goto(f"{live_server.url}/portal/purchases/{sold['lead_id']}/")
     assert response.status == 404
     assert "Not found" in page.content()

@@ -88,7 +88,7 @@ def test_seller_sees_exactly_its_own_leads_newest_first(market):
     assert positions == sorted(positions)
     assert market.other["lead_id"] not in page
     assert "$18.76" in page and "$24.93" in page  # payouts: 23.45 and 31.17 less the 20% margin
-    assert "no_buyers" in page
+    assert "No buyer bid on it" in page and "no_buyers" not in page  # the reason in words
 
 
 def test_seller_leads_filter_by_status_and_campaign(market):
@@ -99,9 +99,11 @@ def test_seller_leads_filter_by_status_and_campaign(market):
     unsold = text(c.get("/portal/leads/", {"status": "unsold"}))
     assert market.ny["lead_id"] in unsold and market.ca["lead_id"] not in unsold
     assert market.ca["lead_id"] in text(c.get("/portal/leads/", {"campaign": "cmp_seller"}))
-    # Another seller's campaign, or a status that does not exist, filters nothing in nor out.
-    foreign = text(c.get("/portal/leads/", {"campaign": "cmp_seller2", "status": "bogus"}))
-    assert market.ca["lead_id"] in foreign and market.other["lead_id"] not in foreign
+    # Another seller's campaign, or a status that does not exist: a form error, no rows.
+    foreign = c.get("/portal/leads/", {"campaign": "cmp_seller2", "status": "bogus"})
+    page = foreign.content.decode()
+    assert foreign.status_code == 400 and "No such campaign of yours." in page and "bogus" in page
+    assert market.ca["lead_id"] not in page and market.other["lead_id"] not in page
 
 
 def test_seller_leads_are_paginated(market, monkeypatch):
@@ -130,7 +132,7 @@ def test_seller_lead_detail_shows_sales_and_consent_but_no_buyer_and_no_pii(mark
 
 def test_seller_lead_detail_of_an_unsold_lead(market):
     page = text(login("s@seller.test").get(f"/portal/leads/{market.ny['lead_id']}/"))
-    assert "Not sold." in page and "no_buyers" in page
+    assert "Not sold." in page and "No buyer bid on it" in page
 
 
 # --- buyer: purchases --------------------------------------------------------------------------
@@ -153,7 +155,9 @@ def test_buyer_purchases_filter_by_contract_and_status(market):
 
     assert ca_sale in text(c.get("/portal/purchases/", {"contract": "ctr_acme", "status": "sold"}))
     assert ca_sale not in text(c.get("/portal/purchases/", {"status": "returned"}))
-    assert ca_sale in text(c.get("/portal/purchases/", {"contract": "ctr_bravo"}))  # foreign: ignored
+    foreign = c.get("/portal/purchases/", {"contract": "ctr_bravo"})  # another buyer's: a form error
+    assert foreign.status_code == 400 and "No such contract of yours." in foreign.content.decode()
+    assert ca_sale not in foreign.content.decode()
 
 
 def test_buyer_purchase_detail_shows_the_lead_decrypted_and_its_consent(market):
@@ -225,9 +229,6 @@ def test_evaluations_are_cut_to_the_buyers_own_contracts(market):
         ("s2@seller2.test", "/portal/leads/{seller_lead}/"),
         ("b@bravo.test", "/portal/purchases/{acme_sale}/"),
         ("a@acme.test", "/portal/purchases/{bravo_sale}/"),
-        # A buyer does not reach the seller's lead pages, even for a lead it bought.
-        ("a@acme.test", "/portal/leads/{seller_lead}/"),
-        ("s@seller.test", "/portal/purchases/{acme_sale}/"),
     ],
 )
 def test_another_tenants_lead_or_sale_is_a_404_like_a_missing_one(market, email, path):
@@ -245,15 +246,26 @@ def test_another_tenants_lead_or_sale_is_a_404_like_a_missing_one(market, email,
 
 
 @pytest.mark.parametrize(
-    ("email", "path"),
+    ("email", "path", "side"),
     [
-        ("a@acme.test", "/portal/leads/"),
-        ("s@seller.test", "/portal/purchases/"),
-        ("s@seller.test", "/portal/bids/"),
+        ("a@acme.test", "/portal/leads/", "sellers"),
+        ("s@seller.test", "/portal/purchases/", "buyers"),
+        ("s@seller.test", "/portal/bids/", "buyers"),
+        ("s@seller.test", "/portal/returns/", "buyers"),
+        ("s@seller.test", "/portal/purchases.csv", "buyers"),
+        ("a@acme.test", "/portal/leads.csv", "sellers"),
+        # A buyer does not reach the seller's lead pages, even for a lead it bought; found or
+        # missing, the answer is the same.
+        ("a@acme.test", "/portal/leads/{seller_lead}/", "sellers"),
+        ("a@acme.test", "/portal/leads/led_doesnotexist/", "sellers"),
+        ("s@seller.test", "/portal/purchases/{acme_sale}/", "buyers"),
     ],
 )
-def test_pages_of_the_other_role_are_404(market, email, path):
-    assert login(email).get(path).status_code == 404
+def test_pages_of_the_other_side_say_whom_they_are_for(market, email, path, side):
+    ids = {"seller_lead": market.ca["lead_id"], "acme_sale": market.sale_of(market.ca).public_id}
+    response = login(email).get(path.format(**ids))
+    assert response.status_code == 403
+    assert f"This page is for {side}" in response.content.decode()
 
 
 @pytest.mark.parametrize(
