@@ -254,18 +254,29 @@ def test_another_tenants_lead_or_sale_is_a_404_like_a_missing_one(market, email,
         ("s@seller.test", "/portal/returns/", "buyers"),
         ("s@seller.test", "/portal/purchases.csv", "buyers"),
         ("a@acme.test", "/portal/leads.csv", "sellers"),
-        # A buyer does not reach the seller's lead pages, even for a lead it bought; found or
-        # missing, the answer is the same.
-        ("a@acme.test", "/portal/leads/{seller_lead}/", "sellers"),
-        ("a@acme.test", "/portal/leads/led_doesnotexist/", "sellers"),
-        ("s@seller.test", "/portal/purchases/{acme_sale}/", "buyers"),
     ],
 )
 def test_pages_of_the_other_side_say_whom_they_are_for(market, email, path, side):
-    ids = {"seller_lead": market.ca["lead_id"], "acme_sale": market.sale_of(market.ca).public_id}
-    response = login(email).get(path.format(**ids))
+    response = login(email).get(path)
     assert response.status_code == 403
     assert f"This page is for {side}" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("email", "path"),
+    [
+        # A buyer does not reach the seller's lead pages, even for a lead it bought; found or
+        # missing, the answer is the same 404 as any outsider's.
+        ("a@acme.test", "/portal/leads/{seller_lead}/"),
+        ("a@acme.test", "/portal/leads/led_doesnotexist/"),
+        ("s@seller.test", "/portal/purchases/{acme_sale}/"),
+    ],
+)
+def test_one_things_page_of_the_other_side_is_not_found(market, email, path):
+    ids = {"seller_lead": market.ca["lead_id"], "acme_sale": market.sale_of(market.ca).public_id}
+    response = login(email).get(path.format(**ids))
+    assert response.status_code == 404
+    assert "This page is for" not in response.content.decode()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
-@pytest.mark.parametrize("path", ["/api/v1/ping/", "/api/v1/conversions", "/api/v1/nothing/here"])
+@pytest.mark.parametrize("path", ["/api/v1/ping/", "/api/v1/conversion", "/api/v1/nothing/here"])
 def test_an_unknown_api_path_is_a_json_404(method, path):
     client = APIClient(enforce_csrf_checks=True)  # as a browser-less client meets the real server
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {SELLER_KEY}")
