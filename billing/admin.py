@@ -38,22 +38,14 @@ from billing.services import (
     topup_record,
 )
 from billing.statements import month_add
+from core.admin import ReadOnlyAdminMixin
 from core.money import money_str
 
 BOOK_PERMISSION = "billing.add_ledgertransaction"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     """The ledger is append-only: the admin shows it, services write it."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- the operator's money forms -----------------------------------------------------------------

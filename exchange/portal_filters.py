@@ -6,17 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django import forms
 from django.db.models import QuerySet
 
 from accounts.models import Organization
 from contracts.models import BuyerContract
 from exchange.models import Sale
 from exchange.returns.models import Return
-from leads.filters import SEARCH_HELP, ListFilter, Search, SearchFilter
+from leads.filters import ListFilter, Search, SearchableListFilter
 
 
-class PurchaseFilter(ListFilter):
+class PurchaseFilter(SearchableListFilter):
     """A buyer's purchases: the day of the sale (``created_at``, when the lead was bought), status,
     one of its contracts, and ``q`` (lead id, sale id, or the consumer's email or phone by hash)."""
 
@@ -26,12 +25,6 @@ class PurchaseFilter(ListFilter):
         to_field_name="public_id",
         empty_label="All contracts",
         error_messages={"invalid_choice": "No such contract of yours."},
-    )
-    q = SearchFilter(
-        method="search",
-        label="Search",
-        help_text=SEARCH_HELP,
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "led_…, sal_…, email or phone", "size": 28}),
     )
 
     def __init__(self, data: Any = None, queryset: QuerySet[Any] | None = None, *, organization: Organization) -> None:

@@ -110,7 +110,22 @@ class ListFilter(django_filters.FilterSet):
         return any(self.data.get(name) for name in self.filters)
 
 
-class LeadFilter(ListFilter):
+class SearchableListFilter(ListFilter):
+    """A list with ``q``: a lead id, a sale id, or a consumer's email or phone (matched by hash);
+    the subclass says what each finds in its rows (:meth:`search`)."""
+
+    q = SearchFilter(
+        method="search",
+        label="Search",
+        help_text=SEARCH_HELP,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "led_…, sal_…, email or phone", "size": 28}),
+    )
+
+    def search(self, queryset: QuerySet[Any], name: str, value: Search | None) -> QuerySet[Any]:
+        raise NotImplementedError
+
+
+class LeadFilter(SearchableListFilter):
     """A seller's leads: date received, status, one of its campaigns, and ``q``."""
 
     status = django_filters.ChoiceFilter(choices=Lead.Status.choices, empty_label="All statuses")
@@ -119,12 +134,6 @@ class LeadFilter(ListFilter):
         to_field_name="public_id",
         empty_label="All campaigns",
         error_messages={"invalid_choice": "No such campaign of yours."},
-    )
-    q = SearchFilter(
-        method="search",
-        label="Search",
-        help_text=SEARCH_HELP,
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "led_…, sal_…, email or phone", "size": 28}),
     )
 
     def __init__(self, data: Any = None, queryset: QuerySet[Any] | None = None, *, organization: Organization) -> None:

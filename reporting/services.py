@@ -19,7 +19,6 @@ Settings (all optional), in ``GAVEL_POSTBACKS``: ``max_attempts`` (6), ``retry_b
 from __future__ import annotations
 
 import logging
-import random
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +38,7 @@ from contracts.postbacks import postback_url_fill
 from core.errors import Invalid, NotFound
 from core.money import MoneyError, money_str, to_money
 from core.outbound import REFUSED, TIMEOUT, OutboundRequest, http_send
+from core.retry import backoff_delay
 from exchange.models import Sale
 from exchange.signing import signed_headers
 from leads.models import Lead
@@ -227,14 +227,13 @@ class PostbackOutcome:
 def postback_retry_delay(*, attempt: int) -> float:
     """Seconds to wait after failed attempt ``attempt`` (1-based): ``base × factor^(attempt-1)``,
     capped, with jitter so that postbacks that failed together do not come back together."""
-    delay = min(
-        postback_setting("retry_base_seconds") * postback_setting("retry_factor") ** (attempt - 1),
-        postback_setting("retry_cap_seconds"),
+    return backoff_delay(
+        attempt=attempt,
+        base=postback_setting("retry_base_seconds"),
+        factor=postback_setting("retry_factor"),
+        cap=postback_setting("retry_cap_seconds"),
+        jitter=postback_setting("retry_jitter"),
     )
-    jitter = postback_setting("retry_jitter")
-    if jitter:
-        delay *= random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 — spreading load, not security
-    return max(delay, 0.0)
 
 
 def _due(now: datetime) -> Q:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from accounts.roles import role_require
 from accounts.tenancy import market_scope
 from core.errors import ExchangeError
 from core.outbound import REFUSED, TIMEOUT, OutboundRequest, UnsafeUrl, http_send, url_check
+from core.retry import backoff_delay
 from exchange.signing import secret_new, signed_headers
 from exchange.webhooks import tasks  # the task module names these services only when run
 from exchange.webhooks.models import (
@@ -193,13 +193,13 @@ def retry_delay(*, attempt: int, retry_after: float | None = None) -> float:
     Exponential (``base × factor^(attempt-1)``, capped) with jitter so that many deliveries that
     failed together do not come back together; a receiver's ``Retry-After`` can only lengthen it.
     """
-    delay = min(
-        webhook_setting("retry_base_seconds") * webhook_setting("retry_factor") ** (attempt - 1),
-        webhook_setting("retry_cap_seconds"),
+    delay = backoff_delay(
+        attempt=attempt,
+        base=webhook_setting("retry_base_seconds"),
+        factor=webhook_setting("retry_factor"),
+        cap=webhook_setting("retry_cap_seconds"),
+        jitter=webhook_setting("retry_jitter"),
     )
-    jitter = webhook_setting("retry_jitter")
-    if jitter:
-        delay *= random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 — spreading load, not security
     if retry_after is not None:
         delay = max(delay, min(retry_after, webhook_setting("retry_cap_seconds")))
     return max(delay, 0.0)
