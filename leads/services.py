@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from core.ids import public_id_new
 from core.schema import FieldSpec
 from leads.crypto import pii_encrypt
 from leads.models import ConsentRecord, Lead, Suppression
@@ -103,7 +104,95 @@ def lead_reauction_claim(*, lead: Lead, cycle: int) -> bool:
     return bool(claimed)
 
 
-def suppression_add(*, consumer_hash: str, reason: str = "") -> Suppression:
-    """Opt a consumer out of the exchange (idempotent)."""
-    suppression, _ = Suppression.objects.get_or_create(consumer_hash=consumer_hash, defaults={"reason": reason})
-    return suppression
+def suppression_add(
+    *,
+    consumer_hash: str,
+    reason: str = "",
+    kind: str = "",
+    scope: str = Suppression.Scope.EXCHANGE,
+    organization_id: int | None = None,
+    source: str = Suppression.Source.OPERATOR,
+) -> Suppression:
+    """Suppress a consumer (idempotent: the same consumer, scope and filer again is the existing
+    row, unchanged)."""
+    return suppression_file(
+        consumer_hash=consumer_hash,
+        reason=reason,
+        kind=kind,
+        scope=scope,
+        organization_id=organization_id,
+        source=source,
+    )[0]
+
+
+def suppression_file(
+    *,
+    consumer_hash: str,
+    reason: str = "",
+    kind: str = "",
+    scope: str = Suppression.Scope.EXCHANGE,
+    organization_id: int | None = None,
+    source: str = Suppression.Source.OPERATOR,
+) -> tuple[Suppression, bool]:
+    """:func:`suppression_add`, and whether the row is new. An organization-scope suppression
+    needs its organization."""
+    if scope == Suppression.Scope.ORGANIZATION and organization_id is None:
+        raise ValueError("An organization's own suppression needs the organization.")
+    filer: dict[str, Any] = (
+        {"organization__isnull": True} if organization_id is None else {"organization_id": organization_id}
+    )
+    return Suppression.objects.get_or_create(
+        consumer_hash=consumer_hash,
+        scope=scope,
+        **filer,
+        defaults={"reason": reason[:200], "kind": kind, "source": source, "organization_id": organization_id},
+    )
+
+
+def suppressions_add_many(
+    *,
+    organization_id: int,
+    scope: str,
+    consumers: Sequence[tuple[str, str]],
+    reason: str,
+    source: str = Suppression.Source.UPLOAD,
+) -> int:
+    """File a batch of ``(kind, consumer hash)`` for one organization; the number added (those it
+    had filed already in this scope, or that repeat within the batch, are not). One transaction."""
+    wanted: dict[str, str] = {}
+    for kind, consumer_hash in consumers:
+        wanted.setdefault(consumer_hash, kind)
+    with transaction.atomic():
+        existing = set(
+            Suppression.objects.filter(
+                organization_id=organization_id, scope=scope, consumer_hash__in=list(wanted)
+            ).values_list("consumer_hash", flat=True)
+        )
+        now = timezone.now()
+        rows = [
+            Suppression(
+                consumer_hash=consumer_hash,
+                kind=kind,
+                scope=scope,
+                organization_id=organization_id,
+                source=source,
+                reason=reason[:200],
+                created_at=now,
+            )
+            for consumer_hash, kind in wanted.items()
+            if consumer_hash not in existing
+        ]
+        for row in rows:
+            row.public_id = public_id_new("sup_")
+        # A concurrent filing of the same consumer loses quietly (the constraint keeps one).
+        Suppression.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def suppression_remove(*, organization_id: int, public_id: str) -> bool:
+    """Remove one of an organization's own (organization-scope) suppressions; False if there is
+    no such row. An exchange-wide opt-out is the consumer's and is never removed here."""
+    deleted, _ = Suppression.objects.filter(
+        organization_id=organization_id, scope=Suppression.Scope.ORGANIZATION, public_id=public_id
+    ).delete()
+    return bool(deleted)
