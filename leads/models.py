@@ -13,6 +13,12 @@ from django_scopes import ScopedManager
 from core.ids import PublicIdField
 from core.money import MoneyField
 
+# The personal data the leads app keeps, in one place: what an age-based purge (retention) or a
+# consumer's erasure must clear. Everything else about a lead (its non-PII fields, status, payout,
+# score, tracking) is not personal and stays.
+LEAD_PII_FIELDS = ("pii_encrypted", "email_hash", "phone_hash")
+CONSENT_PII_FIELDS = ("ip", "user_agent")  # also these keys of ConsentRecord.raw
+
 
 class Lead(models.Model):
     """A consumer inquiry a seller posted. PII lives only in ``pii_encrypted`` (Fernet)."""
@@ -45,6 +51,9 @@ class Lead(models.Model):
     test = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    pii_purged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its personal data was purged (retention); empty: still kept."
+    )
 
     objects = ScopedManager(organization="organization")
 

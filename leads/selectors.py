@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
@@ -65,3 +66,13 @@ def suppression_match(*, consumer_hashes: Collection[str]) -> SuppressionMatch:
         elif organization_id is not None:
             buyers.add(organization_id)
     return SuppressionMatch(exchange, frozenset(buyers))
+
+
+def leads_pii_expired(*, before: datetime, limit: int) -> list[int]:
+    """Ids of up to ``limit`` leads created before ``before`` whose personal data is still kept,
+    oldest first. Market-wide (the retention purge), never shown to a tenant."""
+    return list(
+        Lead.objects.filter(created_at__lt=before, pii_purged_at__isnull=True)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )

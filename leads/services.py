@@ -13,7 +13,7 @@ from django.utils import timezone
 from core.ids import public_id_new
 from core.schema import FieldSpec
 from leads.crypto import pii_encrypt
-from leads.models import ConsentRecord, Lead, Suppression
+from leads.models import CONSENT_PII_FIELDS, ConsentRecord, Lead, Suppression
 
 
 def json_value(value: object) -> Any:
@@ -196,3 +196,22 @@ def suppression_remove(*, organization_id: int, public_id: str) -> bool:
         organization_id=organization_id, scope=Suppression.Scope.ORGANIZATION, public_id=public_id
     ).delete()
     return bool(deleted)
+
+
+def leads_pii_purge(*, lead_ids: Sequence[int], now: dt.datetime | None = None) -> int:
+    """Clear the personal data of these leads (:data:`leads.models.LEAD_PII_FIELDS`) and of their
+    consent records (:data:`leads.models.CONSENT_PII_FIELDS`, in ``raw`` too) and mark them purged;
+    the number of leads purged now. Idempotent: a purged lead is skipped. Call inside the caller's
+    transaction (the exchange's purge clears its own copies in the same one)."""
+    when = now or timezone.now()
+    ids = list(Lead.objects.filter(pk__in=list(lead_ids), pii_purged_at__isnull=True).values_list("pk", flat=True))
+    if not ids:
+        return 0
+    for consent in ConsentRecord.objects.filter(lead_id__in=ids).only("pk", "raw"):
+        # ConsentRecord refuses save(): the purge is the one change it takes, as an UPDATE.
+        raw = {k: v for k, v in consent.raw.items() if k not in CONSENT_PII_FIELDS}
+        ConsentRecord.objects.filter(pk=consent.pk).update(ip=None, user_agent="", raw=raw)
+    Lead.objects.filter(pk__in=ids).update(
+        pii_encrypted=pii_encrypt({}), email_hash="", phone_hash="", pii_purged_at=when, updated_at=when
+    )
+    return len(ids)
