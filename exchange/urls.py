@@ -10,6 +10,7 @@ from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
 from exchange.api.purchases import views as purchases_api
 from exchange.api.suppressions import SuppressionCollectionView
+from leads import suppression_views
 
 api_v1: list[URLPattern | URLResolver] = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
@@ -37,6 +38,8 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("", root, name="root"),
     path("admin/", admin.site.urls),
+    path("opt-out", suppression_views.opt_out, name="opt_out"),
+    path("opt-out/done", suppression_views.opt_out_done, name="opt_out_done"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
     path("", include("accounts.urls")),

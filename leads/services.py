@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import io
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -11,9 +13,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.ids import public_id_new
+from core.pii import PiiInvalid
 from core.schema import FieldSpec
 from leads.crypto import pii_encrypt
-from leads.models import CONSENT_PII_FIELDS, ConsentRecord, Lead, Suppression
+from leads.models import CONSENT_PII_FIELDS, ConsentRecord, Lead, Suppression, SuppressionUpload
+from leads.suppressions import consumer_guess, consumer_of
 
 
 def json_value(value: object) -> Any:
@@ -215,3 +219,79 @@ def leads_pii_purge(*, lead_ids: Sequence[int], now: dt.datetime | None = None) 
         pii_encrypted=pii_encrypt({}), email_hash="", phone_hash="", pii_purged_at=when, updated_at=when
     )
     return len(ids)
+
+
+UPLOAD_BATCH = 1000
+HEADER_NAMES = ("email", "phone", "email_sha256", "phone_sha256")
+
+
+def _upload_rows(content: str) -> Iterator[tuple[int, str, str]]:
+    """``(row number, column, value)`` of each consumer in an uploaded CSV: with a header row that
+    names ``email``, ``phone``, ``email_sha256`` or ``phone_sha256``, the first such non-empty cell
+    of each row; without one, each row's first cell (``column`` ``""``: guessed). Blank rows are
+    skipped; row numbers are the file's lines, as a spreadsheet shows them."""
+    reader = csv.reader(io.StringIO(content))
+    columns: list[tuple[int, str]] | None = None
+    for row in reader:
+        cells = [cell.strip() for cell in row]
+        if columns is None and reader.line_num == 1:
+            named = [(i, c.lower()) for i, c in enumerate(cells) if c.lower() in HEADER_NAMES]
+            if named:
+                columns = named
+                continue
+            columns = []
+        if not any(cells):
+            continue
+        if columns:
+            picked = next(((name, cells[i]) for i, name in columns if i < len(cells) and cells[i]), None)
+            yield (reader.line_num, *picked) if picked else (reader.line_num, "", "")
+        else:
+            yield reader.line_num, "", cells[0]
+
+
+def suppression_upload_rows(content: str) -> int:
+    """How many consumers an uploaded CSV names (its progress bar's total)."""
+    return sum(1 for _ in _upload_rows(content))
+
+
+def suppression_upload_process(*, upload_id: int, batch: int = UPLOAD_BATCH) -> str:
+    """Read an upload's CSV and file each consumer (scope, reason and organization of the upload),
+    ``batch`` rows per transaction, recording progress after each; then forget the file. A row
+    that names no usable email, phone or hash is an error (row, value, why); a consumer already on
+    the list, or twice in the file, is a duplicate. Idempotent: a finished upload is skipped, an
+    interrupted one starts over (filing again only finds duplicates)."""
+    upload = SuppressionUpload.objects.filter(pk=upload_id).first()
+    if upload is None or upload.status == SuppressionUpload.Status.DONE:
+        return "skipped"
+    upload.status, upload.done, upload.added, upload.duplicates = SuppressionUpload.Status.RUNNING, 0, 0, 0
+    upload.errors, upload.error_count = [], 0
+    upload.save(update_fields=["status", "done", "added", "duplicates", "errors", "error_count"])
+    seen: set[str] = set()
+    rows = list(_upload_rows(upload.content))
+    for start in range(0, len(rows), batch):
+        consumers: list[tuple[str, str]] = []
+        for line, column, value in rows[start : start + batch]:
+            try:
+                if not value:
+                    raise PiiInvalid("No email or phone on this row.")
+                consumer = consumer_of(column, value) if column else consumer_guess(value)
+            except PiiInvalid as exc:
+                upload.errors.append([line, value[:200], str(exc)])
+                continue
+            if consumer.hash in seen:
+                upload.duplicates += 1
+                continue
+            seen.add(consumer.hash)
+            consumers.append((consumer.kind, consumer.hash))
+        added = suppressions_add_many(
+            organization_id=upload.organization_id, scope=upload.scope, consumers=consumers, reason=upload.reason
+        )
+        upload.added += added
+        upload.duplicates += len(consumers) - added
+        upload.done = min(start + batch, len(rows))
+        upload.error_count = len(upload.errors)
+        upload.save(update_fields=["done", "added", "duplicates", "errors", "error_count"])
+    upload.status, upload.content, upload.finished_at = SuppressionUpload.Status.DONE, "", timezone.now()
+    upload.total = len(rows)
+    upload.save(update_fields=["status", "content", "finished_at", "total"])
+    return upload.status

@@ -4,21 +4,26 @@ page, and the portal's CSV upload."""
 
 from __future__ import annotations
 
+import csv
+import io
 from decimal import Decimal
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey
 from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
-from core.pii import email_hash, phone_hash
+from core.pii import email_hash, example_phone, phone_hash
 from exchange.auction.book import book_current, book_invalidate
 from exchange.models import Ping, Sale
 from exchange.services import lead_reauction_run
 from exchange.services.selling import LeadPackage, sale_attempt
 from leads.crypto import pii_decrypt
-from leads.models import Lead, Suppression
+from leads.models import Lead, Suppression, SuppressionUpload
+from leads.services import suppression_upload_process
 from tests.exchange.builder import (
     BUYER_KEY_PREFIX,
     SELLER_KEY,
@@ -31,6 +36,7 @@ from tests.exchange.builder import (
     post,
     post_body,
 )
+from tests.sessions import member
 
 pytestmark = pytest.mark.django_db
 
@@ -306,3 +312,134 @@ def test_delivery_refuses_a_suppressed_buyer_even_without_a_fresh_auction(two_bu
     assert (attempt.sale, attempt.reason) == (None, "suppressed")
     with market_scope():
         assert Sale.objects.filter(organization=org("lo")).count() == 0  # nothing reserved or sold
+
+
+# --- the portal's CSV upload ---------------------------------------------------------------------
+
+
+def _csv_of_20000() -> tuple[str, list[list[str]]]:
+    """20 000 data rows under a header: emails, phones written three ways, repeats and bad rows."""
+    lines = ["email,phone"]
+    bad: list[list[str]] = []
+    for n in range(20000):
+        row = n + 2  # the file's line: the header is line 1
+        if n % 1000 == 7:
+            lines.append("not-an-email,")
+            bad.append([str(row), "not-an-email", "Email must contain exactly one @."])
+        elif n % 1000 == 9:
+            lines.append(",555-0100")
+            bad.append([str(row), "555-0100", "Phone is not a valid number."])
+        elif n % 500 == 3:
+            lines.append("person0@example.com,")  # a repeat of row 2
+        elif n % 2:
+            lines.append(
+                f",({example_phone(n % 9000)[2:5]}) {example_phone(n % 9000)[5:8]}-{example_phone(n % 9000)[8:]}"
+            )
+        else:
+            lines.append(f" Person{n}@Example.com ,")
+    return "\n".join(lines) + "\n", bad
+
+
+def test_a_manager_uploads_20000_rows_with_progress_duplicates_and_an_error_report(two_buyers):
+    manager = member("boss@hi.example", "hi", "manager")
+    content, bad = _csv_of_20000()
+    # One of the phones is already on the list: a duplicate, not an error.
+    suppress(HI_KEY, phone=example_phone(1), scope="organization")
+    response = manager.post(
+        "/portal/suppressions/upload",
+        {"file": SimpleUploadedFile("dnc.csv", content.encode(), "text/csv"), "scope": "organization", "reason": "DNC"},
+    )
+    assert response.status_code == 302
+    with market_scope():
+        upload = SuppressionUpload.objects.get()
+    assert (upload.status, upload.total, upload.done) == ("queued", 20000, 0)
+    progress = manager.get(f"/portal/suppressions/uploads/{upload.public_id}/").content.decode()
+    assert 'hx-trigger="every 1s"' in progress and "0 of 20000 rows" in progress
+
+    with market_scope():
+        assert suppression_upload_process(upload_id=upload.pk, batch=5000) == "done"
+    with market_scope():
+        upload.refresh_from_db()
+    repeats = sum(1 for n in range(20000) if n % 500 == 3 and n % 1000 not in (7, 9))
+    odd = {n % 9000 for n in range(20000) if n % 2 and n % 1000 not in (7, 9) and n % 500 != 3}
+    phone_repeats = sum(1 for n in range(20000) if n % 2 and n % 1000 not in (7, 9) and n % 500 != 3) - len(odd)
+    assert (upload.status, upload.done, upload.error_count, upload.content) == ("done", 20000, 40, "")
+    assert upload.duplicates == repeats + phone_repeats + 1
+    assert upload.added + upload.duplicates + upload.error_count == 20000
+    assert Suppression.objects.filter(organization=org("hi"), scope="organization").count() == upload.added + 1
+    done = manager.get(f"/portal/suppressions/uploads/{upload.public_id}/").content.decode()
+    assert "hx-trigger" not in done and "20000 of 20000 rows" in done and "Error report" in done
+
+    report = manager.get(f"/portal/suppressions/uploads/{upload.public_id}/errors.csv")
+    rows = list(csv.reader(io.StringIO(report.content.decode())))
+    assert rows[0] == ["row", "value", "error"] and rows[1:] == bad
+
+    # The uploaded consumers are kept from hi's contracts, written as the seller sends them.
+    found = manager.get("/portal/suppressions/?q=+1%20(201)%20555-0101").content.decode()
+    assert phone_hash("+12015550101")[:16] in found
+
+
+def test_an_analyst_cannot_upload_and_sees_why(two_buyers):
+    analyst = member("reader@hi.example", "hi", "analyst")
+    page = analyst.get("/portal/suppressions/").content.decode()
+    assert "Ask a manager" in page
+    response = analyst.post(
+        "/portal/suppressions/upload",
+        {"file": SimpleUploadedFile("dnc.csv", b"a@example.com\n"), "scope": "organization"},
+    )
+    assert response.status_code == 403
+    with market_scope():
+        assert SuppressionUpload.objects.count() == 0
+
+
+def test_a_bad_file_is_refused_with_a_message(two_buyers):
+    manager = member("boss@hi.example", "hi", "manager")
+    response = manager.post(
+        "/portal/suppressions/upload", {"file": SimpleUploadedFile("dnc.csv", b"\xff\xfe\x00bad"), "scope": "exchange"}
+    )
+    assert response.status_code == 422 and "not UTF-8" in response.content.decode()
+    with market_scope():
+        assert SuppressionUpload.objects.count() == 0
+
+
+def test_a_manager_removes_an_entry_of_the_own_list_but_not_an_opt_out(two_buyers):
+    manager = member("boss@hi.example", "hi", "manager")
+    own = suppress(HI_KEY, email="consumer1@example.com", scope="organization").json()["suppression_id"]
+    opt_out = suppress(HI_KEY, email="consumer1@example.com", scope="exchange").json()["suppression_id"]
+    assert manager.post(f"/portal/suppressions/{opt_out}/remove").status_code == 404
+    assert manager.post(f"/portal/suppressions/{own}/remove").status_code == 302
+    assert list(Suppression.objects.values_list("public_id", flat=True)) == [opt_out]
+
+
+# --- the public opt-out page ---------------------------------------------------------------------
+
+
+def test_a_consumer_opts_out_and_the_next_ping_is_rejected(two_buyers):
+    web = Client(enforce_csrf_checks=True)
+    page = web.get("/opt-out")
+    assert page.status_code == 200 and 'for="id_contact"' in page.content.decode()
+    token = page.cookies["csrftoken"].value
+    assert web.post("/opt-out", {"contact": "(201) 555-0101"}).status_code == 403  # no CSRF token
+    done = web.post("/opt-out", {"contact": "(201) 555-0101", "csrfmiddlewaretoken": token}, follow=True)
+    assert "You have opted out" in done.content.decode()
+    suppression = Suppression.objects.get()
+    assert (suppression.consumer_hash, suppression.scope, suppression.organization_id, suppression.source) == (
+        PHONE_1,
+        "exchange",
+        None,
+        "opt_out",
+    )
+    assert ping(1)["reason"] == "suppressed"
+
+
+def test_the_opt_out_page_refuses_bad_input_bots_and_floods(two_buyers):
+    web = Client()
+    bad = web.post("/opt-out", {"contact": "not a number"})
+    assert bad.status_code == 422 and "Enter an email address or a phone number" in bad.content.decode()
+    bot = web.post("/opt-out", {"contact": "consumer5@example.com", "website": "http://spam.example"})
+    assert bot.status_code == 302 and Suppression.objects.count() == 0
+    for n in range(8):  # ten requests an hour from one address, the two above included
+        assert web.post("/opt-out", {"contact": f"consumer{n}@example.com"}).status_code == 302
+    limited = web.post("/opt-out", {"contact": "consumer9@example.com"})
+    assert limited.status_code == 429 and "Try again in an hour" in limited.content.decode()
+    assert Suppression.objects.count() == 8
