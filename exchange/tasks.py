@@ -45,7 +45,7 @@ def pings_prune_task() -> int:
 
 @app.task(name="exchange.leads_pii_purge", acks_late=True, ignore_result=True)
 def leads_pii_purge_task() -> int:
-    """Celery beat, daily: purge the personal data of leads older than GAVEL_PII_RETENTION_DAYS
+    """Celery beat, hourly: purge the personal data of leads older than GAVEL_PII_RETENTION_DAYS
     (365; 0 keeps it forever)."""
     days = settings.GAVEL_PII_RETENTION_DAYS
     if days <= 0:
