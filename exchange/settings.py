@@ -47,6 +47,9 @@ GAVEL_REAUCTION_DELAY_S = env.int("GAVEL_REAUCTION_DELAY_S", default=30)
 # Raw pings (and their bids) older than this are deleted unless a lead or a sale refers to them;
 # the hourly rollups keep their figures (reporting, decision 47).
 GAVEL_PING_RETENTION_DAYS = env.int("GAVEL_PING_RETENTION_DAYS", default=90)
+# Leads' personal data (contact details, consent IP and user agent, delivery logs) is purged this
+# many days after the lead arrived (checked hourly); 0 keeps it forever. Money, counts and statuses stay.
+GAVEL_PII_RETENTION_DAYS = env.int("GAVEL_PII_RETENTION_DAYS", default=365)
 GAVEL_ALLOW_PRIVATE_URLS = env.bool("GAVEL_ALLOW_PRIVATE_URLS", default=DEBUG)
 
 INSTALLED_APPS = [
@@ -156,6 +159,7 @@ CELERY_BEAT_SCHEDULE = {
     "billing.ledger_reconcile": {"task": "billing.ledger_reconcile", "schedule": 15 * 60.0},
     "exchange.return_windows_close": {"task": "exchange.return_windows_close", "schedule": 60 * 60.0},
     "exchange.pings_prune": {"task": "exchange.pings_prune", "schedule": 60 * 60.0},
+    "exchange.leads_pii_purge": {"task": "exchange.leads_pii_purge", "schedule": 60 * 60.0},
     "reporting.rollups_fold": {"task": "reporting.rollups_fold", "schedule": 30.0},
 }
 

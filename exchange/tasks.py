@@ -11,7 +11,7 @@ from exchange.api.idempotency import idempotency_records_purge
 from exchange.celery import app
 from exchange.returns.services import return_windows_close
 from exchange.services import lead_reauction_run, market_sweep
-from exchange.services.retention import pings_prune
+from exchange.services.retention import leads_pii_purge_older, pings_prune
 from exchange.services.selling import LEAD_REAUCTION_TASK
 
 
@@ -41,3 +41,13 @@ def return_windows_close_task() -> int:
 def pings_prune_task() -> int:
     """Celery beat, hourly: delete unreferenced pings older than GAVEL_PING_RETENTION_DAYS (90)."""
     return pings_prune(before=timezone.now() - timedelta(days=settings.GAVEL_PING_RETENTION_DAYS))
+
+
+@app.task(name="exchange.leads_pii_purge", acks_late=True, ignore_result=True)
+def leads_pii_purge_task() -> int:
+    """Celery beat, hourly: purge the personal data of leads older than GAVEL_PII_RETENTION_DAYS
+    (365; 0 keeps it forever)."""
+    days = settings.GAVEL_PII_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    return leads_pii_purge_older(before=timezone.now() - timedelta(days=days))

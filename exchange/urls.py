@@ -9,6 +9,8 @@ from exchange.api import contracts as contract_create_api
 from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
 from exchange.api.purchases import views as purchases_api
+from exchange.api.suppressions import SuppressionCollectionView
+from leads import suppression_views
 
 api_v1: list[URLPattern | URLResolver] = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
@@ -25,6 +27,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("purchases/<str:sale_id>/return", purchases_api.PurchaseReturnView.as_view(), name="purchase-return"),
     path("returns", purchases_api.ReturnListView.as_view(), name="return-list"),
     path("returns/<str:return_id>", purchases_api.ReturnDetailView.as_view(), name="return-detail"),
+    path("suppressions", SuppressionCollectionView.as_view(), name="suppression-list"),
     # Reporting sits above the exchange: its endpoints are included by module name, not imported.
     path("", include("reporting.api.urls")),
     # Unknown API paths answer in the API's error format, DEBUG or not, whatever the method: a
@@ -35,6 +38,8 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("", root, name="root"),
     path("admin/", admin.site.urls),
+    path("opt-out", suppression_views.opt_out, name="opt_out"),
+    path("opt-out/done", suppression_views.opt_out_done, name="opt_out_done"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
     path("", include("accounts.urls")),

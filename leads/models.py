@@ -5,12 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django_scopes import ScopedManager
 
 from core.ids import PublicIdField
 from core.money import MoneyField
+
+# The personal data the leads app keeps, in one place: what an age-based purge (retention) or a
+# consumer's erasure must clear. Everything else about a lead (its non-PII fields, status, payout,
+# score, tracking) is not personal and stays.
+LEAD_PII_FIELDS = ("pii_encrypted", "email_hash", "phone_hash")
+CONSENT_PII_FIELDS = ("ip", "user_agent")  # also these keys of ConsentRecord.raw
 
 
 class Lead(models.Model):
@@ -44,6 +51,9 @@ class Lead(models.Model):
     test = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    pii_purged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its personal data was purged (retention); empty: still kept."
+    )
 
     objects = ScopedManager(organization="organization")
 
@@ -86,14 +96,108 @@ class ConsentRecord(models.Model):
 
 
 class Suppression(models.Model):
-    """A consumer who opted out (by email or phone hash): never sold again, exchange-wide."""
+    """A consumer (by the SHA-256 of their normalized email or phone) who must not be sold.
 
-    consumer_hash = models.CharField(max_length=64, unique=True)
+    ``exchange`` scope: an opt-out honoured by every buyer, filed by any organization, by the
+    operator (``organization`` empty) or by the consumer at ``/opt-out``. ``organization`` scope:
+    that organization's own do-not-contact list, honoured only for its contracts. One row per
+    (consumer, scope, filer): filing the same again answers the existing row.
+    """
+
+    class Scope(models.TextChoices):
+        EXCHANGE = "exchange", "Exchange-wide opt-out"
+        ORGANIZATION = "organization", "Our do-not-contact list"
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email"
+        PHONE = "phone", "Phone"
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        PORTAL = "portal", "Portal"
+        UPLOAD = "upload", "CSV upload"
+        OPT_OUT = "opt_out", "Opt-out page"
+        OPERATOR = "operator", "Operator"
+
+    public_id = PublicIdField(prefix="sup_", verbose_name="id")
+    consumer_hash = models.CharField(max_length=64, db_index=True)
+    kind = models.CharField(max_length=5, choices=Kind.choices, blank=True, help_text="Empty: not recorded.")
+    scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.EXCHANGE)
+    organization = models.ForeignKey(
+        "accounts.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="suppressions",
+        help_text="Who filed it (empty: the operator or the consumer); whose list, for the organization scope.",
+    )
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.OPERATOR)
     reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consumer_hash", "scope", "organization"],
+                condition=models.Q(organization__isnull=False),
+                name="suppression_once_per_filer",
+            ),
+            models.UniqueConstraint(
+                fields=["consumer_hash", "scope"],
+                condition=models.Q(organization__isnull=True),
+                name="suppression_once_unfiled",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(scope="exchange") | models.Q(organization__isnull=False),
+                name="suppression_organization_scope_has_owner",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.consumer_hash[:12]}… ({self.reason or 'opt-out'})"
+
+
+class SuppressionUpload(models.Model):
+    """A CSV of consumers an organization uploaded to suppress, processed in the background.
+
+    ``content`` holds the file only until it is processed (it is personal data); ``errors`` keeps
+    the rows that could not be read, ``[row number, value, error]``, for the error report.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Processing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    public_id = PublicIdField(prefix="upl_", verbose_name="id")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(max_length=200)
+    scope = models.CharField(max_length=12, choices=Suppression.Scope.choices)
+    reason = models.CharField(max_length=200, blank=True)
+    content = models.TextField(blank=True, help_text="The uploaded CSV; emptied once processed.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0, help_text="Rows to process (the header row not counted).")
+    done = models.PositiveIntegerField(default=0, help_text="Rows processed so far.")
+    added = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, self.done * 100 // self.total)

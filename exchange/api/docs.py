@@ -290,6 +290,36 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             )
         },
     },
+    "suppressions_create": {
+        "description": "Suppress a consumer. Name them with exactly one of `email`, `phone`, `email_sha256`, "
+        "`phone_sha256` (emails are trimmed and lower-cased, phones read as US numbers unless they start with `+` "
+        "and written in E.164; only the hash is kept). `scope` `exchange` is the consumer's opt-out, honoured by "
+        "every buyer; `organization` is your own do-not-contact list, honoured for your contracts only (buyers). "
+        "The same consumer and scope again answers the existing suppression (200, unchanged).",
+        "request": {"email": "jane.doe@example.com", "scope": "exchange", "reason": "asked by phone"},
+        "response": {
+            "suppression_id": "sup_q3k7m2x9w4z8b5c1d6f0",
+            "kind": "email",
+            "scope": "exchange",
+            "consumer_sha256": "836f82db99121b3481011f16b49dfa5fbc714a0d1b1b9f784a1ebbbf5b39577f",
+            "reason": "asked by phone",
+            "created_at": "2026-12-07T17:54:02.120000Z",
+        },
+        "errors": {
+            "422": (
+                "The input is not valid (`error.fields` names each bad field: none or two identifiers, an email or "
+                "phone that is not one, a bad hash, `scope`), or an `Idempotency-Key` reused with another body. "
+                "Nothing is filed.",
+                "validation_error",
+                "The request is not valid.",
+                {"phone": ["Phone is not a valid number."]},
+            )
+        },
+    },
+    "suppressions_list": {
+        "description": "The suppressions your organization filed, newest first, cursor-paginated, hashes only; "
+        "`scope` and `consumer_sha256` narrow them. An unknown parameter is a 422."
+    },
     "conversions_list": {
         "description": "The conversions you reported, newest first, cursor-paginated; `sale_id` lists one purchase's. "
         "An unknown parameter is a 422."

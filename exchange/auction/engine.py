@@ -146,6 +146,8 @@ class LiveState:
     funds: dict[int, Decimal]
     last_purchase: dict[int, datetime]
     suppressed: bool = False
+    # Buyers that put this consumer on their own do-not-contact list.
+    suppressed_buyers: set[int] = field(default_factory=set)
     repeat_of: int | None = None
 
 
@@ -180,7 +182,8 @@ def live_state_read(
 ) -> LiveState:
     """Read everything the auction needs from the database in ONE query (a UNION ALL): the cap
     counters of the current periods, each buyer's available funds, each buyer's last purchase of
-    this consumer within the widest dedup window, whether the consumer opted out, and (``repeat``)
+    this consumer within the widest dedup window, whether the consumer opted out (exchange-wide,
+    or on which of these buyers' own lists), and (``repeat``)
     the first answer to an exact repeat of this ping.
 
     One round trip instead of five is most of a ping's database time; the rows are tagged by kind.
@@ -200,7 +203,7 @@ def live_state_read(
     if hashes and buyer_ids and window > 0:
         parts.append(_purchases_part(buyer_ids, hashes, since=now - timedelta(days=window), sql=sql))
     if hashes:
-        parts.append(suppressed_part(hashes, sql))
+        parts.append(suppressed_part(hashes, buyer_ids, sql))
     if not parts:
         return state
     with bound_cursor() as cursor:
@@ -217,8 +220,10 @@ def live_state_read(
         elif kind == "r":
             assert repeat is not None
             state.repeat_of = repeat.first(key_id, period)
-        else:
+        elif period == "exchange":
             state.suppressed = True
+        else:
+            state.suppressed_buyers.add(key_id)
     return state
 
 
@@ -270,7 +275,9 @@ def static_reason(contract: CompiledContract, ping: AuctionPing) -> str | None:
 
 
 def live_reason(contract: CompiledContract, price: Decimal, ping: AuctionPing, state: LiveState) -> str | None:
-    """Caps, budget, funds and dedup, against the state read for this ping."""
+    """A buyer's own opt-out list, caps, budget, funds and dedup, against the state read for this ping."""
+    if contract.organization_id in state.suppressed_buyers:
+        return "suppressed"
     keys = cap_keys(contract, ping.now)
     for period, cap in contract.caps.items():
         count, _ = state.counters.get((contract.id, keys[period]), (0, Decimal(0)))

@@ -41,6 +41,7 @@ from exchange.services.selling import (
 )
 from leads.crypto import pii_decrypt
 from leads.models import Lead
+from leads.selectors import SuppressionMatch, suppression_match
 from leads.services import json_value, lead_outcome_set, lead_reauction_claim, lead_store
 
 
@@ -54,8 +55,22 @@ def _pii_mismatches(values: Mapping[str, object], ping: Ping) -> dict[str, list[
     return problems
 
 
-def _lead_store(*, ping: Ping, offer: OfferBook, values: dict[str, object], consent: dict[str, Any]) -> Lead:
-    """Store the lead a ping announced (its tracking, consumer hashes, score and test flag)."""
+def _consumer_hashes(values: Mapping[str, object], ping: Ping) -> tuple[str, str]:
+    """The consumer's email and phone hashes: the ping's, else those of the lead's own email and
+    phone (a ping may leave one out), normalized as the ping's (core.pii)."""
+    email, phone = values.get("email"), values.get("phone")
+    return (
+        ping.email_hash or (hash_email(email) if isinstance(email, str) else ""),
+        ping.phone_hash or (hash_phone(phone) if isinstance(phone, str) else ""),
+    )
+
+
+def _lead_store(
+    *, ping: Ping, offer: OfferBook, values: dict[str, object], consent: dict[str, Any], suppressed: bool = False
+) -> Lead:
+    """Store the lead a ping announced (its tracking, consumer hashes, score and test flag); a
+    suppressed consumer's PII is not kept."""
+    email_hash, phone_hash = _consumer_hashes(values, ping)
     return lead_store(
         seller_id=ping.organization_id,
         campaign_id=ping.campaign_id,
@@ -65,11 +80,11 @@ def _lead_store(*, ping: Ping, offer: OfferBook, values: dict[str, object], cons
         fields=offer.fields,
         consent=consent,
         tracking=ping.tracking,
-        email_hash=ping.email_hash,
-        phone_hash=ping.phone_hash,
+        email_hash=email_hash,
+        phone_hash=phone_hash,
         quality_score=ping.quality_score,
         test=ping.test,
-        keep_pii=ping.reason != "suppressed",
+        keep_pii=not suppressed and ping.reason != "suppressed",
     )
 
 
@@ -100,10 +115,15 @@ def post_receive(*, seller: Organization, request: PostRequest) -> LeadAnswer:
     if mismatches:
         raise PingMismatch("The post does not match its ping.", fields=mismatches)
     campaign = book.campaigns[ping.campaign.public_id][0]
+    # The opt-out lists again: a consumer may have opted out since the ping, and the post may
+    # carry a contact the ping did not hash.
+    suppression = suppression_match(consumer_hashes=_consumer_hashes(values, ping))
     with transaction.atomic():
         if Ping.objects.filter(pk=ping.pk, posted_at__isnull=True).update(posted_at=now) != 1:
             raise PingAlreadyPosted("This ping has already been posted.")
-        lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
+        lead = _lead_store(
+            ping=ping, offer=offer, values=values, consent=request.consent, suppressed=suppression.exchange
+        )
     package = LeadPackage.of(values, request.consent, offer)
     with market_scope():
         bids = list(Bid.objects.filter(ping=ping))
@@ -117,6 +137,7 @@ def post_receive(*, seller: Organization, request: PostRequest) -> LeadAnswer:
         package=package,
         started=started,
         direct_route=False,
+        suppression=suppression,
     )
 
 
@@ -131,12 +152,16 @@ def _lead_sell(
     package: LeadPackage,
     started: float,
     direct_route: bool,
+    suppression: SuppressionMatch,
 ) -> LeadAnswer:
     """The common end of a post and a full lead: reject a duplicate or suppressed consumer, else
-    try the direct route (full leads), then the ping's bids in rank order until the deadline."""
-    if ping.reason in ("duplicate", "suppressed"):
+    try the direct route (full leads), then the ping's bids in rank order until the deadline.
+    ``suppression``: the opt-out lists as read in this request (a buyer that listed the consumer
+    is never delivered to)."""
+    reject = "suppressed" if suppression.exchange else ping.reason
+    if reject in ("duplicate", "suppressed"):
         with market_scope():
-            lead_outcome_set(lead=lead, status=Lead.Status.REJECTED, reason=ping.reason)
+            lead_outcome_set(lead=lead, status=Lead.Status.REJECTED, reason=reject)
         return LeadAnswer.of(lead, ping)
     secrets = book.signing_secrets
     if direct_route and _direct_share_hit(lead, campaign):
@@ -153,6 +178,7 @@ def _lead_sell(
                 offer_slug=offer.slug,
                 secret=secrets.get(contract.organization_id, ""),
                 direct=True,
+                suppression=suppression,
             )
             if attempt.sale is not None:
                 lead_finish(lead, RouteOutcome([attempt.sale], []), offer=offer)
@@ -165,6 +191,7 @@ def _lead_sell(
         package=package,
         secrets=secrets,
         deadline=started + offer.post_timeout_ms / 1000,
+        suppression=suppression,
     )
     lead_finish(lead, outcome, offer=offer, unsold_reason=ping.reason or "no_buyers")
     return LeadAnswer.of(lead, ping)
@@ -206,6 +233,12 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> LeadAnswer:
     ping, bids = stored.ping, stored.bids
     lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
     package = LeadPackage.of(values, request.consent, offer)
+    # The auction just read the opt-out lists for these very hashes, in this request: an
+    # exchange-wide one rejected the ping, a buyer's own list kept that buyer from bidding. Only
+    # the direct route, which skips the auction, reads them again before delivering.
+    suppression = SuppressionMatch(ping.reason == "suppressed", frozenset())
+    if _direct_share_hit(lead, campaign):
+        suppression = suppression_match(consumer_hashes=[email_hash, phone_hash])
     return _lead_sell(
         lead=lead,
         ping=ping,
@@ -216,6 +249,7 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> LeadAnswer:
         package=package,
         started=started,
         direct_route=True,
+        suppression=suppression,
     )
 
 
@@ -276,7 +310,11 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         secrets=book.signing_secrets,
         deadline=started + offer.post_timeout_ms / 1000,
     )
-    lead_finish(lead, outcome, offer=offer, unsold_reason="no_buyers", reauctioning=True)
+    if stored.ping.reason == "suppressed":
+        # The consumer opted out since: no further cycle will sell them.
+        lead_finish(lead, outcome, offer=offer, unsold_reason="suppressed")
+    else:
+        lead_finish(lead, outcome, offer=offer, unsold_reason="no_buyers", reauctioning=True)
     return lead.status
 
 

@@ -29,6 +29,7 @@ from exchange.delivery import delivery_send, redacted
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from exchange.services.rejects import reject_watch
 from leads.models import Lead
+from leads.selectors import SuppressionMatch, suppression_match
 from leads.services import json_value, lead_outcome_set
 
 
@@ -96,6 +97,7 @@ def sale_attempt(
     offer_slug: str,
     secret: str,
     direct: bool = False,
+    suppression: SuppressionMatch | None = None,
 ) -> SaleAttempt:
     """Sell the lead to one contract: reserve its caps, budget and funds and check dedup in one
     transaction, deliver, then book the sale (or release everything). Returns the sale, or the
@@ -103,9 +105,17 @@ def sale_attempt(
 
     Never oversells a cap nor spends past a credit limit: each reservation is a conditional
     UPDATE. The buyer is called outside any transaction. Test leads reserve and book nothing.
+
+    A consumer suppressed exchange-wide or on this buyer's own list is never delivered
+    (``suppressed``): ``suppression`` is what the caller read of the opt-out lists in this request,
+    else they are read here.
     """
     now = timezone.now()
     hashes = [h for h in (lead.email_hash, lead.phone_hash) if h]
+    if suppression is None:
+        suppression = suppression_match(consumer_hashes=hashes)
+    if suppression.refuses(contract.organization_id):
+        return SaleAttempt(None, "suppressed")
     keys = cap_keys(contract, now)
     payout = payout_for(price, margin_percent)
     with market_scope(), transaction.atomic():
@@ -250,10 +260,15 @@ def lead_route(
     package: LeadPackage,
     secrets: Mapping[int, str],
     deadline: float,
+    suppression: SuppressionMatch | None = None,
 ) -> RouteOutcome:
     """Sell the lead to as many buyers as the auction had winners; a winner that rejects or cannot
     buy hands over to the next bid in rank order (post-reject optimization) until ``deadline`` (a
-    perf_counter time). A buyer organization buys a lead once."""
+    perf_counter time). A buyer organization buys a lead once. The opt-out lists are read once
+    for the route (``suppression``, when the caller has not just read them): a buyer that listed
+    the consumer is passed over for the next bid."""
+    if suppression is None:
+        suppression = suppression_match(consumer_hashes=[h for h in (lead.email_hash, lead.phone_hash) if h])
     winners = sum(1 for b in bids if b.status == Bid.Status.WON)
     outcome = RouteOutcome([], [])
     buyers: set[int] = set()
@@ -275,6 +290,7 @@ def lead_route(
             package=package,
             offer_slug=offer.slug,
             secret=secrets.get(contract.organization_id, ""),
+            suppression=suppression,
         )
         if result.sale is not None:
             outcome.sales.append(result.sale)
@@ -320,7 +336,7 @@ def lead_finish(
     sold = [s for s in outcome.sales if s.status == Sale.Status.SOLD]
     if sold:
         status, reason = Lead.Status.SOLD, ""
-    elif (reauctioning or outcome.tried or outcome.out_of_time) and lead.reauction_cycle < offer.reauction_cycles:
+    elif (reauctioning or _retryable(outcome) or outcome.out_of_time) and lead.reauction_cycle < offer.reauction_cycles:
         status, reason = Lead.Status.PENDING, ""
     else:
         status, reason = Lead.Status.UNSOLD, unsold_reason
@@ -333,6 +349,12 @@ def lead_finish(
             )
         else:
             _lead_event(lead, sold)
+
+
+def _retryable(outcome: RouteOutcome) -> bool:
+    """A bid that could not take the lead for a reason that may pass (a buyer that listed the
+    consumer as do-not-contact will not change its mind in a re-auction)."""
+    return any(reason != "suppressed" for _, reason in outcome.tried)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ PERIODIC = {
     "billing.ledger_reconcile",
     "exchange.return_windows_close",
     "exchange.pings_prune",
+    "exchange.leads_pii_purge",
     "reporting.rollups_fold",
 }
 
