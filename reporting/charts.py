@@ -33,14 +33,18 @@ STYLE = Style(
     foreground_subtle="#d5dbe1",
     colors=("#1d4ed8", "#b45309", "#15803d"),
     font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
-    title_font_size=15,
-    label_font_size=11,
-    major_label_font_size=11,
-    value_font_size=10,
-    value_label_font_size=10,
-    legend_font_size=12,
+    title_font_size=17,
+    label_font_size=13,
+    major_label_font_size=13,
+    value_font_size=12,
+    value_label_font_size=12,
+    legend_font_size=14,
+    guide_stroke_color="#e3e8ef",
+    major_guide_stroke_color="#cfd6e0",
+    guide_stroke_dasharray="1,0",
+    major_guide_stroke_dasharray="1,0",
 )
-DASHES = ("", "6, 3", "2, 3")
+DASHES = ("", "10, 5", "3, 4")
 LABELLED_POINTS = 16  # more points than this: values are in the table beside, not on the chart
 SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
 
@@ -74,6 +78,7 @@ def line_chart(*, title: str, labels: Sequence[str], series: Sequence[Series], m
         stroke_style={"width": 2.5},
         include_x_axis=True,
         margin=12,
+        margin_right=36,  # room for the last point's label
         no_data_text="No data in this range",
         value_formatter=(lambda v: f"${v:,.2f}") if money else (lambda v: f"{v:,.0f}"),
     )
@@ -83,7 +88,7 @@ def line_chart(*, title: str, labels: Sequence[str], series: Sequence[Series], m
             one.title,
             [float(v) if v is not None else None for v in one.values],
             stroke_style={"width": 2.5, "dasharray": DASHES[index % len(DASHES)]},
-            dots_size=4 + index,
+            dots_size=4 + 2 * index,
         )
     svg = chart.render(is_unicode=True)
     svg = SCRIPT.sub("", svg)  # pygal's tooltip config: no script runs on the page

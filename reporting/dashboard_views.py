@@ -112,7 +112,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         chart=chart,
         day=day,
         tables=list(tables.values()),
-        has_traffic=bool(day.rows),
+        has_traffic=bool(day.totals["pings"] if side == SELLER else day.totals["evaluated"]),
     )
     return render(request, "reporting/dashboard.html", context)
 

@@ -190,6 +190,14 @@ class Table:
         return [f"{c.label} (%)" if c.kind == "rate" else c.label for c in self.columns]
 
 
+def every_day(rows: list[dict[str, Any]], *, start: date, end: date, zero: dict[str, Any]) -> list[dict[str, Any]]:
+    """``rows`` (one per day with traffic, ``day`` as YYYY-MM-DD) with a ``zero`` row for each
+    other day of the range, so the table beside the chart has the chart's every point."""
+    by_day = {row["day"]: row for row in rows}
+    days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+    return [by_day.get(day) or {**zero, "day": day} for day in days]
+
+
 def rate(part: Any, whole: Any) -> Decimal | None:
     """``part`` ÷ ``whole`` as a percentage with one decimal; None when ``whole`` is 0."""
     if not whole:
@@ -275,7 +283,10 @@ def _seller_report(ask: Ask, group_by: list[str]) -> Report:
 
 def seller_by_day(ask: Ask) -> Table:
     report = _seller_report(ask, ["day"])
-    rows = [{"day": row["day"], **seller_figures(row)} for row in report.rows]
+    zero = seller_figures({name: 0 for name in report.totals})
+    rows = every_day(
+        [{"day": row["day"], **seller_figures(row)} for row in report.rows], start=ask.start, end=ask.end, zero=zero
+    )
     return Table(
         "by-day",
         "By day",
@@ -408,11 +419,14 @@ def _buyer_report(ask: Ask, group_by: list[str]) -> Report:
 
 def buyer_by_day(ask: Ask) -> Table:
     report = _buyer_report(ask, ["day"])
+    zero = buyer_figures({name: 0 for name in report.totals})
     return Table(
         "by-day",
         "By day",
         [Column("day", "Day", "text"), *BUYER_COLUMNS],
-        [{"day": row["day"], **buyer_figures(row)} for row in report.rows],
+        every_day(
+            [{"day": row["day"], **buyer_figures(row)} for row in report.rows], start=ask.start, end=ask.end, zero=zero
+        ),
         {"day": "Total", **buyer_figures(report.totals)},
         empty="No pings reached your contracts in this range. Check that a contract is active (Contracts).",
     )
@@ -535,7 +549,12 @@ def ops_by_day(ask: Ask) -> Table:
         "by-day",
         "Volume, revenue and margin by day",
         OPS_DAY_COLUMNS,
-        [{**_ops_figures(row), "day": row["day"].isoformat()} for row in days],
+        every_day(
+            [{**_ops_figures(row), "day": row["day"].isoformat()} for row in days],
+            start=ask.start,
+            end=ask.end,
+            zero=_ops_figures(dict.fromkeys(OPS_SUMS, 0)),
+        ),
         {**_ops_figures(totals), "day": "Total"},
         empty="No traffic in this range.",
         note="Revenue: what buyers paid; payouts: what sellers earned; margin: the exchange's take — before returns.",

@@ -139,7 +139,7 @@ def test_seller_dashboard_shows_the_report_selectors_figures(trade: dict[str, st
         ("cmp_seller", 3, Decimal("33.3"), Decimal("33.3"))
     ]
     # Another seller's campaign is nowhere on the page.
-    assert "cmp_seller2" not in html and "Seller Two" not in html and "zz" not in html
+    assert "cmp_seller2" not in html and "Seller Two" not in html and ">zz<" not in html
 
 
 def test_seller_csvs_are_the_pages_tables(trade: dict[str, str]) -> None:
@@ -403,3 +403,13 @@ def test_reason_counts_fold_once_and_a_rebuild_gives_the_same(trade: dict[str, s
     with market_scope():
         ids = dict(BuyerContract.objects.values_list("id", "public_id"))
     assert Counter({(ids[c], r): n for _, c, r, _, n in before}) == raw
+
+
+def test_the_admin_index_and_the_nav_link_ops_for_staff(trade: dict[str, str]) -> None:
+    staff = _staff()
+    assert 'href="/ops/"' in staff.get("/admin/").content.decode()
+    user = user_upsert(email="ops@gavel.test", password=PASSWORD)
+    member("ops@gavel.test", "seller")
+    assert user.is_staff
+    assert 'href="/ops/"' in _get(staff, "/portal/dashboard/").content.decode()
+    assert 'href="/ops/"' not in _get(member("s@seller.test", "seller"), "/portal/dashboard/").content.decode()
