@@ -11,7 +11,7 @@ from typing import Any
 from django.http import StreamingHttpResponse
 
 from accounts.models import Organization
-from accounts.tenancy import tenant_scope
+from accounts.tenancy import market_scope, tenant_scope
 
 # A cell a spreadsheet would run as a formula (CSV injection); a signed number (a phone such as
 # +12015550101, an amount such as -24.00) is left as it is.
@@ -35,7 +35,7 @@ def csv_cell(value: Any) -> Any:
 
 def csv_stream(
     *,
-    organization: Organization,
+    organization: Organization | None,
     filename: str,
     header: Sequence[str],
     rows: Callable[[], Iterable[Sequence[Any]]],
@@ -43,13 +43,14 @@ def csv_stream(
     """A CSV download of ``header`` then ``rows()``.
 
     ``rows`` is called while the response is sent — after the view returned and the request's
-    tenant scope closed — so it runs here in ``organization``'s scope again.
+    tenant scope closed — so it runs here in ``organization``'s scope again (the market's, for
+    an operator's export: ``organization`` None).
     """
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
         yield writer.writerow(header)
-        with tenant_scope(organization):
+        with tenant_scope(organization) if organization is not None else market_scope():
             for row in rows():
                 yield writer.writerow([csv_cell(v) for v in row])
 

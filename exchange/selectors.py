@@ -4,6 +4,7 @@ and the exchange-wide facts reporting folds into its hourly rollups."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -119,6 +120,76 @@ def ping_facts_buyer(*, after_id: int, upto_id: int, hours: Hours | None = None)
         """,
         [after_id, upto_id, *params],
     )
+
+
+def ping_reason_facts(*, after_id: int, upto_id: int, hours: Hours | None = None) -> list[tuple[Any, ...]]:
+    """Why each contract did or did not win the same pings' waterfalls, counted: (hour, buyer,
+    contract, test, reason, count). The reason is the step's code (``outbid``, ``filtered:state``,
+    ``cap_reached:day``…), cut to 64 characters; a step without one counts as ``unknown``."""
+    where, params = hours_where("p.created_at", hours) if hours is not None else ("TRUE", [])
+    return _rows(
+        f"""
+        SELECT date_trunc('hour', p.created_at), c.organization_id, c.id, p.test,
+               left(coalesce(nullif(w.step ->> 'reason', ''), 'unknown'), 64), count(*)
+        FROM {Ping._meta.db_table} p
+        CROSS JOIN LATERAL jsonb_array_elements(
+            CASE WHEN jsonb_typeof(p.waterfall) = 'array' THEN p.waterfall ELSE '[]'::jsonb END
+        ) AS w(step)
+        JOIN {BuyerContract._meta.db_table} c ON c.public_id = w.step ->> 'contract'
+        WHERE p.id > %s AND p.id <= %s AND {where}
+        GROUP BY 1, 2, 3, 4, 5
+        """,
+        [after_id, upto_id, *params],
+    )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Ping latency over the latest ``pings`` pings (at most the window asked for), in ms."""
+
+    pings: int
+    p50: float | None
+    p99: float | None
+    since: datetime | None
+
+
+def ping_latency_recent(*, window: int = 10_000, since: datetime | None = None) -> Latency:
+    """The median and 99th percentile of the latest ``window`` pings' answer times (re-auctions,
+    the exchange's own, left out), optionally only those since ``since``. Bounded: it reads the
+    newest ``window`` rows by primary key, never the whole table. PostgreSQL's percentile_cont;
+    elsewhere the same percentiles computed here over the same rows."""
+    table = Ping._meta.db_table
+    after = "AND created_at >= %s" if since is not None else ""
+    latest = f"SELECT latency_ms, created_at FROM {table} WHERE source <> %s {after} ORDER BY id DESC LIMIT %s"
+    params: list[Any] = [str(Ping.Source.REAUCTION), *([since] if since is not None else []), window]
+    if connection.vendor == "postgresql":
+        (count, p50, p99, first), *_ = _rows(
+            f"""
+            SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), min(created_at)
+            FROM ({latest}) recent
+            """,
+            params,
+        )
+        return Latency(pings=count, p50=p50, p99=p99, since=first)
+    rows = _rows(latest, params)
+    values = sorted(float(r[0]) for r in rows)
+    return Latency(
+        pings=len(values),
+        p50=_percentile(values, 0.5),
+        p99=_percentile(values, 0.99),
+        since=min((r[1] for r in rows), default=None),
+    )
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    # percentile_cont's linear interpolation between the closest ranks.
+    if not values:
+        return None
+    position = fraction * (len(values) - 1)
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
 
 
 def lead_hours_changed(*, since: datetime) -> list[datetime]:

@@ -48,6 +48,7 @@ urlpatterns = [
     path("portal/", include("leads.urls")),
     path("portal/billing/", include("billing.urls")),
     path("portal/", include("reporting.urls")),
+    path("ops/", include("reporting.ops_urls")),
 ]
 
 admin.site.site_header = "Gavel exchange — operator"

@@ -137,6 +137,33 @@ class Rollup(models.Model):
         return f"{self.hour:%Y-%m-%d %H:00} {self.campaign_id}/{self.contract_id or '-'}"
 
 
+class ReasonRollup(models.Model):
+    """One hour of a contract's waterfall steps, counted by reason (``won``, ``outbid``,
+    ``filtered:state``, ``cap_reached:day``…): the buyer's "why I lost" and the operator's top
+    reasons, without reading raw pings. Folded with the rollups' ping figures, in the same
+    transaction and under the same cursor, so each ping's steps count exactly once."""
+
+    hour = models.DateTimeField(help_text="The hour's start (UTC).")
+    buyer = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey("contracts.BuyerContract", on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=64)
+    test = models.BooleanField(default=False)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["hour", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "contract", "reason", "test"], name="reason_rollup_grain")
+        ]
+        indexes = [
+            models.Index(fields=["buyer", "hour"], name="reason_rollup_buyer"),
+            models.Index(fields=["hour"], name="reason_rollup_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.contract_id} {self.reason}: {self.count}"
+
+
 class RollupCursor(models.Model):
     """How far the fold has gone (one row per ``name``): ``pings`` — the last ping id whose
     figures are in the rollups (each ping folded exactly once); ``outcomes`` — the time up to

@@ -29,7 +29,7 @@ from django.db.models.functions import TruncDay, TruncHour
 
 from accounts.models import Organization
 from core.money import money_str
-from reporting.models import Rollup
+from reporting.models import ReasonRollup, Rollup
 
 SELLER, BUYER = "seller", "buyer"
 MAX_DAYS = 366
@@ -156,3 +156,71 @@ def _shaped(row: Mapping[str, Any], group_by: list[str], figures: dict[str, str]
         value = row[name] or 0
         shaped[name] = money_str(Decimal(value)) if name in MONEY else int(value)
     return shaped
+
+
+# --- the dashboards' further reads (still rollups only) -------------------------------------------
+
+
+def day_bounds(*, tz: Any, start: date, end: date) -> tuple[datetime, datetime]:
+    """[midnight of ``start``, midnight after ``end``) in ``tz``: the hours a range of days covers."""
+    return datetime.combine(start, time.min, tzinfo=tz), datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz)
+
+
+def rollup_sums(
+    rows: QuerySet[Rollup],
+    *,
+    tz: Any,
+    start: date,
+    end: date,
+    keys: Mapping[str, Any],
+    columns: list[str],
+    test: bool = False,
+) -> list[dict[str, Any]]:
+    """``rows`` of the days ``start``…``end`` (of ``tz``) summed by ``keys`` (name → expression;
+    ``"day"`` → the day in ``tz``), one dict per group with the summed ``columns`` (0 for none),
+    sorted by the keys. No keys: one dict, the totals."""
+    since, until = day_bounds(tz=tz, start=start, end=end)
+    rows = rows.filter(hour__gte=since, hour__lt=until, test=test)
+    sums = {column: Sum(column) for column in columns}
+    exprs = {name: (TruncDay("hour", tzinfo=tz) if expr == "day" else expr) for name, expr in keys.items()}
+    if not exprs:
+        return [_zeroed(rows.aggregate(**sums), columns)]
+    aliased = {f"k_{name}": expr for name, expr in exprs.items()}
+    grouped = rows.values(**aliased).annotate(**sums).order_by(*aliased)
+    out = []
+    for row in grouped:
+        values: dict[str, Any] = dict(row)
+        shaped = {name: values[f"k_{name}"] for name in exprs}
+        for name, expr in keys.items():
+            if expr == "day":
+                shaped[name] = shaped[name].astimezone(tz).date()
+        out.append({**shaped, **_zeroed(values, columns)})
+    return out
+
+
+def exchange_rollups(*, side: str) -> QuerySet[Rollup]:
+    """Every organization's rollup rows on ``side`` (the operator's view)."""
+    return Rollup.objects.filter(contract__isnull=side == SELLER)
+
+
+def seller_buyer_rollups(*, organization: Organization) -> QuerySet[Rollup]:
+    """The buyer rows of a seller's own leads (what each buyer's delivery did with them): the
+    seller's per-campaign delivery rejects. Only the seller's campaigns; no buyer is named."""
+    return Rollup.objects.filter(seller=organization, contract__isnull=False)
+
+
+def reasons_of(
+    *, organization: Organization | None, start: date, end: date, tz: Any, test: bool = False, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The waterfall's reasons counted (``ReasonRollup``) over the days, most frequent first:
+    one buyer's (``organization``), or the whole exchange's (None). ``won`` is left out."""
+    since, until = day_bounds(tz=tz, start=start, end=end)
+    rows = ReasonRollup.objects.filter(hour__gte=since, hour__lt=until, test=test).exclude(reason="won")
+    if organization is not None:
+        rows = rows.filter(buyer=organization)
+    counted = rows.values("reason").annotate(times=Sum("count")).order_by("-times", "reason")
+    return [{"reason": row["reason"], "times": int(row["times"])} for row in counted[:limit]]
+
+
+def _zeroed(row: Mapping[str, Any], columns: list[str]) -> dict[str, Any]:
+    return {column: row[column] if row[column] is not None else 0 for column in columns}

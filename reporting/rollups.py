@@ -42,11 +42,12 @@ from exchange.selectors import (
     ping_facts_buyer,
     ping_facts_seller,
     ping_last_settled_id,
+    ping_reason_facts,
     sale_facts,
     sub_ids_sql,
 )
 from leads.models import Lead
-from reporting.models import Conversion, Rollup, RollupCursor
+from reporting.models import Conversion, ReasonRollup, Rollup, RollupCursor
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ def rollups_rebuild(*, start: datetime, end: datetime, now: datetime | None = No
             if recent[0] < recent[1]:
                 _zero(PING_COLUMNS, [recent])
                 _upsert(_ping_figures(after_id=0, upto_id=cursor.last_id, hours=[recent]), PING_COLUMNS, add=True)
+                _reasons_replace(after_id=0, upto_id=cursor.last_id, hours=[recent])
             elif chunk[0] < horizon:
                 logger.info("rollups_rebuild: %s–%s is past the ping retention; ping figures kept", *chunk)
             _outcomes_recompute([chunk])
@@ -137,6 +139,7 @@ def _pings_fold(*, upto: int, batch: int) -> int:
             return 0
         last = min(upto, cursor.last_id + batch)
         _upsert(_ping_figures(after_id=cursor.last_id, upto_id=last, hours=None), PING_COLUMNS, add=True)
+        _reasons_add(ping_reason_facts(after_id=cursor.last_id, upto_id=last))
         moved = last - cursor.last_id
         cursor.last_id = last
         cursor.save(update_fields=["last_id"])
@@ -246,6 +249,30 @@ def _conversion_hours(*, since: datetime) -> list[datetime]:
             [since],
         )
         return [row[0] for row in db.fetchall()]
+
+
+def _reasons_replace(*, after_id: int, upto_id: int, hours: Hours) -> None:
+    """Recount the waterfall reasons of ``hours`` from the raw pings (a rebuild)."""
+    where, params = hours_where("hour", hours)
+    with connection.cursor() as db:
+        db.execute(f"DELETE FROM {ReasonRollup._meta.db_table} WHERE {where}", params)
+    _reasons_add(ping_reason_facts(after_id=after_id, upto_id=upto_id, hours=hours))
+
+
+def _reasons_add(facts: Sequence[tuple[Any, ...]], chunk: int = 1000) -> None:
+    """Add the counts of ``facts`` (hour, buyer, contract, test, reason, count) to their rows."""
+    table = ReasonRollup._meta.db_table
+    rows = sorted(facts, key=lambda r: (r[0], r[2], r[4], r[3]))  # key order: no deadlock
+    with connection.cursor() as db:
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            db.execute(
+                f"INSERT INTO {table} (hour, buyer_id, contract_id, test, reason, count) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(part))
+                + " ON CONFLICT (hour, contract_id, reason, test) "
+                + f"DO UPDATE SET count = {table}.count + EXCLUDED.count",
+                [value for row in part for value in row],
+            )
 
 
 # --- writing rows -------------------------------------------------------------------------------
