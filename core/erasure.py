@@ -38,6 +38,15 @@ def consumer_pattern(*, emails: Iterable[str] = (), phones: Iterable[str] = ()) 
     return re.compile("|".join(parts), re.IGNORECASE)
 
 
+def consumer_probes(*, emails: Iterable[str] = (), phones: Iterable[str] = ()) -> list[str]:
+    """Plain substrings any text :func:`consumer_pattern` matches must contain one of (the emails in
+    lower case, each phone's last four digits): a database can look for them (``icontains``) to
+    narrow a scan of a large log before :func:`scrub` runs on what it found."""
+    probes = {e.strip().lower() for e in emails if e and e.strip()}
+    probes |= {re.sub(r"\D", "", p)[-4:] for p in phones if len(re.sub(r"\D", "", p)) >= 4}
+    return sorted(probes)
+
+
 def scrub(value: Any, pattern: re.Pattern[str] | None) -> Any:
     """``value`` (a string, or JSON: dicts, lists, scalars) with every match of ``pattern`` in its
     strings (keys included) replaced by :data:`ERASED`; the same object when nothing matched."""

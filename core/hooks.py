@@ -72,27 +72,29 @@ def holds_expected() -> Any:
 
 
 def consumer_erase_connect(receiver: Callable[..., dict[str, int]]) -> None:
-    """Register ``receiver(lead_ids=, email_hashes=, phone_hashes=, pattern=)`` for privacy deletions."""
+    """Register ``receiver(lead_ids=, email_hashes=, phone_hashes=, pattern=, probes=)`` for privacy deletions."""
     if receiver not in _consumer_erase:
         _consumer_erase.append(receiver)
 
 
 def consumer_erase(
-    *, lead_ids: list[int], email_hashes: list[str], phone_hashes: list[str], pattern: Any
+    *, lead_ids: list[int], email_hashes: list[str], phone_hashes: list[str], pattern: Any, probes: list[str]
 ) -> dict[str, int]:
     """Erase one consumer everywhere above the leads app, in the caller's transaction.
 
     ``lead_ids`` are the consumer's leads (their ``Lead`` rows are erased by the caller); the hashes
     find rows not tied to a lead (pings never posted); ``pattern`` (:func:`core.erasure.consumer_pattern`)
-    finds the email and phone in free text. Every receiver blanks its own tables and returns counts
-    of what it erased, ``{"delivery_attempts": 2, …}``; the counts of all receivers are added up.
+    finds the email and phone in free text, and ``probes`` (:func:`core.erasure.consumer_probes`)
+    narrow a database scan of a large log to the rows that may hold them. Every receiver blanks its
+    own tables and returns counts of what it erased, ``{"delivery_attempts": 2, …}``; the counts of
+    all receivers are added up.
     """
     if not _consumer_erase:
         raise RuntimeError("No consumer erase receiver is connected (the exchange app is not ready).")
     counts: dict[str, int] = {}
     for receiver in _consumer_erase:
         for name, count in receiver(
-            lead_ids=lead_ids, email_hashes=email_hashes, phone_hashes=phone_hashes, pattern=pattern
+            lead_ids=lead_ids, email_hashes=email_hashes, phone_hashes=phone_hashes, pattern=pattern, probes=probes
         ).items():
             counts[name] = counts.get(name, 0) + count
     return counts

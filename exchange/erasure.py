@@ -5,11 +5,12 @@ what its own tables may hold of the consumer — and keeps every sale, bid, amou
 
 * pings (the consumer's by hash, and those that became their leads): the consent's IP and user
   agent, any echo of the email or phone in the ping fields, tracking or waterfall;
-* delivery attempts of the leads' sales: the consent sent to the buyer (IP, user agent) and any
-  echo in what was sent, the buyer's answer or its rejection reason (also the sale's
-  ``release_reason``); returns' notes;
+* delivery attempts of the leads' sales: the consent sent to the buyer (IP, user agent);
+* free text written from others' answers, over the whole table (:data:`LOG_COLUMNS`, narrowed by
+  the probes): buyers' delivery answers and rejection reasons, sales' ``release_reason``, returns'
+  notes, webhook receivers' answers — any of them may quote the consumer;
 * stored ``Idempotency-Key`` answers (kept 24 hours): any echo of the email or phone;
-* webhook events about those leads or sales, with their deliveries' and attempts' answers;
+* webhook events about those leads or sales;
 
 then sends ``lead.erased`` to each buyer that received a lead (bought it, returned it, or had it
 delivered), so they erase it in their own systems.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from accounts.tenancy import market_scope
@@ -40,8 +41,43 @@ def _consent_blank(value: Any) -> Any:
     return {k: (CONSENT_PII[k] if k in CONSENT_PII and v not in (None, "") else v) for k, v in value.items()}
 
 
+def _scrub_column(model: type[Model], column: str, pattern: re.Pattern[str] | None, probes: list[str]) -> int:
+    """Blank the consumer in one free-text column of a whole table: the database finds the rows
+    holding a probe (a sequential scan, once per deletion), :func:`scrub` rewrites them."""
+    if pattern is None or not probes:
+        return 0
+    holding = Q()
+    for probe in probes:
+        holding |= Q(**{f"{column}__icontains": probe})
+    changed = 0
+    for pk, value in model._base_manager.filter(holding).values_list("pk", column).iterator():
+        blanked = scrub(value, pattern)
+        if blanked != value:
+            model._base_manager.filter(pk=pk).update(**{column: blanked})
+            changed += 1
+    return changed
+
+
+# Free text written from what a buyer or receiver answered: it may quote any consumer, so each
+# column is scanned whole (narrowed by the probes), not only the rows of the consumer's sales.
+LOG_COLUMNS: list[tuple[type[Model], str, str]] = [
+    (DeliveryAttempt, "response", "delivery_attempts"),
+    (DeliveryAttempt, "reason", "delivery_attempts"),
+    (Sale, "release_reason", "sales"),
+    (Return, "note", "return_notes"),
+    (Return, "decision_note", "return_notes"),
+    (EventDelivery, "last_response", "webhook_logs"),
+    (EventAttempt, "response", "webhook_logs"),
+]
+
+
 def consumer_erase(
-    *, lead_ids: list[int], email_hashes: list[str], phone_hashes: list[str], pattern: re.Pattern[str] | None
+    *,
+    lead_ids: list[int],
+    email_hashes: list[str],
+    phone_hashes: list[str],
+    pattern: re.Pattern[str] | None,
+    probes: list[str],
 ) -> dict[str, int]:
     """Blank the consumer in the exchange's tables and notify their buyers; counts of rows changed."""
     counts = {"pings": 0, "delivery_attempts": 0, "idempotent_responses": 0, "webhook_logs": 0, "erasure_notices": 0}
@@ -61,22 +97,16 @@ def consumer_erase(
                 counts["pings"] += 1
 
         sales = list(Sale.objects.filter(lead_id__in=lead_ids).select_related("lead"))
-        for sale in sales:  # a buyer's rejection reason may quote the lead
-            if contains(sale.release_reason, pattern):
-                Sale.objects.filter(pk=sale.pk).update(release_reason=scrub(sale.release_reason, pattern))
+        # What was sent to the buyers: the consent's IP and user agent (the lead's PII was redacted).
         for attempt in DeliveryAttempt.objects.filter(sale__in=sales):
             request = scrub(attempt.request, pattern)
             if isinstance(request, dict) and "consent" in request:
                 request = {**request, "consent": _consent_blank(request["consent"])}
-            response, reason = scrub(attempt.response, pattern), scrub(attempt.reason, pattern)
-            if (request, response, reason) != (attempt.request, attempt.response, attempt.reason):
-                DeliveryAttempt.objects.filter(pk=attempt.pk).update(request=request, response=response, reason=reason)
+            if request != attempt.request:
+                DeliveryAttempt.objects.filter(pk=attempt.pk).update(request=request)
                 counts["delivery_attempts"] += 1
-        for ret in Return.objects.filter(sale__in=sales):  # the buyer's note, the operator's answer
-            note, decision_note = scrub(ret.note, pattern), scrub(ret.decision_note, pattern)
-            if (note, decision_note) != (ret.note, ret.decision_note):
-                Return.objects.filter(pk=ret.pk).update(note=note, decision_note=decision_note)
-                counts["return_notes"] = counts.get("return_notes", 0) + 1
+        for model, column, name in LOG_COLUMNS:
+            counts[name] = counts.get(name, 0) + _scrub_column(model, column, pattern, probes)
 
         # Kept 24 hours and purged hourly, so a scan of the whole table stays small.
         for record in IdempotencyRecord.objects.exclude(response_body=None).iterator():
@@ -93,16 +123,6 @@ def consumer_erase(
         for event in events:
             if contains(event.data, pattern):
                 Event.objects.filter(pk=event.pk).update(data=scrub(event.data, pattern))
-                counts["webhook_logs"] += 1
-        for delivery in EventDelivery.objects.filter(event__in=events):
-            if contains(delivery.last_response, pattern):
-                EventDelivery.objects.filter(pk=delivery.pk).update(
-                    last_response=scrub(delivery.last_response, pattern)
-                )
-                counts["webhook_logs"] += 1
-        for logged in EventAttempt.objects.filter(delivery__event__in=events):
-            if contains(logged.response, pattern):
-                EventAttempt.objects.filter(pk=logged.pk).update(response=scrub(logged.response, pattern))
                 counts["webhook_logs"] += 1
 
         now = timezone.now()

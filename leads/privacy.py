@@ -48,7 +48,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Organization, User
 from accounts.tenancy import market_scope
 from core import hooks
-from core.erasure import consumer_pattern, scrub
+from core.erasure import consumer_pattern, consumer_probes, scrub
 from core.errors import Invalid, NotFound
 from core.pii import PiiInvalid, consumer_hash, email_normalize, phone_normalize
 from leads.crypto import PiiKeyError, pii_decrypt, pii_encrypt
@@ -318,7 +318,8 @@ def privacy_erase(*, request: PrivacyRequest, now: dt.datetime) -> dict[str, int
                     emails.add(value)
                 elif isinstance(value, str) and sum(c.isdigit() for c in value) >= 7:
                     phones.add(value)
-        pattern = consumer_pattern(emails=emails - {""}, phones={p for p in phones if p})
+        emails, phones = emails - {""}, {p for p in phones if p}
+        pattern = consumer_pattern(emails=emails, phones=phones)
         empty = pii_encrypt({})
         consents = 0
         for lead in leads:
@@ -348,6 +349,7 @@ def privacy_erase(*, request: PrivacyRequest, now: dt.datetime) -> dict[str, int
             email_hashes=[request.email_hash] if request.email_hash else [],
             phone_hashes=[request.phone_hash] if request.phone_hash else [],
             pattern=pattern,
+            probes=consumer_probes(emails=emails, phones=phones),
         ).items():
             counts[name] = counts.get(name, 0) + count
     return counts

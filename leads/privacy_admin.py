@@ -133,7 +133,7 @@ class PrivacyRequestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="overdue")
     def late(self, obj: PrivacyRequest) -> SafeString | str:
         if obj.pk and obj.overdue():
-            return format_html('<strong style="color:#b42318">OVERDUE</strong>')
+            return format_html('<strong style="color:{}">OVERDUE</strong>', "#b42318")
         return "—"
 
     @admin.display(description="export")
