@@ -9,6 +9,7 @@ class ExchangeConfig(AppConfig):
         from core import hooks
         from exchange import deferred
         from exchange.auction.book import book_invalidate
+        from exchange.erasure import consumer_erase
         from exchange.selectors import holds_expected
         from exchange.webhooks import event_emit
 
@@ -17,3 +18,4 @@ class ExchangeConfig(AppConfig):
         hooks.market_changed_connect(book_invalidate)
         hooks.event_emit_connect(event_emit)
         hooks.holds_expected_connect(holds_expected)
+        hooks.consumer_erase_connect(consumer_erase)

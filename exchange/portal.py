@@ -303,7 +303,9 @@ def _purchase_page(request: HttpRequest, public_id: str) -> HttpResponse:
     lead = sale.lead
     data: dict[str, Any] = dict(lead.data)
     pii_note = ""
-    if sale.contact_details_shown:
+    if lead.erased_at is not None:
+        pii_note = "The consumer had their personal data deleted (a privacy request): the contact details were erased."
+    elif sale.contact_details_shown:
         try:
             data.update(pii_decrypt(lead.pii_encrypted))
         except PiiKeyError:

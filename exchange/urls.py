@@ -10,7 +10,9 @@ from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
 from exchange.api.purchases import views as purchases_api
 from exchange.api.suppressions import SuppressionCollectionView
+from leads import public as privacy_public
 from leads import suppression_views
+from leads.api import views as privacy_api
 
 api_v1: list[URLPattern | URLResolver] = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
@@ -28,6 +30,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("returns", purchases_api.ReturnListView.as_view(), name="return-list"),
     path("returns/<str:return_id>", purchases_api.ReturnDetailView.as_view(), name="return-detail"),
     path("suppressions", SuppressionCollectionView.as_view(), name="suppression-list"),
+    path("privacy-requests", privacy_api.PrivacyRequestCreateView.as_view(), name="privacy-request-create"),
+    path("privacy-requests/<str:request_id>", privacy_api.PrivacyRequestDetailView.as_view(), name="privacy-request"),
     # Reporting sits above the exchange: its endpoints are included by module name, not imported.
     path("", include("reporting.api.urls")),
     # Unknown API paths answer in the API's error format, DEBUG or not, whatever the method: a
@@ -40,6 +44,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("opt-out", suppression_views.opt_out, name="opt_out"),
     path("opt-out/done", suppression_views.opt_out_done, name="opt_out_done"),
+    path("privacy/", privacy_public.privacy_request_page, name="privacy"),
+    path("privacy/confirm/<str:token>", privacy_public.privacy_confirm_page, name="privacy-confirm"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
     path("", include("accounts.urls")),

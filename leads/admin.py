@@ -183,3 +183,6 @@ class SuppressionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self, request: HttpRequest, queryset: QuerySet[Suppression], search_term: str
     ) -> tuple[QuerySet[Suppression], bool]:
         return super().get_search_results(request, queryset, search_term.strip().lower())
+
+
+from leads import privacy_admin  # noqa: E402,F401 - registers the privacy requests' admin

@@ -214,6 +214,18 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     },
     "returns_list": {"description": "The returns you asked for, newest first, with their state."},
     "returns_get": {"description": "One of your returns (`ret_…`)."},
+    "privacy_requests_create": {
+        "description": "File a consumer's deletion (`delete`) or access (`access`) request by their `email` and/or "
+        "`phone`. Filed by API, it is confirmed at once (your organization vouches for the consumer) and completed "
+        "in the background within minutes: a deletion erases their contact details everywhere on the exchange, "
+        "suppresses them and sends `lead.erased` to the buyers that received their leads (sales and money stay); "
+        "an access request produces a JSON export. Deadlines: confirm within 10 business days, answer within 45 days.",
+        "request": {"kind": "delete", "email": "jane.doe@example.com"},
+    },
+    "privacy_requests_get": {
+        "description": "A privacy request your organization filed (`prv_…`): its status and deadlines, and once "
+        "completed its `result` (a deletion's counts under `erased`, an access request's JSON under `export`)."
+    },
     "reports_get": {
         "description": "Your figures from `from` to `to` (inclusive days of your organization's time zone, at most "
         "366), one row per combination of `group_by` and the totals. Sellers group by `day`, `hour`, `offer`, "

@@ -42,6 +42,7 @@ class EventType(models.TextChoices):
     CONTRACT_PAUSED = "contract.paused", "contract.paused — a contract was paused"
     CONTRACT_RESUMED = "contract.resumed", "contract.resumed — the circuit breaker resumed a contract"
     BALANCE_LOW = "balance.low", "balance.low — a buyer's balance ran low"
+    LEAD_ERASED = "lead.erased", "lead.erased — a bought lead's consumer had their data deleted"
 
 
 class WebhookEndpoint(models.Model):

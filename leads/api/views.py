@@ -1,9 +1,17 @@
-"""``GET``/``POST /api/v1/suppressions``: an organization's opt-outs and do-not-contact list.
+"""The leads app's API views.
+
+``GET``/``POST /api/v1/suppressions``: an organization's opt-outs and do-not-contact list.
 
 Any key with the ``leads`` (sellers) or ``purchases`` (buyers) scope may file and list: a seller
 files the opt-outs its consumers send it, a buyer its own list. Filing the same consumer in the
 same scope again answers the existing suppression (200), so a retry never files twice; the
 exchange's view adds ``Idempotency-Key`` (exchange/api/suppressions.py).
+
+``/api/v1/privacy-requests``: an organization files a consumer's deletion or access request and
+follows it (DESIGN.md §6.1; the life of a request is :mod:`leads.privacy`).
+
+A request filed here is confirmed at once — the organization vouches for the consumer — and is
+completed by a background task within minutes. Only the organization that filed a request sees it.
 """
 
 from __future__ import annotations
@@ -17,9 +25,10 @@ from rest_framework.response import Response
 
 from accounts.api.base import HasKeyScope, TenantGenericAPIView
 from accounts.models import ApiKey
-from core.errors import Invalid
-from leads.api.serializers import SuppressionInput, SuppressionOutput
-from leads.models import Suppression
+from core.errors import Invalid, NotFound
+from leads.api.serializers import PrivacyRequestInput, PrivacyRequestOutput, SuppressionInput, SuppressionOutput
+from leads.models import PrivacyRequest, Suppression
+from leads.privacy import privacy_request_create
 from leads.selectors import suppressions_of
 from leads.services import suppression_file
 from leads.suppressions import HASH_RE
@@ -101,3 +110,46 @@ class SuppressionCollectionView(TenantGenericAPIView):
         return Response(
             SuppressionOutput.render(suppression), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
+
+
+class PrivacyRequestCreateView(TenantGenericAPIView):
+    required_scope = "leads"
+    serializer_class = PrivacyRequestOutput
+
+    @extend_schema(
+        summary="File a consumer's deletion or access request",
+        tags=["privacy"],
+        operation_id="privacy_requests_create",
+        request=PrivacyRequestInput,
+        responses={201: PrivacyRequestOutput},
+    )
+    def post(self, request: Request) -> Response:
+        given = PrivacyRequestInput(data=request.data)
+        if not given.is_valid():
+            raise Invalid("The request is not valid.", fields=given.errors)
+        filed = privacy_request_create(
+            kind=given.validated_data["kind"],
+            email=given.validated_data.get("email"),
+            phone=given.validated_data.get("phone"),
+            source=PrivacyRequest.Source.API,
+            organization=self.organization,
+            api_key=request.auth,  # type: ignore[arg-type]
+        )
+        return Response(PrivacyRequestOutput(filed).data, status=status.HTTP_201_CREATED)
+
+
+class PrivacyRequestDetailView(TenantGenericAPIView):
+    required_scope = "leads"
+    serializer_class = PrivacyRequestOutput
+
+    @extend_schema(
+        summary="Follow a privacy request you filed",
+        tags=["privacy"],
+        operation_id="privacy_requests_get",
+        responses={200: PrivacyRequestOutput},
+    )
+    def get(self, request: Request, request_id: str) -> Response:
+        found = PrivacyRequest.objects.filter(organization=self.organization, public_id=request_id).first()
+        if found is None:
+            raise NotFound("No such privacy request.")
+        return Response(PrivacyRequestOutput(found).data)

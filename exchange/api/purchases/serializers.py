@@ -64,6 +64,10 @@ class PurchaseOutput(serializers.Serializer):  # type: ignore[type-arg]
         help_text="False when the contact details are not shown: the lead was returned, or they cannot be "
         "decrypted right now (the operator is told)."
     )
+    erased = serializers.BooleanField(
+        help_text="True once the consumer had their data deleted (a privacy request): no contact details, and the "
+        "consent keeps no IP or user agent. The sale and its price stay."
+    )
     consent = ConsentOutput(allow_null=True, help_text="The consumer's consent; null once the lead was returned.")
 
     def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]

@@ -81,7 +81,8 @@ def purchase_data(sale: Sale) -> dict[str, Any]:
     ``offer`` and ``campaign`` selected and ``returns`` prefetched, newest first."""
     lead = sale.lead
     data: dict[str, Any] = dict(lead.data)
-    pii_available = sale.contact_details_shown
+    erased = lead.erased_at is not None
+    pii_available = sale.contact_details_shown and not erased
     if pii_available:
         try:
             data.update(pii_decrypt(lead.pii_encrypted))
@@ -104,6 +105,7 @@ def purchase_data(sale: Sale) -> dict[str, Any]:
         "source": sale.campaign.source_token,
         "lead": dict(ordered_fields(data, sale.offer.fields)),
         "pii_available": pii_available,
+        "erased": erased,
         "consent": None
         if consent is None
         else {
