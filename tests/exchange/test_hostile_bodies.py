@@ -129,9 +129,11 @@ def _url(path: str, params: dict[str, str]) -> str:
 
 
 def _key(url: str) -> str:
-    """A key of an organization of the role the endpoint serves, with every scope it has."""
+    """A key of an organization of the role the endpoint serves (a seller's for the seller's
+    endpoints and the ``leads`` scope), with every scope it has."""
     view = get_resolver().resolve(url).func.view_class  # type: ignore[attr-defined]
-    return SELLER_KEY if getattr(view, "required_role", None) == "seller" else ACME_KEY
+    sellers = getattr(view, "required_role", None) == "seller" or getattr(view, "required_scope", None) == "leads"
+    return SELLER_KEY if sellers else ACME_KEY
 
 
 def _client(url: str) -> APIClient:
