@@ -3,19 +3,27 @@ and the exchange-wide facts reporting folds into its hourly rollups."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Max, OuterRef, Subquery, Sum
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce, Left, TruncHour
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
-from contracts.models import BuyerContract
 from exchange.models import DeliveryAttempt, Ping, Sale
 from exchange.returns.models import Return
+from exchange.sql import (
+    Hours,
+    hours_q,
+    ping_facts_buyer_portable,
+    ping_facts_buyer_postgres,
+    ping_reason_facts_portable,
+    ping_reason_facts_postgres,
+)
 from leads.models import Lead
 
 
@@ -46,30 +54,29 @@ def holds_expected() -> Subquery:
 #
 # Exchange-wide reads for the operator's fold (``reporting.services``), not a tenant's: they take
 # no organization. Each returns plain tuples grouped by hour (UTC, the connection's time zone) and
-# the rollup's dimensions, summed in SQL so the fold moves aggregates, not rows.
-
-Hours = Sequence[tuple[datetime, datetime]]  # [start, end) ranges of whole hours
-
-
-def sub_ids_sql(alias: str) -> str:
-    """The five sub-ids of ``alias.tracking`` as SQL columns: text, at most 100 characters, '' when absent."""
-    return ", ".join(f"left(coalesce({alias}.tracking ->> 'sub_id{n}', ''), 100)" for n in range(1, 6))
+# the rollup's dimensions, summed in the database so the fold moves aggregates, not rows. Written
+# with the ORM, which serves PostgreSQL and SQLite alike; the one statement worth writing by hand
+# (unnesting every ping's waterfall) is in exchange.sql, once per dialect.
 
 
-def hours_where(column: str, hours: Hours) -> tuple[str, list[Any]]:
-    """SQL (and its parameters) keeping the rows whose ``column`` falls in one of ``hours``."""
-    if not hours:
-        return "FALSE", []
-    params: list[Any] = []
-    for start, end in hours:
-        params += [start, end]
-    return "(" + " OR ".join([f"({column} >= %s AND {column} < %s)"] * len(hours)) + ")", params
+def hour_of(field: str) -> TruncHour:
+    """The UTC hour of ``field`` (an aware datetime on every database)."""
+    return TruncHour(field, tzinfo=UTC)
 
 
-def _rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
+def sub_ids(tracking: str) -> dict[str, Any]:
+    """The five sub-ids of the ``tracking`` JSON field as columns ``s1``…``s5``: text, at most 100
+    characters, '' when absent."""
+    return {f"s{n}": Left(Coalesce(KeyTextTransform(f"sub_id{n}", tracking), Value("")), 100) for n in range(1, 6)}
+
+
+def facts(rows: QuerySet[Any], dimensions: dict[str, Any], figures: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """``figures`` (aggregates) of ``rows`` grouped by ``dimensions`` (fields or expressions), as
+    tuples: the dimensions, then the figures, in the order given (their names only document them)."""
+    named = {f"d{i}": F(field) if isinstance(field, str) else field for i, field in enumerate(dimensions.values())}
+    summed = {f"f{i}": figure for i, figure in enumerate(figures.values())}
+    grouped = rows.order_by().values(**named).annotate(**summed)
+    return list(grouped.values_list(*named, *summed))
 
 
 def ping_last_settled_id(*, before: datetime) -> int:
@@ -83,184 +90,105 @@ def ping_facts_seller(*, after_id: int, upto_id: int, hours: Hours | None = None
     """The sellers' ping figures of pings ``after_id < id <= upto_id`` (and within ``hours`` if
     given): (hour, seller, offer, campaign, sub_id1…5, test, pings, accepted). Re-auctions are the
     exchange's own pings, not the seller's: left out."""
-    where, params = hours_where("p.created_at", hours) if hours is not None else ("TRUE", [])
-    return _rows(
-        f"""
-        SELECT date_trunc('hour', p.created_at), p.organization_id, p.offer_id, p.campaign_id, {sub_ids_sql("p")},
-               p.test, count(*), count(*) FILTER (WHERE p.status = %s)
-        FROM {Ping._meta.db_table} p
-        WHERE p.id > %s AND p.id <= %s AND p.source <> %s AND {where}
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-        """,
-        [Ping.Status.ACCEPTED, after_id, upto_id, Ping.Source.REAUCTION, *params],
-    )
+    with market_scope():
+        pings = Ping.objects.filter(id__gt=after_id, id__lte=upto_id).exclude(source=Ping.Source.REAUCTION)
+        if hours is not None:
+            pings = pings.filter(hours_q("created_at", hours))
+        dimensions = {"hour": hour_of("created_at"), "seller": "organization_id", "offer": "offer_id"}
+        dimensions |= {"campaign": "campaign_id", **sub_ids("tracking"), "test": "test"}
+        figures = {"pings": Count("id"), "accepted": Count("id", filter=Q(status=Ping.Status.ACCEPTED))}
+        return facts(pings, dimensions, figures)
 
 
 def ping_facts_buyer(*, after_id: int, upto_id: int, hours: Hours | None = None) -> list[tuple[Any, ...]]:
     """The buyers' figures of the same pings' waterfalls (re-auctions included: the contract was
     asked again): (hour, seller, offer, campaign, buyer, contract, test, evaluated, bids, wins,
-    rtb_timeouts, rtb_errors). A bid is a step that ranked (``won`` or ``outbid``)."""
-    where, params = hours_where("p.created_at", hours) if hours is not None else ("TRUE", [])
-    return _rows(
-        f"""
-        SELECT date_trunc('hour', p.created_at), p.organization_id, p.offer_id, p.campaign_id,
-               c.organization_id, c.id, p.test,
-               count(*),
-               count(*) FILTER (WHERE w.step ->> 'reason' IN ('won', 'outbid')),
-               count(*) FILTER (WHERE w.step ->> 'reason' = 'won'),
-               count(*) FILTER (WHERE w.step ->> 'reason' = 'rtb_timeout'),
-               count(*) FILTER (WHERE w.step ->> 'reason' IN ('rtb_error', 'rtb_invalid'))
-        FROM {Ping._meta.db_table} p
-        CROSS JOIN LATERAL jsonb_array_elements(
-            CASE WHEN jsonb_typeof(p.waterfall) = 'array' THEN p.waterfall ELSE '[]'::jsonb END
-        ) AS w(step)
-        JOIN {BuyerContract._meta.db_table} c ON c.public_id = w.step ->> 'contract'
-        WHERE p.id > %s AND p.id <= %s AND {where}
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
-        """,
-        [after_id, upto_id, *params],
-    )
+    rtb_timeouts, rtb_errors). A bid is a step that ranked (``won`` or ``outbid``).
+
+    Each ping's waterfall is unnested in SQL on PostgreSQL, in Python elsewhere (exchange.sql)."""
+    read = PING_FACTS_BUYER.get(connection.vendor, ping_facts_buyer_portable)
+    with market_scope():
+        return read(after_id=after_id, upto_id=upto_id, hours=hours)
+
+
+PING_FACTS_BUYER = {"postgresql": ping_facts_buyer_postgres}
 
 
 def ping_reason_facts(*, after_id: int, upto_id: int, hours: Hours | None = None) -> list[tuple[Any, ...]]:
     """Why each contract did or did not win the same pings' waterfalls, counted: (hour, buyer,
     contract, test, reason, count). The reason is the step's code (``outbid``, ``filtered:state``,
-    ``cap_reached:day``…), cut to 64 characters; a step without one counts as ``unknown``."""
-    where, params = hours_where("p.created_at", hours) if hours is not None else ("TRUE", [])
-    return _rows(
-        f"""
-        SELECT date_trunc('hour', p.created_at), c.organization_id, c.id, p.test,
-               left(coalesce(nullif(w.step ->> 'reason', ''), 'unknown'), 64), count(*)
-        FROM {Ping._meta.db_table} p
-        CROSS JOIN LATERAL jsonb_array_elements(
-            CASE WHEN jsonb_typeof(p.waterfall) = 'array' THEN p.waterfall ELSE '[]'::jsonb END
-        ) AS w(step)
-        JOIN {BuyerContract._meta.db_table} c ON c.public_id = w.step ->> 'contract'
-        WHERE p.id > %s AND p.id <= %s AND {where}
-        GROUP BY 1, 2, 3, 4, 5
-        """,
-        [after_id, upto_id, *params],
-    )
+    ``cap_reached:day``…), cut to 64 characters; a step without one counts as ``unknown``. In SQL on
+    PostgreSQL, in Python elsewhere (exchange.sql)."""
+    read = PING_REASON_FACTS.get(connection.vendor, ping_reason_facts_portable)
+    with market_scope():
+        return read(after_id=after_id, upto_id=upto_id, hours=hours)
 
 
-@dataclass(frozen=True)
-class Latency:
-    """Ping latency over the latest ``pings`` pings (at most the window asked for), in ms."""
-
-    pings: int
-    p50: float | None
-    p99: float | None
-    since: datetime | None
-
-
-def ping_latency_recent(*, window: int = 10_000, since: datetime | None = None) -> Latency:
-    """The median and 99th percentile of the latest ``window`` pings' answer times (re-auctions,
-    the exchange's own, left out), optionally only those since ``since``. Bounded: it reads the
-    newest ``window`` rows by primary key, never the whole table. PostgreSQL's percentile_cont;
-    elsewhere the same percentiles computed here over the same rows."""
-    table = Ping._meta.db_table
-    after = "AND created_at >= %s" if since is not None else ""
-    latest = f"SELECT latency_ms, created_at FROM {table} WHERE source <> %s {after} ORDER BY id DESC LIMIT %s"
-    params: list[Any] = [str(Ping.Source.REAUCTION), *([since] if since is not None else []), window]
-    if connection.vendor == "postgresql":
-        (count, p50, p99, first), *_ = _rows(
-            f"""
-            SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
-                   percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), min(created_at)
-            FROM ({latest}) recent
-            """,
-            params,
-        )
-        return Latency(pings=count, p50=p50, p99=p99, since=first)
-    rows = _rows(latest, params)
-    values = sorted(float(r[0]) for r in rows)
-    return Latency(
-        pings=len(values),
-        p50=_percentile(values, 0.5),
-        p99=_percentile(values, 0.99),
-        since=min((r[1] for r in rows), default=None),
-    )
-
-
-def _percentile(values: list[float], fraction: float) -> float | None:
-    # percentile_cont's linear interpolation between the closest ranks.
-    if not values:
-        return None
-    position = fraction * (len(values) - 1)
-    low = int(position)
-    high = min(low + 1, len(values) - 1)
-    return values[low] + (values[high] - values[low]) * (position - low)
+PING_REASON_FACTS = {"postgresql": ping_reason_facts_postgres}
 
 
 def lead_hours_changed(*, since: datetime) -> list[datetime]:
     """The hours (lead posting hours) whose leads, sales, returns or deliveries changed since
     ``since``: a lead's outcome set, a sale made or booked, a return decided, a delivery tried."""
-    lead, sale, ret, attempt = (m._meta.db_table for m in (Lead, Sale, Return, DeliveryAttempt))
-    rows = _rows(
-        f"""
-        SELECT date_trunc('hour', l.created_at) FROM {lead} l WHERE l.updated_at >= %s
-        UNION SELECT date_trunc('hour', l.created_at) FROM {sale} s JOIN {lead} l ON l.id = s.lead_id
-            WHERE s.created_at >= %s
-        UNION SELECT date_trunc('hour', l.created_at) FROM {sale} s JOIN {lead} l ON l.id = s.lead_id
-            WHERE s.sold_at >= %s
-        UNION SELECT date_trunc('hour', l.created_at) FROM {ret} r
-            JOIN {sale} s ON s.id = r.sale_id JOIN {lead} l ON l.id = s.lead_id WHERE r.decided_at >= %s
-        UNION SELECT date_trunc('hour', l.created_at) FROM {attempt} d
-            JOIN {sale} s ON s.id = d.sale_id JOIN {lead} l ON l.id = s.lead_id WHERE d.created_at >= %s
-        """,
-        [since] * 5,
-    )
-    return sorted(row[0] for row in rows)
+    with market_scope():
+        changed = [
+            Lead.objects.filter(updated_at__gte=since).annotate(h=hour_of("created_at")),
+            Sale.objects.filter(created_at__gte=since).annotate(h=hour_of("lead__created_at")),
+            Sale.objects.filter(sold_at__gte=since).annotate(h=hour_of("lead__created_at")),
+            Return.objects.filter(decided_at__gte=since).annotate(h=hour_of("sale__lead__created_at")),
+            DeliveryAttempt.objects.filter(created_at__gte=since).annotate(h=hour_of("sale__lead__created_at")),
+        ]
+        first, *others = (rows.order_by().values_list("h", flat=True) for rows in changed)
+        return sorted(first.union(*others))
 
 
 def lead_facts(*, hours: Hours) -> list[tuple[Any, ...]]:
     """The leads posted in ``hours``: (hour, seller, offer, campaign, sub_id1…5, test, posted,
     sold, unsold). A lead still pending (re-auctioning) is posted, neither sold nor unsold."""
-    where, params = hours_where("l.created_at", hours)
-    return _rows(
-        f"""
-        SELECT date_trunc('hour', l.created_at), l.organization_id, l.offer_id, l.campaign_id, {sub_ids_sql("l")},
-               l.test, count(*), count(*) FILTER (WHERE l.status = %s), count(*) FILTER (WHERE l.status = %s)
-        FROM {Lead._meta.db_table} l WHERE {where}
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-        """,
-        [Lead.Status.SOLD, Lead.Status.UNSOLD, *params],
-    )
+    with market_scope():
+        leads = Lead.objects.filter(hours_q("created_at", hours))
+        dimensions = {"hour": hour_of("created_at"), "seller": "organization_id", "offer": "offer_id"}
+        dimensions |= {"campaign": "campaign_id", **sub_ids("tracking"), "test": "test"}
+        figures = {
+            "posted": Count("id"),
+            "sold": Count("id", filter=Q(status=Lead.Status.SOLD)),
+            "unsold": Count("id", filter=Q(status=Lead.Status.UNSOLD)),
+        }
+        return facts(leads, dimensions, figures)
 
 
 def sale_facts(*, hours: Hours) -> list[tuple[Any, ...]]:
     """The bought sales (sold or returned) of the leads posted in ``hours``: (hour, seller, offer,
     campaign, sub_id1…5, buyer, contract, test, sales, returned, price, payout, margin,
     returned_price, returned_payout)."""
-    where, params = hours_where("l.created_at", hours)
-    return _rows(
-        f"""
-        SELECT date_trunc('hour', l.created_at), s.seller_id, s.offer_id, s.campaign_id, {sub_ids_sql("l")},
-               s.organization_id, s.contract_id, s.test,
-               count(*), count(*) FILTER (WHERE s.status = %s),
-               sum(s.price), sum(s.payout), sum(s.margin),
-               coalesce(sum(s.price) FILTER (WHERE s.status = %s), 0),
-               coalesce(sum(s.payout) FILTER (WHERE s.status = %s), 0)
-        FROM {Sale._meta.db_table} s JOIN {Lead._meta.db_table} l ON l.id = s.lead_id
-        WHERE s.status IN (%s, %s) AND {where}
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
-        """,
-        [*[Sale.Status.RETURNED] * 3, Sale.Status.SOLD, Sale.Status.RETURNED, *params],
-    )
+    returned = Q(status=Sale.Status.RETURNED)
+    with market_scope():
+        sales = Sale.objects.filter(
+            hours_q("lead__created_at", hours), status__in=[Sale.Status.SOLD, Sale.Status.RETURNED]
+        )
+        dimensions = {"hour": hour_of("lead__created_at"), "seller": "seller_id", "offer": "offer_id"}
+        dimensions |= {"campaign": "campaign_id", **sub_ids("lead__tracking"), "buyer": "organization_id"}
+        dimensions |= {"contract": "contract_id", "test": "test"}
+        figures = {
+            "sales": Count("id"),
+            "returned": Count("id", filter=returned),
+            "price": Sum("price"),
+            "payout": Sum("payout"),
+            "margin": Sum("margin"),
+            "returned_price": Sum("price", filter=returned, default=Decimal("0")),
+            "returned_payout": Sum("payout", filter=returned, default=Decimal("0")),
+        }
+        return facts(sales, dimensions, figures)
 
 
 def delivery_reject_facts(*, hours: Hours) -> list[tuple[Any, ...]]:
     """The delivery attempts not accepted (rejected, timed out, failed) for the leads posted in
     ``hours``: (hour, seller, offer, campaign, buyer, contract, test, rejects)."""
-    where, params = hours_where("l.created_at", hours)
-    return _rows(
-        f"""
-        SELECT date_trunc('hour', l.created_at), s.seller_id, s.offer_id, s.campaign_id,
-               d.organization_id, d.contract_id, s.test, count(*)
-        FROM {DeliveryAttempt._meta.db_table} d
-        JOIN {Sale._meta.db_table} s ON s.id = d.sale_id JOIN {Lead._meta.db_table} l ON l.id = s.lead_id
-        WHERE d.outcome <> %s AND {where}
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
-        """,
-        [DeliveryAttempt.Outcome.ACCEPTED, *params],
-    )
+    with market_scope():
+        attempts = DeliveryAttempt.objects.filter(hours_q("sale__lead__created_at", hours)).exclude(
+            outcome=DeliveryAttempt.Outcome.ACCEPTED
+        )
+        dimensions = {"hour": hour_of("sale__lead__created_at"), "seller": "sale__seller_id"}
+        dimensions |= {"offer": "sale__offer_id", "campaign": "sale__campaign_id", "buyer": "organization_id"}
+        dimensions |= {"contract": "contract_id", "test": "sale__test"}
+        return facts(attempts, dimensions, {"rejects": Count("id")})

@@ -27,7 +27,7 @@ from accounts.tenancy import market_scope
 from billing.models import ReconciliationRun
 from contracts.models import BuyerContract, Campaign
 from core.money import money_str
-from exchange.selectors import Latency, ping_latency_recent
+from exchange.sql import Latency, ping_latency_recent
 from leads.reasons import reason_words
 from reporting.reports import (
     BUYER,

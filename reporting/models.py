@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_scopes import ScopedManager
 
@@ -39,6 +41,11 @@ class Conversion(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+# A rollup row's dimensions (its columns), in the order of its unique index.
+GRAIN: tuple[str, ...] = ("hour", "seller_id", "offer_id", "campaign_id")
+GRAIN += ("sub_id1", "sub_id2", "sub_id3", "sub_id4", "sub_id5", "buyer_id", "contract_id", "test")
 
 
 class Rollup(models.Model):
@@ -107,23 +114,10 @@ class Rollup(models.Model):
     class Meta:
         ordering = ["hour", "id"]
         constraints = [
+            # The grain, unique; a seller row's empty buyer and contract count as equal (as 0), on
+            # PostgreSQL and SQLite alike (reporting.sql's upsert names this index as its target).
             models.UniqueConstraint(
-                fields=[
-                    "hour",
-                    "seller",
-                    "offer",
-                    "campaign",
-                    "sub_id1",
-                    "sub_id2",
-                    "sub_id3",
-                    "sub_id4",
-                    "sub_id5",
-                    "buyer",
-                    "contract",
-                    "test",
-                ],
-                nulls_distinct=False,
-                name="rollup_grain",
+                *GRAIN[:9], Coalesce("buyer", Value(0)), Coalesce("contract", Value(0)), "test", name="rollup_grain"
             )
         ]
         indexes = [

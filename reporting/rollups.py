@@ -29,14 +29,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
-from exchange.models import Sale
+from accounts.tenancy import market_scope
 from exchange.selectors import (
     Hours,
     delivery_reject_facts,
-    hours_where,
+    facts,
+    hour_of,
+    hours_q,
     lead_facts,
     lead_hours_changed,
     ping_facts_buyer,
@@ -44,10 +47,10 @@ from exchange.selectors import (
     ping_last_settled_id,
     ping_reason_facts,
     sale_facts,
-    sub_ids_sql,
+    sub_ids,
 )
-from leads.models import Lead
-from reporting.models import Conversion, ReasonRollup, Rollup, RollupCursor
+from reporting.models import GRAIN, Conversion, ReasonRollup, Rollup, RollupCursor
+from reporting.sql import reasons_upsert, rollups_upsert
 
 logger = logging.getLogger(__name__)
 
@@ -56,18 +59,7 @@ OVERLAP = timedelta(minutes=2)
 PING_BATCH = 50_000  # ping ids per transaction
 HOUR = timedelta(hours=1)
 
-KEY: tuple[str, ...] = (
-    "hour",
-    "seller_id",
-    "offer_id",
-    "campaign_id",
-    "sub_id1",
-    "sub_id2",
-    "sub_id3",
-    "sub_id4",
-    "sub_id5",
-)
-KEY += ("buyer_id", "contract_id", "test")
+KEY = GRAIN
 PING_COLUMNS = ("pings", "accepted", "evaluated", "bids", "wins", "rtb_timeouts", "rtb_errors")
 OUTCOME_COLUMNS: tuple[str, ...] = ("posted", "sold", "unsold", "returned", "conversions", "delivery_rejects")
 OUTCOME_COLUMNS += ("price", "payout", "margin", "returned_price", "returned_payout", "conversion_value")
@@ -139,7 +131,7 @@ def _pings_fold(*, upto: int, batch: int) -> int:
             return 0
         last = min(upto, cursor.last_id + batch)
         _upsert(_ping_figures(after_id=cursor.last_id, upto_id=last, hours=None), PING_COLUMNS, add=True)
-        _reasons_add(ping_reason_facts(after_id=cursor.last_id, upto_id=last))
+        reasons_upsert(ping_reason_facts(after_id=cursor.last_id, upto_id=last))
         moved = last - cursor.last_id
         cursor.last_id = last
         cursor.save(update_fields=["last_id"])
@@ -163,10 +155,7 @@ def _outcomes_recompute(ranges: Hours) -> None:
         return
     _zero(OUTCOME_COLUMNS, ranges)
     _upsert(_outcome_figures(ranges), OUTCOME_COLUMNS, add=False)
-    where, params = hours_where("hour", ranges)
-    empty = " AND ".join(f"{column} = 0" for column in PING_COLUMNS + OUTCOME_COLUMNS)
-    with connection.cursor() as db:
-        db.execute(f"DELETE FROM {Rollup._meta.db_table} WHERE {where} AND {empty}", params)
+    Rollup.objects.filter(hours_q("hour", ranges), **dict.fromkeys(PING_COLUMNS + OUTCOME_COLUMNS, 0)).delete()
 
 
 # --- figures ------------------------------------------------------------------------------------
@@ -222,84 +211,37 @@ def _outcome_figures(ranges: Hours) -> Figures:
 def _conversion_facts(ranges: Hours) -> list[tuple[Any, ...]]:
     """Conversions of the sales of the leads posted in ``ranges``: (hour, seller, offer, campaign,
     sub_id1…5, buyer, contract, test, conversions, value)."""
-    where, params = hours_where("l.created_at", ranges)
-    with connection.cursor() as db:
-        db.execute(
-            f"""
-            SELECT date_trunc('hour', l.created_at), c.seller_id, s.offer_id, c.campaign_id, {sub_ids_sql("l")},
-                   c.organization_id, c.contract_id, c.test, count(*), sum(c.value)
-            FROM {Conversion._meta.db_table} c
-            JOIN {Sale._meta.db_table} s ON s.id = c.sale_id JOIN {Lead._meta.db_table} l ON l.id = s.lead_id
-            WHERE {where}
-            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
-            """,
-            params,
-        )
-        return list(db.fetchall())
+    with market_scope():
+        conversions = Conversion.objects.filter(hours_q("sale__lead__created_at", ranges))
+        dimensions = {"hour": hour_of("sale__lead__created_at"), "seller": "seller_id", "offer": "sale__offer_id"}
+        dimensions |= {"campaign": "campaign_id", **sub_ids("sale__lead__tracking"), "buyer": "organization_id"}
+        dimensions |= {"contract": "contract_id", "test": "test"}
+        return facts(conversions, dimensions, {"conversions": Count("id"), "value": Sum("value")})
 
 
 def _conversion_hours(*, since: datetime) -> list[datetime]:
-    with connection.cursor() as db:
-        db.execute(
-            f"""
-            SELECT DISTINCT date_trunc('hour', l.created_at) FROM {Conversion._meta.db_table} c
-            JOIN {Sale._meta.db_table} s ON s.id = c.sale_id JOIN {Lead._meta.db_table} l ON l.id = s.lead_id
-            WHERE c.created_at >= %s
-            """,
-            [since],
-        )
-        return [row[0] for row in db.fetchall()]
+    with market_scope():
+        hours = Conversion.objects.filter(created_at__gte=since).annotate(h=hour_of("sale__lead__created_at"))
+        return list(hours.order_by().values_list("h", flat=True).distinct())
 
 
 def _reasons_replace(*, after_id: int, upto_id: int, hours: Hours) -> None:
     """Recount the waterfall reasons of ``hours`` from the raw pings (a rebuild)."""
-    where, params = hours_where("hour", hours)
-    with connection.cursor() as db:
-        db.execute(f"DELETE FROM {ReasonRollup._meta.db_table} WHERE {where}", params)
-    _reasons_add(ping_reason_facts(after_id=after_id, upto_id=upto_id, hours=hours))
-
-
-def _reasons_add(facts: Sequence[tuple[Any, ...]], chunk: int = 1000) -> None:
-    """Add the counts of ``facts`` (hour, buyer, contract, test, reason, count) to their rows."""
-    table = ReasonRollup._meta.db_table
-    rows = sorted(facts, key=lambda r: (r[0], r[2], r[4], r[3]))  # key order: no deadlock
-    with connection.cursor() as db:
-        for i in range(0, len(rows), chunk):
-            part = rows[i : i + chunk]
-            db.execute(
-                f"INSERT INTO {table} (hour, buyer_id, contract_id, test, reason, count) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(part))
-                + " ON CONFLICT (hour, contract_id, reason, test) "
-                + f"DO UPDATE SET count = {table}.count + EXCLUDED.count",
-                [value for row in part for value in row],
-            )
+    ReasonRollup.objects.filter(hours_q("hour", hours)).delete()
+    reasons_upsert(ping_reason_facts(after_id=after_id, upto_id=upto_id, hours=hours))
 
 
 # --- writing rows -------------------------------------------------------------------------------
 
 
 def _zero(columns: Sequence[str], ranges: Hours) -> None:
-    where, params = hours_where("hour", ranges)
-    assignments = ", ".join(f"{column} = 0" for column in columns)
-    with connection.cursor() as db:
-        db.execute(f"UPDATE {Rollup._meta.db_table} SET {assignments} WHERE {where}", params)
+    Rollup.objects.filter(hours_q("hour", ranges)).update(**dict.fromkeys(columns, 0))
 
 
-def _upsert(figures: Figures, columns: Sequence[str], *, add: bool, chunk: int = 1000) -> None:
+def _upsert(figures: Figures, columns: Sequence[str], *, add: bool) -> None:
     """Write ``figures`` into their rows: added to what is there (``add``) or replacing it."""
-    table = Rollup._meta.db_table
-    names = KEY + tuple(columns)
-    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" if add else f"{c} = EXCLUDED.{c}" for c in columns)
     rows = [(*key, *(values.get(c, 0) for c in columns)) for key, values in sorted(figures.items(), key=_order)]
-    placeholders = "(" + ", ".join(["%s"] * len(names)) + ")"
-    with connection.cursor() as db:
-        for i in range(0, len(rows), chunk):
-            part = rows[i : i + chunk]
-            db.execute(
-                f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([placeholders] * len(part))} "
-                f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {updates}",
-                [value for row in part for value in row],
-            )
+    rollups_upsert(rows, columns, add=add)
 
 
 def _order(item: tuple[RowKey, Any]) -> tuple[Any, ...]:
