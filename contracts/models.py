@@ -18,9 +18,11 @@ from contracts.schedules import ScheduleError, schedule_validate
 from exchange.ids import PublicIdField, public_id_new
 from exchange.models import Offer
 from exchange.outbound import UnsafeUrl, url_check
-from exchange.schema import FieldSpec
+from exchange.schema import US_STATE_CODES, FieldSpec
 
 PERIODS = ("day", "week", "month", "total")
+# The state codes a filter on a state field offers (the portal's contract editor).
+STATE_CODES = tuple(sorted(US_STATE_CODES))
 
 
 def campaign_source_token() -> str:
