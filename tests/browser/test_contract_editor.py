@@ -11,6 +11,7 @@ from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
 from tests.browser.conftest import log_in, person, shot
 from tests.exchange.builder import buyer, load, ping
+from tests.exchange.receiver import Receiver
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -93,3 +94,24 @@ def test_a_buyer_builds_a_contract_that_bids_then_pauses_it(browser, live_server
     page.wait_for_selector("text=Paused: the contract no longer bids.")
     assert ping(3, state="TX")["status"] == "rejected"
     shot(page, "contract-paused")
+
+
+def test_a_buyer_sends_a_test_lead_and_sees_the_answer_on_the_page(browser, live_server):
+    server = Receiver().start()
+    try:
+        delivery = {"method": "webhook", "url": server.url, "accept": {"path": "status", "equals": "accepted"}}
+        load(buyer("acme", "30.00", delivery={**delivery, "reason_path": "error"}))
+        person("acme", "owner@acme.test")
+        server.answer(200, body=b'{"status": "rejected", "error": "ZIP outside our area"}')
+        page = log_in(browser, live_server, "owner@acme.test")
+        page.goto(f"{live_server.url}/portal/contracts/ctr_acme/")
+        page.click("button:has-text('Send test lead')")
+        page.wait_for_selector("#test-delivery-log")
+        assert page.url.endswith("/portal/contracts/ctr_acme/")  # shown in place, by htmx
+        log = page.text_content("#test-delivery-log")
+        assert "Not accepted" in log and "Your server rejected it: ZIP outside our area" in log
+        assert f"POST {server.url}" in log and '"test": true' in log
+        assert len(server.requests) == 1
+        shot(page, "contract-test-delivery")
+    finally:
+        server.stop()

@@ -368,3 +368,97 @@ def test_send_test_lead_says_why_the_buyer_rejected_it(owner, buyer_server):
 def test_send_test_lead_without_a_delivery_url_says_so(owner):
     page = page_of(owner.post(f"/portal/contracts/{WEST}/test-delivery/", HTTP_HX_REQUEST="true"))
     assert "This contract has no delivery URL" in page
+
+
+def test_a_buyer_creates_a_real_time_bidding_contract(owner):
+    data = form(
+        pricing="rtb", price="", rtb_url="https://bids.example.com/gavel", max_price="40.00", rtb_timeout_ms="250"
+    )
+    response = owner.post(NEW, data)
+    assert response.status_code == 302, page_of(response)[:2000]
+    with market_scope():
+        contract = BuyerContract.objects.get(name="East coast")
+    assert (contract.price, contract.rtb_url, contract.max_price, contract.rtb_timeout_ms) == (
+        None,
+        "https://bids.example.com/gavel",
+        Decimal("40.00"),
+        250,
+    )
+    page = page_of(owner.get(response["Location"]))
+    assert "Real-time bid from https://bids.example.com/gavel (timeout 250 ms)" in page
+
+
+def test_a_webhook_delivery_is_saved_with_its_headers_and_accept_rule(owner):
+    data = form(
+        delivery_method="webhook",
+        delivery_url="https://crm.example.com/leads",
+        headers="Authorization: Bearer abc\nX-Source: gavel",
+        accept_kind="json",
+        accept_path="result.ok",
+        accept_equals="true",
+        reason_path="error",
+    )
+    assert owner.post(NEW, data).status_code == 302
+    with market_scope():
+        contract = BuyerContract.objects.get(name="East coast")
+    assert contract.delivery == {
+        "method": "webhook",
+        "url": "https://crm.example.com/leads",
+        "timeout_ms": 5000,
+        "headers": {"Authorization": "Bearer abc", "X-Source": "gavel"},
+        "accept": {"path": "result.ok", "equals": True},
+        "reason_path": "error",
+    }
+    page = page_of(owner.get(f"/portal/contracts/{contract.public_id}/edit/"))
+    assert 'name="accept_equals" value="true"' in page
+    headers = re.search(r'name="headers"[^>]*>(.*?)</textarea>', page, re.S)[1]
+    assert sorted(headers.splitlines()) == ["Authorization: Bearer abc", "X-Source: gavel"]
+
+
+def test_a_filter_the_builder_cannot_show_is_edited_as_json_and_kept(owner):
+    rule = {"not": {"any": [{"field": "state", "op": "eq", "value": "CA"}, {"field": "age", "op": "lt", "value": 21}]}}
+    with market_scope():
+        contract = BuyerContract.objects.get(public_id=WEST)
+        contract_update(contract=contract, terms={"filters": rule})
+    page = page_of(owner.get(f"/portal/contracts/{WEST}/edit/"))
+    assert 'name="filters_json"' in page
+    response = owner.post(
+        f"/portal/contracts/{WEST}/edit/", form(name="acme-west", price="30.00", filters_json=json.dumps(rule))
+    )
+    assert response.status_code == 302
+    with market_scope():
+        assert BuyerContract.objects.get(public_id=WEST).filters == rule
+    assert "not (State is CA or Age is less than 21)" in page_of(owner.get(f"/portal/contracts/{WEST}/"))
+
+
+def test_the_new_page_with_an_unknown_offer_is_not_found(owner):
+    assert owner.get(NEW + "?offer=no-such-offer").status_code == 404
+
+
+needs_pseudo_fields = pytest.mark.skipif(
+    not hasattr(__import__("contracts.rules").rules, "PSEUDO_FIELDS"),
+    reason="$source, $hour and $weekday come with contracts.rules.PSEUDO_FIELDS (helper ctrapi)",
+)
+
+
+@needs_pseudo_fields
+def test_blocked_sources_hours_and_weekdays_are_rows_of_the_filter(owner):
+    data = form(
+        node=["n1", "n2"],
+        **leaf("n1", "filters", "$weekday", "in", values=["sat", "sun"]),
+        **leaf("n2", "filters", "$hour", "between", low="9", high="17"),
+        blocked_sources="src_aaaa\nsrc_bbbb",
+    )
+    response = owner.post(NEW, data)
+    assert response.status_code == 302, page_of(response)[:2000]
+    with market_scope():
+        contract = BuyerContract.objects.get(name="East coast")
+    assert contract.filters == {
+        "all": [
+            {"field": "$weekday", "op": "in", "value": ["sat", "sun"]},
+            {"field": "$hour", "op": "between", "value": ["9", "17"]},
+            {"field": "$source", "op": "not_in", "value": ["src_aaaa", "src_bbbb"]},
+        ]
+    }
+    page = page_of(owner.get(f"/portal/contracts/{contract.public_id}/edit/"))
+    assert "src_aaaa\nsrc_bbbb</textarea>" in page
