@@ -194,7 +194,18 @@ def contract_status(request: HttpRequest, public_id: str) -> HttpResponse:
         messages.warning(request, "Choose pause or resume.")
         return redirect("contracts:contract_detail", public_id=public_id)
     status = BuyerContract.Status.PAUSED if action == "pause" else BuyerContract.Status.ACTIVE
-    contract = contract_update(contract=contract, terms={"status": status})
+    try:
+        contract = contract_update(contract=contract, terms={"status": status})
+    except ValidationError as exc:
+        # The saved terms no longer fit the offer (its fields changed): such a contract does not
+        # bid; the buyer fixes its terms on the editor, where each refusal is shown by its field.
+        messages.warning(
+            request,
+            "Nothing changed: this contract's saved terms no longer fit the offer ("
+            + "; ".join(f"{name}: {' '.join(m)}" for name, m in exc.message_dict.items())
+            + "). It does not bid until you edit and save them.",
+        )
+        return redirect("contracts:contract_detail", public_id=public_id)
     if action == "pause":
         messages.success(request, "Paused: the contract no longer bids.")
     elif contract.hold:

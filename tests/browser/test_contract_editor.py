@@ -23,6 +23,8 @@ def test_a_buyer_builds_a_contract_that_bids_then_pauses_it(browser, live_server
     person("acme", "owner@acme.test")
     page = log_in(browser, live_server, "owner@acme.test")
     page.click("nav >> text=Contracts")
+    assert "Create your first contract" in page.text_content("table")
+    shot(page, "contract-list-empty")
     page.click("text=New contract")
     page.fill("#id_name", "Sunbelt builder")
     page.fill("#id_price", "20.00")
@@ -113,5 +115,13 @@ def test_a_buyer_sends_a_test_lead_and_sees_the_answer_on_the_page(browser, live
         assert f"POST {server.url}" in log and '"test": true' in log
         assert len(server.requests) == 1
         shot(page, "contract-test-delivery")
+        page.click("text=Edit")
+        page.check("input[name=pricing][value=rtb]")
+        page.fill("#id_rtb_url", "not a url")
+        page.click("button:has-text('Save changes')")
+        page.wait_for_selector("text=Nothing was saved")
+        assert "Enter a valid URL." in page.text_content("#id_rtb_url + p.field-error")
+        assert page.locator("#id_delivery_url").input_value() == server.url
+        shot(page, "contract-edit-rtb-delivery")
     finally:
         server.stop()

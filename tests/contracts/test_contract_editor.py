@@ -462,3 +462,17 @@ def test_blocked_sources_hours_and_weekdays_are_rows_of_the_filter(owner):
     }
     page = page_of(owner.get(f"/portal/contracts/{contract.public_id}/edit/"))
     assert "src_aaaa\nsrc_bbbb</textarea>" in page
+
+
+def test_pausing_a_contract_whose_saved_terms_no_longer_fit_the_offer_says_so(owner):
+    with market_scope():  # the offer's fields changed under the contract: no service writes this
+        BuyerContract.objects.filter(public_id=WEST).update(filters={"field": "gone", "op": "eq", "value": "x"})
+    response = owner.post(f"/portal/contracts/{WEST}/status/", {"action": "pause"}, follow=True)
+    assert response.status_code == 200
+    page = page_of(response)
+    assert "Nothing changed: this contract's saved terms no longer fit the offer" in page
+    assert "unknown field 'gone'" in page
+    with market_scope():
+        assert BuyerContract.objects.get(public_id=WEST).status == "active"
+    # The editor shows the saved terms it cannot read as rows as JSON, ready to be fixed.
+    assert 'name="filters_json"' in page_of(owner.get(f"/portal/contracts/{WEST}/edit/"))
