@@ -27,6 +27,7 @@ from contracts.schedules import DAY_NAMES, ScheduleError, schedule_compile
 
 DAY_LABELS = {"mon": "Mon", "tue": "Tue", "wed": "Wed", "thu": "Thu", "fri": "Fri", "sat": "Sat", "sun": "Sun"}
 HOURS = tuple(range(24))
+MAX_NESTING = 8  # groups within groups, as deep as the page goes
 FILTERS = "filters"
 # Operators as the builder shows them; "missing" is ``exists: false``.
 OP_LABELS = {
@@ -267,6 +268,7 @@ class EditorState:
     schedule_note: str = ""
     headers: str = ""
     errors: dict[str, list[str]] = field(default_factory=dict)
+    too_deep: bool = False  # a post with groups nested deeper than the page makes
 
     @property
     def option_map(self) -> dict[str, FieldOption]:
@@ -416,12 +418,18 @@ def state_from_post(
             Modifier(mid, post.get(f"{mid}-action", "add"), post.get(f"{mid}-amount", "").strip(), when)
         )
     state.filters = groups[FILTERS]
+    depth = dict.fromkeys(groups, 0)
     for nid in post.getlist("node"):
-        parent = groups.get(post.get(f"{nid}-parent", ""))
-        if parent is None or nid in groups:
-            continue  # a row whose group is gone
+        parent_id = post.get(f"{nid}-parent", "")
+        parent = groups.get(parent_id)
+        if parent is None or nid in groups or nid in depth:
+            continue  # a row whose group is gone, or a repeated one
+        if depth[parent_id] >= MAX_NESTING:
+            state.too_deep = True
+            continue
         node = _node_from_post(post, files, nid, options)
         parent.children.append(node)
+        depth[nid] = depth[parent_id] + 1
         if not node.is_leaf:
             groups[nid] = node
     return state
@@ -626,6 +634,8 @@ def terms_build(state: EditorState) -> Built:
         filters = _json(state.filters_json, "filters", errors) or {}
     else:
         filters = _rule_of(state.filters, FILTERS, paths, errors)
+    if state.too_deep:
+        errors["filters"] = [f"Groups nest at most {MAX_NESTING} levels deep."]
     blocked = [item for item in _SPLIT.split(state.blocked_sources) if item]
     if blocked:
         leaf = {"field": "$source", "op": "not_in", "value": blocked}

@@ -476,3 +476,15 @@ def test_pausing_a_contract_whose_saved_terms_no_longer_fit_the_offer_says_so(ow
         assert BuyerContract.objects.get(public_id=WEST).status == "active"
     # The editor shows the saved terms it cannot read as rows as JSON, ready to be fixed.
     assert 'name="filters_json"' in page_of(owner.get(f"/portal/contracts/{WEST}/edit/"))
+
+
+def test_a_post_nesting_groups_past_what_the_page_makes_is_refused_not_a_crash(owner):
+    ids = [f"g{i}" for i in range(300)]  # within Django's limit on posted fields
+    data = form(node=[*ids, "n1"], **leaf("n1", ids[-1], "state", "in", values=["CA"]))
+    for i, gid in enumerate(ids):
+        data.update({f"{gid}-parent": "filters" if i == 0 else ids[i - 1], f"{gid}-kind": "all"})
+    before = acme_contracts()
+    response = owner.post(NEW, data)
+    assert response.status_code == 422
+    assert "Groups nest at most 8 levels deep." in page_of(response)
+    assert acme_contracts() == before
