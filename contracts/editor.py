@@ -46,8 +46,6 @@ OP_LABELS = {
     "missing": "is not given",
 }
 LIST_OPS = ("in", "not_in")
-# A value box per kind of input: the row shows the one its operator needs.
-WIDGETS = {"list": LIST_OPS, "range": ("between",), "single": ("eq", "ne", "gte", "lte", "gt", "lt", "prefix", "regex")}
 _SPLIT = re.compile(r"[\s,;]+")
 _NEGATED = {"eq": "ne", "ne": "eq", "in": "not_in", "not_in": "in", "gt": "lte", "lte": "gt", "gte": "lt", "lt": "gte"}
 
