@@ -19,9 +19,11 @@ from contracts.schedules import ScheduleError, schedule_validate
 from core.ids import PublicIdField, public_id_new
 from core.money import MoneyField
 from core.outbound import UnsafeUrl, url_check
-from core.schema import FieldSpec
+from core.schema import US_STATE_CODES, FieldSpec
 
 PERIODS = ("day", "week", "month", "total")
+# The state codes a filter on a state field offers (the portal's contract editor).
+STATE_CODES = tuple(sorted(US_STATE_CODES))
 
 
 def campaign_source_token() -> str:

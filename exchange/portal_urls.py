@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exchange import campaign_portal, contract_test, portal
+from exchange import campaign_portal, contract_portal, contract_test, portal
 from exchange.webhooks import views as webhooks
 
 app_name = "exchange"
@@ -11,6 +11,11 @@ urlpatterns = [
     path("purchases/<str:public_id>/", portal.purchase_detail, name="purchase_detail"),
     path("campaigns/<str:public_id>/console/", campaign_portal.campaign_console, name="campaign_console"),
     path("campaigns/<str:public_id>/terms/", campaign_portal.campaign_terms, name="campaign_terms"),
+    path(
+        "contracts/<str:public_id>/test-delivery/",
+        contract_portal.contract_test_delivery,
+        name="contract_test_delivery",
+    ),
     path("bids/", portal.bid_list, name="bid_list"),
     path("leads/<str:public_id>/", portal.lead_detail, name="lead_detail"),
     # Before contracts' "contracts/<public_id>/" (both under /portal/): "test" is not an id.
