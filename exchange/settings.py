@@ -48,6 +48,12 @@ GAVEL_REAUCTION_DELAY_S = env.int("GAVEL_REAUCTION_DELAY_S", default=30)
 # the hourly rollups keep their figures (reporting, decision 47).
 GAVEL_PING_RETENTION_DAYS = env.int("GAVEL_PING_RETENTION_DAYS", default=90)
 GAVEL_ALLOW_PRIVATE_URLS = env.bool("GAVEL_ALLOW_PRIVATE_URLS", default=DEBUG)
+# The TrustedForm/Jornaya certificate verifier (exchange/consent_verify.py): off when the URL is empty.
+GAVEL_CONSENT_VERIFIER_URL = env.str("GAVEL_CONSENT_VERIFIER_URL", default="")
+GAVEL_CONSENT_VERIFIER_TOKEN = env.str("GAVEL_CONSENT_VERIFIER_TOKEN", default="")
+GAVEL_CONSENT_VERIFIER_TIMEOUT_MS = env.int("GAVEL_CONSENT_VERIFIER_TIMEOUT_MS", default=2000)
+# The hosted form (/f/<campaign id>): a submission faster than this after the page was served is a bot's.
+GAVEL_FORM_MIN_SECONDS = env.int("GAVEL_FORM_MIN_SECONDS", default=3)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
