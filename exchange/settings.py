@@ -163,6 +163,7 @@ CELERY_BEAT_SCHEDULE = {
     "exchange.return_windows_close": {"task": "exchange.return_windows_close", "schedule": 60 * 60.0},
     "exchange.pings_prune": {"task": "exchange.pings_prune", "schedule": 60 * 60.0},
     "reporting.rollups_fold": {"task": "reporting.rollups_fold", "schedule": 30.0},
+    "exchange.campaign_rates_refresh": {"task": "exchange.campaign_rates_refresh", "schedule": 15 * 60.0},
 }
 
 AUTH_USER_MODEL = "accounts.User"

@@ -11,6 +11,7 @@ from exchange.api.idempotency import idempotency_records_purge
 from exchange.celery import app
 from exchange.returns.services import return_windows_close
 from exchange.services import lead_reauction_run, market_sweep
+from exchange.services.quality import campaign_rates_refresh
 from exchange.services.retention import pings_prune
 from exchange.services.selling import LEAD_REAUCTION_TASK
 
@@ -41,3 +42,9 @@ def return_windows_close_task() -> int:
 def pings_prune_task() -> int:
     """Celery beat, hourly: delete unreferenced pings older than GAVEL_PING_RETENTION_DAYS (90)."""
     return pings_prune(before=timezone.now() - timedelta(days=settings.GAVEL_PING_RETENTION_DAYS))
+
+
+@app.task(name="exchange.campaign_rates_refresh", acks_late=True, ignore_result=True)
+def campaign_rates_refresh_task() -> int:
+    """Celery beat, every 15 minutes: each campaign's return and reject rates for the quality score."""
+    return campaign_rates_refresh()

@@ -36,6 +36,7 @@ from core.schema import FieldSpec
 __all__ = [
     "BASE",
     "SCORE_RULES",
+    "SIGNAL_LABELS",
     "SourceRates",
     "post_signals",
     "ping_signals",
@@ -80,6 +81,23 @@ SCORE_RULES = (
     "one is set (+5 verified, -25 invalid). Offer and contract minimums apply at the ping and again "
     "to the lead's score at the post."
 )
+
+
+# Each signal in words, for the operator's waterfall (the admin's ping page).
+SIGNAL_LABELS = {
+    "base": "Starting points",
+    "completeness": "Optional ping fields filled in",
+    "zip_state": "ZIP code and state agree",
+    "trusted_form": "TrustedForm certificate present",
+    "jornaya": "Jornaya LeadiD present",
+    "source_returns": "Source's return rate (30 days)",
+    "source_rejects": "Source's delivery-reject rate (30 days)",
+    "velocity": "Same consumer from other sellers in the last hour",
+    "phone": "Phone type",
+    "email": "Email (disposable domain?)",
+    "name": "Name looks real",
+    "certificate": "Consent certificate verified",
+}
 
 
 @dataclass(frozen=True)
