@@ -9,6 +9,7 @@ from exchange.api import contracts as contract_create_api
 from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
 from exchange.api.purchases import views as purchases_api
+from exchange.hosted_form import hosted_form
 
 api_v1: list[URLPattern | URLResolver] = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
@@ -35,6 +36,7 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("", root, name="root"),
     path("admin/", admin.site.urls),
+    path("f/<str:campaign_id>", hosted_form, name="hosted-form"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
     path("", include("accounts.urls")),
