@@ -82,7 +82,8 @@ _PING_KEYS = frozenset(PingInput._declared_fields)
 _PING_NESTED = (
     ("consumer", frozenset(ConsumerInput._declared_fields), 64, _HASH),
     ("tracking", frozenset(TrackingInput._declared_fields), 255, None),
-    ("consent", frozenset(PingConsentInput._declared_fields), 100, None),
+    # named_buyers is a list: a ping that carries it goes through PingConsentInput.
+    ("consent", frozenset(PingConsentInput._declared_fields) - {"named_buyers"}, 100, None),
 )
 
 
