@@ -31,7 +31,7 @@ from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import Campaign
 from core.errors import Invalid
-from core.schema import US_STATE_CODES, FieldSpec
+from core.schema import US_STATE_CODES, FieldSpec, LeadInvalid, lead_validate
 from exchange.auction.book import CompiledCampaign, OfferBook, book_current
 from exchange.models import DeliveryAttempt
 from exchange.services import lead_receive
@@ -126,7 +126,7 @@ def _campaign(campaign_id: str) -> tuple[CompiledCampaign, OfferBook, Campaign]:
     compiled, offer_id = found
     offer = book_current().offers[offer_id]
     with market_scope():
-        row = Campaign.objects.select_related("organization").get(pk=compiled.id)
+        row = Campaign.objects.select_related("organization", "offer").get(pk=compiled.id)
     return compiled, offer, row
 
 
@@ -247,17 +247,21 @@ def hosted_form(request: HttpRequest, campaign_id: str) -> HttpResponse:
     if post.get(HONEYPOT):
         # A bot filled the field no person sees: nothing is sold, nothing is said of why.
         return again({}, "Your request could not be sent.", 400)
-    problem = _stamp_problem(post.get(STAMP, ""))
-    if problem is not None:
-        return again({}, problem, 400)
     errors: dict[str, list[str]] = {}
     if not agreed:
         errors[CONSENT] = ["Tick the box to agree, or we cannot pass on your request."]
+    try:
+        lead_validate({k: v for k, v in values.items() if v}, offer.fields, stage="post")
+    except LeadInvalid as exc:
+        errors.update(exc.errors)  # every field's problem at once, with the consent box's
     for name, field in offer.fields.items():
         if (field.required or field.ping == "required") and not values[name]:
             errors[name] = ["This field is required."]
     if errors:
         return again(errors)
+    problem = _stamp_problem(post.get(STAMP, ""))
+    if problem is not None:
+        return again({}, problem, 400)
     buyers = named_buyers(offer) if offer.one_to_one_consent else []
     consent: dict[str, Any] = {
         "text": campaign.consent_text or "I agree to be contacted about my request.",
