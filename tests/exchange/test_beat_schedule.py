@@ -18,6 +18,7 @@ PERIODIC = {
     "billing.ledger_reconcile",
     "exchange.return_windows_close",
     "exchange.pings_prune",
+    "exchange.campaign_rates_refresh",
     "reporting.rollups_fold",
 }
 
