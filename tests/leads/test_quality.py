@@ -266,3 +266,17 @@ def test_the_sources_return_rate_is_refreshed_into_the_book_and_scored():
     assert campaign_rates_refresh() == 0  # nothing changed: nothing written
     answer = ping(200)
     assert stored_ping(answer["ping_id"]).quality_signals["source_returns"] == -10
+
+
+@pytest.mark.django_db
+def test_the_operators_ping_page_shows_each_signal_in_words_and_the_scores(operator_client):
+    load(buyer("a", "10.00"))
+    answer = ping(9, state="NY")
+    sold = post(answer["ping_id"], 9, state="NY")
+    with market_scope():
+        pk = Ping.objects.get(public_id=answer["ping_id"]).pk
+    html = operator_client.get(f"/admin/exchange/ping/{pk}/change/").content.decode()
+    assert "<td>ZIP code and state agree</td><td>-20</td>" in html
+    assert "<td>Phone type (post)</td><td>+8</td>" in html
+    assert f"ping 40, lead {40 + 8 + 5 + 5}" in html
+    assert sold["status"] == "sold"
