@@ -77,6 +77,18 @@ class Campaign(models.Model):
         editable=False,
         help_text="The opaque token buyers see as the lead's source.",
     )
+    consent_text = models.TextField(
+        blank=True, help_text="The consent language of the campaign's hosted form (/f/<campaign id>)."
+    )
+    thank_you_url = models.URLField(
+        max_length=500, blank=True, help_text="Where the hosted form sends the consumer when no buyer redirects."
+    )
+    # The source's quality (leads/scoring.py), refreshed by the exchange's periodic task
+    # (exchange.quality.campaign_rates_refresh): not terms, so not in CampaignTermsInput.
+    return_rate = models.FloatField(default=0, editable=False)
+    rate_sales = models.PositiveIntegerField(default=0, editable=False)
+    reject_rate = models.FloatField(default=0, editable=False)
+    rate_deliveries = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -190,6 +190,27 @@ def campaign_update(*, campaign: Campaign, terms: object) -> Campaign:
     return campaign
 
 
+def campaign_rates_set(*, rates: Mapping[int, tuple[float, int, float, int]]) -> int:
+    """Record each campaign's recent return rate, sale count, delivery-reject rate and delivery
+    count (``{campaign id: (return_rate, sales, reject_rate, deliveries)}``; a campaign left out
+    has none: zeros), for the quality score's source signals. Writes only the rows that change and
+    tells the contract book once if any did; returns how many changed."""
+    changed = 0
+    with market_scope(), transaction.atomic():
+        for campaign in Campaign.objects.only("pk", "return_rate", "rate_sales", "reject_rate", "rate_deliveries"):
+            new = rates.get(campaign.pk, (0.0, 0, 0.0, 0))
+            old = (campaign.return_rate, campaign.rate_sales, campaign.reject_rate, campaign.rate_deliveries)
+            if tuple(new) == old:
+                continue
+            Campaign.objects.filter(pk=campaign.pk).update(
+                return_rate=new[0], rate_sales=new[1], reject_rate=new[2], rate_deliveries=new[3]
+            )
+            changed += 1
+        if changed:
+            _market_changed()
+    return changed
+
+
 class CapRefused(Exception):
     """A contract cannot take one more lead: ``reason`` is its waterfall reason."""
 

@@ -261,12 +261,18 @@ class CampaignTermsInput(_TermsInput):
     )
     direct_route = DirectRouteInput(allow_null=True, default=None)
     blocked_buyers = BuyerTokensField(required=False, help_text="The buyers this campaign never sells to, by token.")
+    consent_text = serializers.CharField(
+        max_length=10000, allow_blank=True, required=False, help_text="The consent language of the hosted form."
+    )
+    thank_you_url = serializers.URLField(
+        max_length=500, allow_blank=True, allow_null=True, required=False, help_text="The hosted form's thank-you page."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         terms = dict(attrs)
         if terms.get("floor", 0) is None:
             terms["floor"] = Decimal("0.00")
-        for name in ("webhook_url", "postback_url"):
+        for name in ("webhook_url", "postback_url", "thank_you_url"):
             if terms.get(name, "") is None:
                 terms[name] = ""
         if "direct_route" in terms:

@@ -25,6 +25,7 @@ from exchange.returns import admin as returns_admin  # noqa: F401 - registers th
 from exchange.services.rejects import reject_rates
 from leads.admin import LeadAdmin
 from leads.models import Lead
+from leads.scoring import SIGNAL_LABELS
 
 
 def bid_place(bid: Bid) -> int:
@@ -87,10 +88,35 @@ class PingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     fieldsets = (
         (None, {"fields": ("public_id", "created_at", "organization", "campaign", "offer", "source", "test")}),
         ("Answer", {"fields": ("status", "reason", "payout", "quality_score", "latency", "expires_at", "posted_at")}),
-        ("Auction", {"fields": ("waterfall_table", "posted_lead_link", "routing_table")}),
+        ("Auction", {"fields": ("quality_table", "waterfall_table", "posted_lead_link", "routing_table")}),
         ("Request", {"fields": ("lead", "email_hash", "phone_hash", "tracking", "consent", "fingerprint")}),
     )
-    readonly_fields = ["latency", "waterfall_table", "posted_lead_link", "routing_table"]
+    readonly_fields = ["latency", "quality_table", "waterfall_table", "posted_lead_link", "routing_table"]
+
+    @admin.display(description="quality signals")
+    def quality_table(self, obj: Ping) -> SafeString | str:
+        """What the quality score is made of (leads/scoring.py; docs/auction.md "Quality score"):
+        the ping's signals, then the posted lead's, each with its points."""
+        with market_scope():
+            lead = Lead.objects.filter(ping=obj).only("quality_score", "quality_signals").first()
+        signals = dict(obj.quality_signals or {})
+        rows = [(SIGNAL_LABELS.get(k, k), f"{v:+d}" if k != "base" else str(v)) for k, v in signals.items()]
+        if lead is not None:
+            rows += [
+                (f"{SIGNAL_LABELS.get(k, k)} (post)", f"{v:+d}")
+                for k, v in (lead.quality_signals or {}).items()
+                if k not in signals
+            ]
+        if not rows:
+            return "No signals were recorded (a ping from before the quality signals)."
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", rows)
+        total = f"ping {obj.quality_score}" + (f", lead {lead.quality_score}" if lead is not None else "")
+        return format_html(
+            '<table class="waterfall"><thead><tr><th>Signal</th><th>Points</th></tr></thead><tbody>{}</tbody>'
+            "<tfoot><tr><th>Score</th><th>{}</th></tr></tfoot></table>",
+            body,
+            total,
+        )
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj: Ping) -> str:

@@ -61,6 +61,7 @@ OFFER_KEYS = {
     "reauction_cycles",
     "post_timeout_ms",
     "reject_rate_hold_percent",
+    "one_to_one_consent",
     "fields",
 }
 ORGANIZATION_KEYS = {

@@ -81,6 +81,10 @@ class Offer(models.Model):
         "rolling window (GAVEL_REJECT_RATE_WINDOW_HOURS, once GAVEL_REJECT_RATE_MIN_DELIVERIES were made). "
         "Empty: never.",
     )
+    one_to_one_consent = models.BooleanField(
+        default=False,
+        help_text="One-to-one consent: a lead is sold only to the buyers its consent names (consent.named_buyers).",
+    )
     fields = models.JSONField(default=list, help_text="The lead's fields: name, type, ping, pii, min, max, choices.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -140,6 +144,9 @@ class Ping(models.Model):
     tracking = models.JSONField(default=dict, blank=True)
     consent = models.JSONField(default=dict, blank=True)
     quality_score = models.PositiveSmallIntegerField(default=0)
+    quality_signals = models.JSONField(
+        default=dict, blank=True, help_text="What the quality score is made of: signal -> points (leads/scoring.py)."
+    )
     test = models.BooleanField(default=False)
     fingerprint = models.CharField(max_length=64, help_text="Hash of the request, to answer repeats.")
     payout = MoneyField(default=Decimal("0.00"))

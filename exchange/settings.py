@@ -51,6 +51,12 @@ GAVEL_PING_RETENTION_DAYS = env.int("GAVEL_PING_RETENTION_DAYS", default=90)
 # many days after the lead arrived (checked hourly); 0 keeps it forever. Money, counts and statuses stay.
 GAVEL_PII_RETENTION_DAYS = env.int("GAVEL_PII_RETENTION_DAYS", default=365)
 GAVEL_ALLOW_PRIVATE_URLS = env.bool("GAVEL_ALLOW_PRIVATE_URLS", default=DEBUG)
+# The TrustedForm/Jornaya certificate verifier (exchange/consent_verify.py): off when the URL is empty.
+GAVEL_CONSENT_VERIFIER_URL = env.str("GAVEL_CONSENT_VERIFIER_URL", default="")
+GAVEL_CONSENT_VERIFIER_TOKEN = env.str("GAVEL_CONSENT_VERIFIER_TOKEN", default="")
+GAVEL_CONSENT_VERIFIER_TIMEOUT_MS = env.int("GAVEL_CONSENT_VERIFIER_TIMEOUT_MS", default=2000)
+# The hosted form (/f/<campaign id>): a submission faster than this after the page was served is a bot's.
+GAVEL_FORM_MIN_SECONDS = env.int("GAVEL_FORM_MIN_SECONDS", default=3)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -161,6 +167,7 @@ CELERY_BEAT_SCHEDULE = {
     "exchange.pings_prune": {"task": "exchange.pings_prune", "schedule": 60 * 60.0},
     "exchange.leads_pii_purge": {"task": "exchange.leads_pii_purge", "schedule": 60 * 60.0},
     "reporting.rollups_fold": {"task": "reporting.rollups_fold", "schedule": 30.0},
+    "exchange.campaign_rates_refresh": {"task": "exchange.campaign_rates_refresh", "schedule": 15 * 60.0},
 }
 
 AUTH_USER_MODEL = "accounts.User"

@@ -19,6 +19,7 @@ from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
 from exchange.auction.book import book_current
+from leads.scoring import scoring_warm
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def process_warm() -> None:
     get_resolver().url_patterns  # noqa: B018 - Django imports the views on the first request
     for name in LAZY_IMPORT_SETTINGS:
         import_string(getattr(settings, name))
+    scoring_warm()  # the quality score's offline data (ZIP codes, disposable domains): seconds, once
     try:
         book_current()
     except Exception:  # noqa: BLE001 - no database or cache yet: the first ping builds the book

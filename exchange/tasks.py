@@ -11,6 +11,7 @@ from exchange.api.idempotency import idempotency_records_purge
 from exchange.celery import app
 from exchange.returns.services import return_windows_close
 from exchange.services import lead_reauction_run, market_sweep
+from exchange.services.quality import campaign_rates_refresh
 from exchange.services.retention import leads_pii_purge_older, pings_prune
 from exchange.services.selling import LEAD_REAUCTION_TASK
 
@@ -51,3 +52,9 @@ def leads_pii_purge_task() -> int:
     if days <= 0:
         return 0
     return leads_pii_purge_older(before=timezone.now() - timedelta(days=days))
+
+
+@app.task(name="exchange.campaign_rates_refresh", acks_late=True, ignore_result=True)
+def campaign_rates_refresh_task() -> int:
+    """Celery beat, every 15 minutes: each campaign's return and reject rates for the quality score."""
+    return campaign_rates_refresh()

@@ -10,6 +10,7 @@ from exchange.api import views as exchange_api
 from exchange.api.errors import api_not_found
 from exchange.api.purchases import views as purchases_api
 from exchange.api.suppressions import SuppressionCollectionView
+from exchange.hosted_form import hosted_form
 from leads import public as privacy_public
 from leads import suppression_views
 from leads.api import views as privacy_api
@@ -46,6 +47,7 @@ urlpatterns = [
     path("opt-out/done", suppression_views.opt_out_done, name="opt_out_done"),
     path("privacy/", privacy_public.privacy_request_page, name="privacy"),
     path("privacy/confirm/<str:token>", privacy_public.privacy_confirm_page, name="privacy-confirm"),
+    path("f/<str:campaign_id>", hosted_form, name="hosted-form"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
     path("", include("accounts.urls")),

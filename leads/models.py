@@ -46,6 +46,9 @@ class Lead(models.Model):
     phone_hash = models.CharField(max_length=64, blank=True, db_index=True)
     tracking = models.JSONField(default=dict, blank=True)
     quality_score = models.PositiveSmallIntegerField(default=0)
+    quality_signals = models.JSONField(
+        default=dict, blank=True, help_text="The ping's signals and the post's: signal -> points (leads/scoring.py)."
+    )
     payout = MoneyField(default=Decimal("0.00"))
     reauction_cycle = models.PositiveSmallIntegerField(default=0, help_text="Background re-auctions run so far.")
     test = models.BooleanField(default=False)

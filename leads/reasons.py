@@ -30,6 +30,7 @@ BID_REASONS = {
     "paused": "Contract or account paused",
     "seller_blocked": "You block this seller",
     "buyer_blocked": "The seller's campaign blocks you",
+    "not_named_in_consent": "The consumer's one-to-one consent does not name you",
     "below_min_score": "Quality score under your minimum",
     "schedule_closed": "Outside your schedule",
     "budget_reached": "Budget reached",

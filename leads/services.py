@@ -51,6 +51,7 @@ def lead_store(
     quality_score: int,
     test: bool,
     keep_pii: bool = True,
+    quality_signals: Mapping[str, int] | None = None,
 ) -> Lead:
     """Store a lead and its consent record (one transaction). PII is encrypted before it is written;
     ``keep_pii=False`` (a suppressed consumer) keeps none of it."""
@@ -67,6 +68,7 @@ def lead_store(
             phone_hash=phone_hash,
             tracking=dict(tracking),
             quality_score=quality_score,
+            quality_signals=dict(quality_signals or {}),
             test=test,
         )
         ConsentRecord.objects.create(

@@ -39,6 +39,13 @@ class TrackingInput(StrictSerializer):
 class PingConsentInput(StrictSerializer):
     trusted_form_cert_url = serializers.URLField(max_length=2000, required=False, allow_null=True, allow_blank=True)
     jornaya_leadid = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    named_buyers = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        max_length=50,
+        required=False,
+        help_text="One-to-one consent: the buying organizations the consent text names (slug or public name). "
+        "On an offer that requires one-to-one consent, only these may buy the lead.",
+    )
 
 
 class ConsentInput(StrictSerializer):
@@ -49,6 +56,13 @@ class ConsentInput(StrictSerializer):
     page_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
     trusted_form_cert_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
     jornaya_leadid = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    named_buyers = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        max_length=50,
+        required=False,
+        help_text="One-to-one consent: the buying organizations the consent text names (slug or public name). "
+        "On an offer that requires one-to-one consent, only these may buy the lead.",
+    )
 
 
 class PingInput(StrictSerializer):
@@ -68,7 +82,8 @@ _PING_KEYS = frozenset(PingInput._declared_fields)
 _PING_NESTED = (
     ("consumer", frozenset(ConsumerInput._declared_fields), 64, _HASH),
     ("tracking", frozenset(TrackingInput._declared_fields), 255, None),
-    ("consent", frozenset(PingConsentInput._declared_fields), 100, None),
+    # named_buyers is a list: a ping that carries it goes through PingConsentInput.
+    ("consent", frozenset(PingConsentInput._declared_fields) - {"named_buyers"}, 100, None),
 )
 
 

@@ -39,6 +39,7 @@ from contracts.schedules import Schedule, ScheduleError, schedule_compile
 from core.cache import cache_get
 from core.schema import FieldSpec
 from exchange.models import MarketVersion, Offer
+from leads.scoring import SourceRates
 
 VERSION_KEY = "gavel:book-version"
 # Without a shared cache: how long a process goes by the database's market version it last read.
@@ -56,6 +57,8 @@ class CompiledContract:
     organization_id: int
     organization_active: bool
     tz: ZoneInfo
+    # The buyer's slug and public name, lower-cased: how a one-to-one consent names it.
+    organization_names: frozenset[str]
     buyer_active: bool  # the buyer's status
     hold: str | None  # the exchange's: operator, breaker, or none
     price: Decimal | None
@@ -117,6 +120,7 @@ class CompiledCampaign:
     direct_contract_id: int | None
     direct_price: Decimal | None
     direct_share_percent: int
+    rates: SourceRates = SourceRates()  # its recent return and reject rates (the quality score)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ class OfferBook:
     fields: dict[str, FieldSpec]
     contracts: tuple[CompiledContract, ...]
     contracts_by_id: dict[int, CompiledContract] = field(repr=False)
+    one_to_one_consent: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,7 @@ def _compile_contract(
         organization_id=contract.organization_id,
         organization_active=organization.status == Organization.Status.ACTIVE,
         tz=organization.tz,
+        organization_names=frozenset({organization.slug.lower(), organization.name.strip().lower()}),
         buyer_active=contract.status == BuyerContract.Status.ACTIVE,
         hold=contract.hold,
         price=contract.price,
@@ -240,6 +246,7 @@ def _build(version: tuple[int, int]) -> Book:
             fields=fields[o.pk],
             contracts=tuple(by_offer[o.pk]),
             contracts_by_id={c.id: c for c in by_offer[o.pk]},
+            one_to_one_consent=o.one_to_one_consent,
         )
         for o in offers
     }
@@ -258,6 +265,7 @@ def _build(version: tuple[int, int]) -> Book:
                 direct_contract_id=c.direct_contract_id,
                 direct_price=c.direct_price,
                 direct_share_percent=c.direct_share_percent,
+                rates=SourceRates(c.return_rate, c.rate_sales, c.reject_rate, c.rate_deliveries),
             ),
             c.offer_id,
         )

@@ -88,6 +88,9 @@ class AuctionPing:
     # An earlier ping this one repeats exactly is answered as it was then instead of being
     # auctioned again (None: no such check).
     repeat: RepeatProbe | None = None
+    # One-to-one consent (the offer requires it): the buyers the consent names, by organization
+    # slug or public name, lower-cased; any other buyer is "not_named_in_consent". None: anyone.
+    named_buyers: frozenset[str] | None = None
     # The lead's values with the ping's own ($source, $hour, $weekday), per buyer time zone.
     _values_by_tz: dict[ZoneInfo, Mapping[str, object]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -250,6 +253,27 @@ def _aware(value: object) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def named_buyers_of(offer: OfferBook, consent: Mapping[str, object]) -> frozenset[str] | None:
+    """The buyers a one-to-one consent names (organization slugs or public names, lower-cased),
+    for an offer that requires one-to-one consent; None for any other offer (anyone may buy)."""
+    if not offer.one_to_one_consent:
+        return None
+    named = consent.get("named_buyers")
+    if not isinstance(named, list | tuple):
+        return frozenset()
+    return frozenset(n.strip().lower() for n in named if isinstance(n, str) and n.strip())
+
+
+def lead_refusal(contract: CompiledContract, *, score: int, named_buyers: frozenset[str] | None) -> str | None:
+    """Why a contract may not buy a posted lead whatever its bid: the lead's score (the ping's and
+    the post's signals) under its minimum, or a one-to-one consent that does not name its buyer."""
+    if named_buyers is not None and not (contract.organization_names & named_buyers):
+        return "not_named_in_consent"
+    if score < contract.min_score:
+        return "below_min_score"
+    return None
+
+
 def static_reason(contract: CompiledContract, ping: AuctionPing) -> str | None:
     """The first check (cheapest first) that needs no database and that the contract fails.
 
@@ -264,6 +288,8 @@ def static_reason(contract: CompiledContract, ping: AuctionPing) -> str | None:
         return "seller_blocked"
     if contract.organization_id in ping.campaign.blocked_buyer_ids:
         return "buyer_blocked"
+    if ping.named_buyers is not None and not (contract.organization_names & ping.named_buyers):
+        return "not_named_in_consent"
     failed = contract.predicate(ping.values_for(contract))
     if failed is not None:
         return f"filtered:{failed}"

@@ -18,6 +18,7 @@ from core.pii import email_hash as hash_email
 from core.pii import phone_hash as hash_phone
 from core.schema import lead_validate
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
+from exchange.consent_verify import certificate_verify
 from exchange.errors import PingAlreadyPosted, PingExpired, PingMismatch
 from exchange.models import Bid, Ping, Sale
 from exchange.services.pings import (
@@ -34,6 +35,7 @@ from exchange.services.selling import (
     LeadPackage,
     RouteOutcome,
     lead_finish,
+    lead_may_buy,
     lead_reauction_enqueue,
     lead_route,
     sale_attempt,
@@ -41,6 +43,7 @@ from exchange.services.selling import (
 )
 from leads.crypto import pii_decrypt
 from leads.models import Lead
+from leads.scoring import post_signals, score_of
 from leads.selectors import SuppressionMatch, suppression_match
 from leads.services import json_value, lead_outcome_set, lead_reauction_claim, lead_store
 
@@ -65,13 +68,23 @@ def _consumer_hashes(values: Mapping[str, object], ping: Ping) -> tuple[str, str
     )
 
 
+def lead_signals(
+    ping: Ping, offer: OfferBook, values: Mapping[str, object], consent: Mapping[str, Any]
+) -> dict[str, int]:
+    """The lead's quality signals: the ping's, and the post's (phone, email, name, certificate)."""
+    posted = post_signals(values=values, fields=offer.fields, certificate=certificate_verify(consent))
+    return {**(ping.quality_signals or {}), **posted}
+
+
 def _lead_store(
     *, ping: Ping, offer: OfferBook, values: dict[str, object], consent: dict[str, Any], suppressed: bool = False
 ) -> Lead:
-    """Store the lead a ping announced (its tracking, consumer hashes, score and test flag); a
-    suppressed consumer's PII is not kept."""
+    """Store the lead a ping announced (its tracking, consumer hashes and test flag), scored by
+    the ping's signals and the post's; a suppressed consumer's PII is not kept."""
     email_hash, phone_hash = _consumer_hashes(values, ping)
+    signals = lead_signals(ping, offer, values, consent)
     return lead_store(
+        quality_signals=signals,
         seller_id=ping.organization_id,
         campaign_id=ping.campaign_id,
         offer_id=offer.id,
@@ -82,7 +95,7 @@ def _lead_store(
         tracking=ping.tracking,
         email_hash=email_hash,
         phone_hash=phone_hash,
-        quality_score=ping.quality_score,
+        quality_score=score_of(signals),
         test=ping.test,
         keep_pii=not suppressed and ping.reason != "suppressed",
     )
@@ -163,10 +176,20 @@ def _lead_sell(
         with market_scope():
             lead_outcome_set(lead=lead, status=Lead.Status.REJECTED, reason=reject)
         return LeadAnswer.of(lead, ping)
+    if lead.quality_score < offer.min_score:
+        # The post's signals (a disposable email, a test name...) took the lead under the offer's minimum.
+        with market_scope():
+            lead_outcome_set(lead=lead, status=Lead.Status.REJECTED, reason="below_min_score")
+        return LeadAnswer.of(lead, ping)
     secrets = book.signing_secrets
     if direct_route and _direct_share_hit(lead, campaign):
         contract = offer.contracts_by_id.get(campaign.direct_contract_id or 0)
-        if contract is not None and contract.active and contract.organization_active:
+        if (
+            contract is not None
+            and contract.active
+            and contract.organization_active
+            and lead_may_buy(contract, lead, package, offer)
+        ):
             assert campaign.direct_price is not None
             attempt = sale_attempt(
                 lead=lead,
@@ -291,13 +314,14 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         email_hash=lead.email_hash,
         phone_hash=lead.phone_hash,
         tracking=dict(lead.tracking),
-        consent={k: consent[k] for k in ("trusted_form_cert_url", "jornaya_leadid") if consent.get(k)},
+        consent={k: consent[k] for k in ("trusted_form_cert_url", "jornaya_leadid", "named_buyers") if consent.get(k)},
         test=lead.test,
         fingerprint=fingerprint_of("reauction", lead.public_id, cycle),
         source=Ping.Source.REAUCTION,
         signing_secrets=book.signing_secrets,
         started=started,
         exclude_contract_ids=excluded,
+        signals=lead.quality_signals or None,
     )
     bids = stored.bids
     package = LeadPackage.of({**lead.data, **pii_decrypt(lead.pii_encrypted)}, consent, offer)

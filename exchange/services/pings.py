@@ -25,10 +25,18 @@ from core.money import ZERO
 from core.schema import LeadInvalid, lead_validate
 from exchange.auction.book import VERSION_KEY as BOOK_VERSION_KEY
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
-from exchange.auction.engine import AuctionPing, AuctionResult, RepeatProbe, auction_run, repeat_read
+from exchange.auction.engine import (
+    AuctionPing,
+    AuctionResult,
+    RepeatProbe,
+    auction_run,
+    named_buyers_of,
+    repeat_read,
+)
 from exchange.models import Bid, Ping
 from exchange.sql import bound_cursor
-from leads.scoring import quality_score
+from exchange.velocity import consumer_keys, other_sellers_seen
+from leads.scoring import ping_signals, score_of
 from leads.services import json_value
 
 
@@ -155,13 +163,15 @@ def auction_store(
     exclude_contract_ids: frozenset[int] = frozenset(),
     posted: bool = False,
     repeats: bool = False,
+    signals: Mapping[str, int] | None = None,
 ) -> StoredAuction:
     """Run the auction for a ping (or a full lead's ping part) and store it with its bids;
     ``posted`` when its lead comes with it (a full lead), so it can never be posted again.
     ``repeats``: an earlier ping of this seller with this fingerprint, its bids unexpired, is
     handed back instead (``StoredAuction.repeated``), with nothing auctioned or stored. The
     auction's deadline (the offer's ``ping_timeout_ms``) counts from ``started``
-    (``time.perf_counter()``)."""
+    (``time.perf_counter()``). ``signals``: the quality signals to score it by (a re-auction's
+    lead: the ping's and the post's), instead of the ping's worked out now."""
     now = timezone.now()
     ping = Ping(
         organization_id=seller.pk,
@@ -180,13 +190,19 @@ def auction_store(
         created_at=now,
     )
     ping.public_id = public_id_new("png_")
-    ping.quality_score = quality_score(
-        lead=ping_values,
-        fields=offer.fields,
-        consumer={"email_sha256": email_hash or None, "phone_sha256": phone_hash or None},
-        consent=consent,
-        tracking=tracking,
-    )
+    if signals is not None:
+        ping.quality_signals = dict(signals)
+    else:
+        ip = consent.get("ip")
+        others = other_sellers_seen(
+            consumer_keys(email_hash=email_hash, phone_hash=phone_hash, ip=ip if isinstance(ip, str) else ""),
+            seller_id=seller.pk,
+            record=not test,
+        )
+        ping.quality_signals = ping_signals(
+            lead=ping_values, fields=offer.fields, consent=consent, rates=campaign.rates, other_sellers=others
+        )
+    ping.quality_score = score_of(ping.quality_signals)
     result: AuctionResult | None = None
     began = timezone.now()
     repeat = RepeatProbe(seller.pk, fingerprint, now) if repeats else None
@@ -216,6 +232,7 @@ def auction_store(
                     started=started,
                     exclude_contract_ids=exclude_contract_ids,
                     repeat=repeat,
+                    named_buyers=named_buyers_of(offer, consent),
                 )
             )
             if result.repeat_of is not None:

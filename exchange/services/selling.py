@@ -24,7 +24,7 @@ from contracts.services import CapRefused, cap_release, cap_reserve
 from core.hooks import event_emit
 from core.money import ZERO, money_str, payout_for
 from exchange.auction.book import CompiledContract, OfferBook
-from exchange.auction.engine import LIVE_SALE_STATUSES, cap_keys
+from exchange.auction.engine import LIVE_SALE_STATUSES, cap_keys, lead_refusal, named_buyers_of
 from exchange.delivery import delivery_send, redacted
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from exchange.services.rejects import reject_watch
@@ -281,6 +281,8 @@ def lead_route(
         contract = offer.contracts_by_id.get(bid.contract_id)
         if contract is None or bid.organization_id in buyers:
             continue
+        if not lead_may_buy(contract, lead, package, offer):
+            continue  # the post's signals or consent rule it out: the next bid takes its place
         result = sale_attempt(
             lead=lead,
             contract=contract,
@@ -298,6 +300,13 @@ def lead_route(
         else:
             outcome.tried.append((contract.id, result.reason))
     return outcome
+
+
+def lead_may_buy(contract: CompiledContract, lead: Lead, package: LeadPackage, offer: OfferBook) -> bool:
+    """Whether the contract may buy this posted lead: its score (ping and post signals) reaches the
+    contract's minimum and, for a one-to-one offer, the lead's consent names the buyer."""
+    named = named_buyers_of(offer, package.consent)
+    return lead_refusal(contract, score=lead.quality_score, named_buyers=named) is None
 
 
 LEAD_REAUCTION_TASK = "exchange.lead_reauction"

@@ -19,6 +19,7 @@ PERIODIC = {
     "exchange.return_windows_close",
     "exchange.pings_prune",
     "exchange.leads_pii_purge",
+    "exchange.campaign_rates_refresh",
     "reporting.rollups_fold",
 }
 

@@ -80,6 +80,8 @@ def _spy_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 @pytest.mark.skipif(not settings.REDIS_URL, reason="counts the Redis cache's reads")
 @pytest.mark.django_db
 def test_a_ping_reads_the_cache_once_and_writes_nothing_to_it(monkeypatch):
+    # Through Django's cache API. The quality score's velocity (exchange/velocity.py) is one more
+    # pipelined round trip on its own sorted sets, outside that API (docs/decisions.md 50).
     load(buyer("a", "10.00"))
     ping(1)  # the contract book built and the key's record cached, as on a warm server
     reads = _spy_reads(monkeypatch)
