@@ -35,6 +35,11 @@ if not DEBUG:
         raise ImproperlyConfigured("Set GAVEL_PII_KEYS to your own Fernet keys (or DEBUG=1).")
 
 GAVEL_CURRENCY = env.str("GAVEL_CURRENCY", default="USD")
+# The audit trail (django-auditlog): entries are accounts.AuditEntry, read through the base manager
+# (the default ones are tenant-scoped), never with a copy of the whole row.
+AUDITLOG_LOGENTRY_MODEL = "accounts.AuditEntry"
+AUDITLOG_USE_BASE_MANAGER = True
+AUDITLOG_DISABLE_REMOTE_ADDR = False
 GAVEL_RTB_BREAKER_FAILURES = env.int("GAVEL_RTB_BREAKER_FAILURES", default=5)
 # A paused contract is retried after the cool-down, doubled on each trip in a row, up to the max.
 GAVEL_RTB_BREAKER_COOLDOWN_SECONDS = env.int("GAVEL_RTB_BREAKER_COOLDOWN_SECONDS", default=60)
@@ -61,6 +66,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "auditlog",  # the audit trail; its entry model is accounts.AuditEntry (core/audit.py)
     "accounts",
     "exchange",
     "contracts",
@@ -79,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.TenantScopeMiddleware",
+    "accounts.middleware.AuditContextMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
