@@ -115,9 +115,13 @@ def audit_register(
     ``exclude``: fields never recorded (secrets, hashes); ``mask``: fields recorded masked
     (auditlog keeps their last characters); ``m2m``: many-to-many fields recorded as added/removed.
     """
+    excluded = {*ALWAYS_EXCLUDED, *exclude}
     auditlog.register(
         model,
-        exclude_fields=[*ALWAYS_EXCLUDED, *exclude],
+        # Its own columns only: auditlog would list reverse relations (a new organization's
+        # "pings", "sales"…) as changes.
+        include_fields=[f.name for f in model._meta.concrete_fields if f.name not in excluded],
+        exclude_fields=sorted(excluded),
         mask_fields=list(mask),
         m2m_fields=set(m2m),
     )
