@@ -78,8 +78,8 @@ def test_the_market_file_records_what_it_creates_as_the_market(market):
 
 
 def test_reloading_the_market_file_records_the_change_before_and_after(market):
-    from tests.conftest import market_copy
     from exchange.market import market_load
+    from tests.conftest import market_copy
 
     data = market_copy()
     data["organizations"][0]["contracts"][0]["price"] = "32.50"
