@@ -303,13 +303,18 @@ class AuditEntry(AbstractLogEntry):  # type: ignore[misc]
                 verb = "added" if values.get("operation") == "add" else "removed"
                 rows.append((label, "", f"{verb}: {', '.join(map(str, values.get('objects', [])))}"))
             elif isinstance(values, list) and len(values) == 2:
-                before, after = ("—" if v in (None, "None", "") else str(v) for v in values)
-                rows.append((label, before, after))
+                before, after = ("—" if v in (None, "None", "", "{}", "[]") else str(v) for v in values)
+                # A creation lists what was set: not the empty fields, nor the ids its title names.
+                if self.action == 0 and (after == "—" or field in _CREATION_SKIPPED):
+                    continue
+                rows.append((label, "" if self.action == 0 else before, after))
         viewed = (self.additional_data or {}).get("viewed")
         if viewed:
             rows.append(("viewed", "", str(viewed)))
         return rows
 
+
+_CREATION_SKIPPED = {"organization", "offer", "user", "created_at"}
 
 # The audited things, in words, by (app label, model); the portal's trail filters by these keys.
 AUDIT_KINDS: dict[str, tuple[str, list[tuple[str, str]]]] = {

@@ -115,7 +115,7 @@ def audit_register(
     ``exclude``: fields never recorded (secrets, hashes); ``mask``: fields recorded masked
     (auditlog keeps their last characters); ``m2m``: many-to-many fields recorded as added/removed.
     """
-    excluded = {*ALWAYS_EXCLUDED, *exclude}
+    excluded = {*ALWAYS_EXCLUDED, *exclude, model._meta.pk.name}  # the entry names the row already
     auditlog.register(
         model,
         # Its own columns only: auditlog would list reverse relations (a new organization's
