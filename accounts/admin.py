@@ -6,10 +6,12 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
-from accounts.models import ApiKey, Invitation, Membership, Organization, User
+from accounts.models import ApiKey, AuditEntry, Invitation, Membership, Organization, User
 from accounts.services import api_key_create, api_key_revoke, api_keys_forget
-from core.admin import BookInvalidatingAdmin
+from core.admin import BookInvalidatingAdmin, ReadOnlyAdminMixin, when
 
 
 @admin.register(User)
@@ -107,3 +109,39 @@ class InvitationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Invitation | None = None) -> bool:
         return False
+
+
+# auditlog registers its own admin for the entry model; the exchange's shows who and the organization.
+if admin.site.is_registered(AuditEntry):
+    admin.site.unregister(AuditEntry)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    """The whole exchange's audit trail (each organization sees its own in the portal)."""
+
+    list_display = ["at", "who", "source", "action", "kind", "object_repr", "organization", "changed"]
+    list_filter = ["action", "source", "content_type", "organization"]
+    list_select_related = ["content_type", "organization", "api_key"]
+    search_fields = ["object_repr", "actor_email", "=object_pk"]
+    search_help_text = "Search by what was changed (its name or id) or by the actor's email."
+    date_hierarchy = "timestamp"
+    show_full_result_count = False
+    fields = ["at", "who", "source", "remote_addr", "action", "kind", "object_repr", "organization", "changed"]
+    readonly_fields = fields  # type: ignore[assignment]
+
+    @admin.display(description="when", ordering="timestamp")
+    def at(self, obj: AuditEntry) -> str:
+        return when(obj.timestamp)
+
+    @admin.display(description="what")
+    def kind(self, obj: AuditEntry) -> str:
+        return obj.kind
+
+    @admin.display(description="changes")
+    def changed(self, obj: AuditEntry) -> SafeString | str:
+        rows = obj.change_rows
+        if not rows:
+            return "—"
+        lines = format_html_join("", "<tr><th>{}</th><td>{}</td><td>→ {}</td></tr>", rows)
+        return format_html("<table>{}</table>", lines)

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
+from typing import Any
+
 from django import forms
 from django.contrib.auth import password_validation
 
-from accounts.models import ApiKey, Membership, User
+from accounts.models import AUDIT_KINDS, ApiKey, Membership, User
 from accounts.services import AccountsError
 
 ROLE_HELP = {
@@ -84,3 +88,37 @@ class KeyCreateForm(forms.Form):
 
 class KeyRenameForm(forms.Form):
     name = forms.CharField(label="Name", max_length=100)
+
+
+# The kinds an organization's trail can show (offers are the exchange's: operators only).
+TRAIL_KINDS = [(key, label) for key, (label, _) in AUDIT_KINDS.items() if key != "offer"]
+
+
+class AuditFilterForm(forms.Form):
+    """The trail's filters: the kind of thing, and days (from, to: both included) in ``tz``."""
+
+    kind = forms.ChoiceField(label="What", choices=[("", "Everything"), *TRAIL_KINDS], required=False)
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, tz: zoneinfo.ZoneInfo, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tz = tz
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError("“From” must be on or before “To”.")
+        return cleaned
+
+    @property
+    def active(self) -> bool:
+        return any(self.data.get(name) for name in ("kind", "since", "until"))
+
+    def bounds(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """The days as times: from the start of ``since`` to the end of ``until``, in the zone."""
+        since, until = self.cleaned_data.get("since"), self.cleaned_data.get("until")
+        start = dt.datetime.combine(since, dt.time(), tzinfo=self.tz) if since else None
+        end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=self.tz) if until else None
+        return start, end

@@ -7,11 +7,15 @@ import secrets
 import zoneinfo
 from typing import Any, ClassVar
 
+from auditlog.models import AbstractLogEntry, LogEntryManager
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.encoding import smart_str
 from django.utils.timezone import now
 from django_scopes import ScopedManager
+
+from core.audit import audit_context_current, audit_mask
 
 
 class UserManager(BaseUserManager["User"]):
@@ -194,3 +198,147 @@ class Invitation(models.Model):
         if self.expires_at <= now():
             return "expired"
         return "pending"
+
+
+def audit_organization_id(instance: models.Model) -> int | None:
+    """The organization whose trail shows a change of ``instance``: the organization itself, the
+    ``organization`` of a tenant row, an ``audit_organization_id`` the model names; None for the
+    exchange's own things (offers), which only operators see."""
+    if isinstance(instance, Organization):
+        return instance.pk
+    named = getattr(instance, "audit_organization_id", None)
+    if named is not None:
+        return int(named)
+    owner = getattr(instance, "organization_id", None)
+    return int(owner) if owner is not None else None
+
+
+class AuditEntryManager(LogEntryManager):  # type: ignore[misc]
+    """auditlog's manager, completed with who acted (``core.audit``'s context), the organization
+    whose trail shows the entry, and every text masked of consumer PII."""
+
+    def _complete(self, instance: models.Model, kwargs: dict[str, Any]) -> None:
+        context = audit_context_current()
+        kwargs.setdefault("organization_id", audit_organization_id(instance))
+        kwargs.setdefault("actor_id", context.actor_id)
+        kwargs.setdefault("actor_email", context.actor_email)
+        kwargs.setdefault("api_key_id", context.api_key_id)
+        kwargs.setdefault("source", context.source)
+        kwargs.setdefault("remote_addr", context.remote_addr)
+        kwargs.setdefault("object_repr", audit_mask(smart_str(instance)))
+        if kwargs.get("changes") is not None:
+            kwargs["changes"] = audit_mask(kwargs["changes"])
+        if kwargs.get("additional_data") is not None:
+            kwargs["additional_data"] = audit_mask(kwargs["additional_data"])
+        kwargs["serialized_data"] = None  # never a copy of the whole row
+
+    def log_create(self, instance: models.Model, force_log: bool = False, **kwargs: Any) -> AuditEntry | None:
+        if kwargs.get("changes") is None and not force_log:
+            return None
+        self._complete(instance, kwargs)
+        return super().log_create(instance, force_log=force_log, **kwargs)  # type: ignore[no-any-return]
+
+    def log_m2m_changes(self, changed_queryset: Any, instance: models.Model, *args: Any, **kwargs: Any) -> Any:
+        self._complete(instance, kwargs)
+        return super().log_m2m_changes(changed_queryset, instance, *args, **kwargs)
+
+
+class AuditEntry(AbstractLogEntry):  # type: ignore[misc]
+    """One change (or one view of decrypted PII) in the audit trail: auditlog's entry, with the
+    organization whose trail shows it, the API key that acted and where the change came from.
+
+    Written only through :class:`AuditEntryManager` (auditlog's signals, ``core.audit``); never
+    changed.
+    """
+
+    class Source(models.TextChoices):
+        PORTAL = "portal", "Portal"
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+        MARKET = "market", "Market file"
+        SYSTEM = "system", "System"
+
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=True
+    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.SYSTEM)
+
+    objects = AuditEntryManager()
+
+    class Meta(AbstractLogEntry.Meta):  # type: ignore[misc]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+        indexes = [models.Index(fields=["organization", "-timestamp"], name="audit_org_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.object_repr}"
+
+    @property
+    def who(self) -> str:
+        """The person (email), the API key (name and prefix), the market file or the system."""
+        if self.actor_email:
+            return self.actor_email
+        if self.api_key_id is not None:
+            key = self.api_key
+            return f"API key {key.name} ({key.prefix}…)" if key is not None else "API key"
+        return self.get_source_display()
+
+    @property
+    def kind(self) -> str:
+        """What was changed, in words: "contract", "API key"…"""
+        return AUDIT_KIND_NAMES.get((self.content_type.app_label, self.content_type.model), self.content_type.name)
+
+    @property
+    def verb(self) -> str:
+        return {0: "created", 1: "changed", 2: "deleted", 3: "viewed"}.get(self.action, "recorded")
+
+    @property
+    def change_rows(self) -> list[tuple[str, str, str]]:
+        """(field, before, after) for each change; m2m changes read "added: …" / "removed: …"."""
+        rows = []
+        for field, values in sorted((self.changes or {}).items()):
+            label = field.replace("_", " ")
+            if isinstance(values, dict):  # many-to-many
+                verb = "added" if values.get("operation") == "add" else "removed"
+                rows.append((label, "", f"{verb}: {', '.join(map(str, values.get('objects', [])))}"))
+            elif isinstance(values, list) and len(values) == 2:
+                before, after = ("—" if v in (None, "None", "", "{}", "[]") else str(v) for v in values)
+                # A creation lists what was set: not the empty fields, nor the ids its title names.
+                if self.action == 0 and (after == "—" or field in _CREATION_SKIPPED):
+                    continue
+                rows.append((label, "" if self.action == 0 else before, after))
+        viewed = (self.additional_data or {}).get("viewed")
+        if viewed:
+            rows.append(("viewed", "", str(viewed)))
+        return rows
+
+
+_CREATION_SKIPPED = {"organization", "offer", "user", "created_at"}
+
+# The audited things, in words, by (app label, model); the portal's trail filters by these keys.
+AUDIT_KINDS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "contract": ("Contracts", [("contracts", "buyercontract")]),
+    "campaign": ("Campaigns", [("contracts", "campaign")]),
+    "organization": ("Organization", [("accounts", "organization")]),
+    "member": ("Members", [("accounts", "membership")]),
+    "key": ("API keys", [("accounts", "apikey")]),
+    "money": ("Money", [("billing", "ledgertransaction"), ("billing", "ledgeraccount")]),
+    "return": ("Returns", [("exchange", "return")]),
+    "suppression": ("Suppressions", [("leads", "suppression")]),
+    "lead": ("Lead data viewed", [("leads", "lead")]),
+    "offer": ("Offers", [("exchange", "offer")]),
+}
+AUDIT_KIND_NAMES: dict[tuple[str, str], str] = {
+    ("contracts", "buyercontract"): "contract",
+    ("contracts", "campaign"): "campaign",
+    ("accounts", "organization"): "organization",
+    ("accounts", "membership"): "member",
+    ("accounts", "apikey"): "API key",
+    ("billing", "ledgertransaction"): "money",
+    ("billing", "ledgeraccount"): "account limits",
+    ("exchange", "return"): "return",
+    ("leads", "suppression"): "suppression",
+    ("leads", "lead"): "lead",
+    ("exchange", "offer"): "offer",
+}

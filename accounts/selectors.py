@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, QuerySet, When
+import datetime as dt
+
+from django.db.models import Case, Q, QuerySet, When
 from django.utils.timezone import now
 
-from accounts.models import ApiKey, Invitation, Membership, Organization, User
+from accounts.models import AUDIT_KINDS, ApiKey, AuditEntry, Invitation, Membership, Organization, User
 
 
 def memberships_of(*, user: User) -> QuerySet[Membership]:
@@ -32,3 +34,27 @@ def invitations_pending_of(*, organization: Organization) -> QuerySet[Invitation
     return Invitation.objects.filter(
         organization=organization, accepted_at__isnull=True, cancelled_at__isnull=True, expires_at__gt=now()
     ).order_by("-created_at")
+
+
+def audit_entries_of(
+    *,
+    organization: Organization | None,
+    kind: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[AuditEntry]:
+    """The audit trail, newest first: ``organization``'s own entries (None: all, for operators),
+    of one kind of thing (a key of ``AUDIT_KINDS``), from ``since`` and before ``until``."""
+    entries = AuditEntry.objects.select_related("content_type", "api_key").order_by("-timestamp", "-id")
+    if organization is not None:
+        entries = entries.filter(organization=organization)
+    if kind:
+        match = Q(pk__in=[])
+        for app_label, model in AUDIT_KINDS[kind][1]:
+            match |= Q(content_type__app_label=app_label, content_type__model=model)
+        entries = entries.filter(match)
+    if since is not None:
+        entries = entries.filter(timestamp__gte=since)
+    if until is not None:
+        entries = entries.filter(timestamp__lt=until)
+    return entries

@@ -24,6 +24,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Invitation, Membership, Organization, User
 from accounts.roles import RoleRefused, role_require
 from accounts.tenancy import market_scope
+from core.audit import audit_record
 from core.cache import cache_get
 from core.hooks import market_changed
 
@@ -129,8 +130,10 @@ def api_key_revoke(*, api_key: ApiKey, actor: Membership | None = None) -> ApiKe
     portal's member, who must be an owner of the key's organization."""
     if actor is not None:
         role_require(actor, "owner", organization_id=api_key.organization_id)
-    with market_scope():
-        ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    with market_scope(), transaction.atomic():
+        revoked_at = timezone.now()
+        if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=revoked_at):
+            audit_record(api_key, changes={"revoked_at": (None, revoked_at)})
         api_key.refresh_from_db()
     cache.delete(api_key_cache_key(api_key.key_hash))
     return api_key
@@ -139,8 +142,11 @@ def api_key_revoke(*, api_key: ApiKey, actor: Membership | None = None) -> ApiKe
 def api_key_scopes_set(*, api_key: ApiKey, scopes: Iterable[str]) -> ApiKey:
     """Give a live key exactly ``scopes``; requests made with it see them at once."""
     scopes = _scopes_check(scopes)
-    with market_scope():
+    with market_scope(), transaction.atomic():
+        before = ApiKey.objects.select_for_update().get(pk=api_key.pk).scopes
         ApiKey.objects.filter(pk=api_key.pk).update(scopes=scopes)
+        if before != scopes:
+            audit_record(api_key, changes={"scopes": (before, scopes)})
         api_key.refresh_from_db()
     cache.delete(api_key_cache_key(api_key.key_hash))
     return api_key
@@ -213,8 +219,12 @@ def organization_status_set(*, organization: Organization, status: str) -> Organ
     """Activate or suspend an organization: its API keys and contracts follow at once."""
     if status not in Organization.Status.values:
         raise AccountsError(f"unknown status '{status}'")
-    Organization.objects.filter(pk=organization.pk).update(status=status)
-    organization.status = status
+    with transaction.atomic():
+        before = Organization.objects.select_for_update().get(pk=organization.pk).status
+        Organization.objects.filter(pk=organization.pk).update(status=status)
+        organization.status = status
+        if before != status:
+            audit_record(organization, changes={"status": (before, status)})
     _organization_changed(organization)
     return organization
 

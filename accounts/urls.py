@@ -14,5 +14,6 @@ urlpatterns = [
     path("portal/team/invitations/<int:invitation_id>/cancel/", views.invitation_cancel_view, name="invitation_cancel"),
     path("invite/<str:token>/", views.invite_accept, name="invite_accept"),
     path("portal/keys/", views.keys, name="keys"),
+    path("portal/audit/", views.audit_trail, name="audit"),
     path("portal/keys/<int:key_id>/<str:action>/", views.key_action, name="key_action"),
 ]

@@ -7,17 +7,27 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.forms import ROLE_HELP, AcceptForm, InviteForm, KeyCreateForm, KeyRenameForm, RoleForm, service_error_show
+from accounts.forms import (
+    ROLE_HELP,
+    AcceptForm,
+    AuditFilterForm,
+    InviteForm,
+    KeyCreateForm,
+    KeyRenameForm,
+    RoleForm,
+    service_error_show,
+)
 from accounts.middleware import SESSION_ORGANIZATION_KEY
 from accounts.models import ApiKey, Invitation, Membership, Organization, User
 from accounts.portal import portal_page, role_allows, role_refused_page
-from accounts.selectors import api_keys_of, invitations_pending_of, members_of, memberships_of
+from accounts.selectors import api_keys_of, audit_entries_of, invitations_pending_of, members_of, memberships_of
 from accounts.services import (
     AccountsError,
     InvitationInvalid,
@@ -323,3 +333,23 @@ def key_action(request: HttpRequest, key_id: int, action: str) -> HttpResponse:
     except AccountsError as exc:
         return _keys_page(request, status=409, row_error=(key_id, exc.message))
     return redirect("accounts:keys")
+
+
+# --- the audit trail -----------------------------------------------------------------------------
+
+AUDIT_PAGE_SIZE = 50
+
+
+@portal_page(role="manager")
+def audit_trail(request: HttpRequest) -> HttpResponse:
+    """The organization's own audit trail: who changed what, before and after, newest first."""
+    organization: Organization = request.organization  # type: ignore[attr-defined]
+    form = AuditFilterForm(request.GET, tz=organization.tz)
+    valid = form.is_valid()
+    if valid:
+        since, until = form.bounds()
+        entries = audit_entries_of(organization=organization, kind=form.cleaned_data["kind"], since=since, until=until)
+    else:
+        entries = audit_entries_of(organization=organization).none()
+    page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "accounts/audit.html", {"page": page, "form": form}, status=200 if valid else 400)

@@ -39,7 +39,7 @@ from billing.services import (
 )
 from billing.statements import month_add
 from core.admin import ReadOnlyAdminMixin
-from core.money import money_str
+from core.money import money_label, money_str
 
 BOOK_PERMISSION = "billing.add_ledgertransaction"
 
@@ -241,7 +241,7 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
                     else:
                         self.message_user(
                             request,
-                            f"Recorded a top-up of ${money_str(data['amount'])} for {organization.name} "
+                            f"Recorded a top-up of {money_label(data['amount'])} for {organization.name} "
                             f"(reference {booked.reference}).",
                         )
                     return redirect(self._account_url(organization, LedgerAccount.Kind.BUYER_BALANCE))
@@ -291,7 +291,7 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
                     else:
                         self.message_user(
                             request,
-                            f"Recorded a payout of ${money_str(data['amount'])} to {seller.name} "
+                            f"Recorded a payout of {money_label(data['amount'])} to {seller.name} "
                             f"(reference {booked.reference}).",
                         )
                     return redirect(self._account_url(seller, LedgerAccount.Kind.SELLER_PAYABLE))
@@ -358,8 +358,8 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
             form=form,
             submit="Save limits",
             account=account,
-            intro=f"Balance ${money_str(account.balance)}, held ${money_str(account.held)}, available "
-            f"${money_str(account.available)}. Contracts stop bidding when available funds cannot pay "
+            intro=f"Balance {money_label(account.balance)}, held {money_label(account.held)}, available "
+            f"{money_label(account.available)}. Contracts stop bidding when available funds cannot pay "
             "their price, and bid again when funds return.",
         )
 

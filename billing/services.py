@@ -30,6 +30,7 @@ from accounts.models import Membership, Organization
 from accounts.roles import role_require
 from accounts.tenancy import market_scope
 from billing.models import AVAILABLE_FUNDS, LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
+from core.audit import audit_record
 from core.hooks import event_emit, holds_expected
 from core.money import ZERO, MoneyField, money_str, to_money
 
@@ -200,7 +201,24 @@ def topup_record(
         )
         if created:
             low_balance_check(organization_id=organization.pk)
+            _money_audit(booked, organization=organization, amount=amount)
     return booked
+
+
+def _money_audit(booked: LedgerTransaction, *, organization: Organization, amount: Decimal) -> None:
+    """Record a booking made by a person (top-up, payout) in the audit trail of ``organization``:
+    the ledger is append-only, so its creation, with its amount, is the whole change."""
+    booked.audit_organization_id = organization.pk  # type: ignore[attr-defined]
+    audit_record(
+        booked,
+        action="create",
+        changes={
+            "kind": (None, booked.kind),
+            "amount": (None, money_str(amount)),
+            "reference": (None, booked.reference),
+            "memo": (None, booked.memo),
+        },
+    )
 
 
 def credit_limit_set(*, organization: Organization, credit_limit: Decimal) -> LedgerAccount:
@@ -210,9 +228,12 @@ def credit_limit_set(*, organization: Organization, credit_limit: Decimal) -> Le
         raise BillingError("a credit limit cannot be negative")
     account = account_get(organization=organization, kind=LedgerAccount.Kind.BUYER_BALANCE)
     with market_scope(), transaction.atomic():
+        before = LedgerAccount.objects.select_for_update().get(pk=account.pk).credit_limit
         LedgerAccount.objects.filter(pk=account.pk).update(credit_limit=credit_limit)
         low_balance_check(organization_id=organization.pk)
         account.refresh_from_db()
+        if before != credit_limit:
+            audit_record(account, changes={"credit_limit": (money_str(before), money_str(credit_limit))})
     return account
 
 
@@ -233,9 +254,20 @@ def low_balance_threshold_set(
             raise BillingError("a low-balance threshold cannot be negative")
     account = account_get(organization=organization, kind=LedgerAccount.Kind.BUYER_BALANCE)
     with market_scope(), transaction.atomic():
+        before = LedgerAccount.objects.select_for_update().get(pk=account.pk).low_balance_threshold
         LedgerAccount.objects.filter(pk=account.pk).update(low_balance_threshold=threshold)
         low_balance_check(organization_id=organization.pk)
         account.refresh_from_db()
+        if before != threshold:
+            audit_record(
+                account,
+                changes={
+                    "low_balance_threshold": (
+                        None if before is None else money_str(before),
+                        None if threshold is None else money_str(threshold),
+                    )
+                },
+            )
     return account
 
 
@@ -382,13 +414,15 @@ def payout_record(
         owed = locked[payable.pk].balance
         if amount > owed:
             raise PayoutRefused(f"{seller.name} is owed {money_str(owed)}: a payout of {money_str(amount)} is too much")
-        booked, _ = ledger_book(
+        booked, created = ledger_book(
             kind=LedgerTransaction.Kind.PAYOUT,
             idempotency_key=idempotency_key,
             lines=[(payable, -amount), (cash, amount)],
             memo=payout_memo(period_start=period_start, period_end=period_end, memo=memo),
             reference=reference.strip(),
         )
+        if created:
+            _money_audit(booked, organization=seller, amount=amount)
     return booked
 
 

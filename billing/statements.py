@@ -22,7 +22,7 @@ from fpdf.fonts import FontFace
 from accounts.models import Organization
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.selectors import accounts_of, balance_at
-from core.money import money_str, to_money
+from core.money import currency_code, money_str, to_money
 
 MONTH_FORMAT = re.compile(r"^(\d{4})-(\d{2})$")
 ACCOUNT_LABELS: dict[str, str] = {
@@ -201,7 +201,11 @@ def statement_build(*, organization: Organization, month: date, now: datetime | 
 
 # --- CSV ----------------------------------------------------------------------------------------
 
-CSV_HEADER = ["account", "date", "type", "description", "reference", "amount", "balance"]
+
+def csv_header() -> list[str]:
+    """The statement CSV's header: the amounts' columns name the exchange's currency."""
+    code = currency_code()
+    return ["account", "date", "type", "description", "reference", f"amount ({code})", f"balance ({code})"]
 
 
 def _cell(text: str) -> str:
@@ -214,7 +218,7 @@ def statement_csv(statement: Statement) -> str:
     Dates are ISO 8601 with the organization's UTC offset; amounts are plain decimals."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    writer.writerow(csv_header())
     last_day = month_add(statement.month, 1).toordinal() - 1
     for account in statement.accounts:
         label = account.label
@@ -308,7 +312,8 @@ def statement_pdf(statement: Statement) -> bytes:
             line_height=5,
             borders_layout="HORIZONTAL_LINES",
         ) as table:
-            table.row(["Date", "Type", "Description", "Reference", "Amount", "Balance"])
+            code = currency_code()
+            table.row(["Date", "Type", "Description", "Reference", f"Amount ({code})", f"Balance ({code})"])
             table.row(
                 [f"{statement.start:%Y-%m-%d}", "", "Opening balance", "", "", money_str(account.opening)], style=bold
             )

@@ -32,7 +32,7 @@ from billing.statements import (
     statement_csv,
     statement_pdf,
 )
-from billing.templatetags.money import dollars
+from core.money import money_label
 
 PAGE_SIZE = 50
 TOPUPS_SHOWN = 20
@@ -86,7 +86,7 @@ def balance(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    f"You will be told (balance.low) when available funds fall below {dollars(threshold)}."
+                    f"You will be told (balance.low) when available funds fall below {money_label(threshold)}."
                     if threshold is not None
                     else "Low-balance alerts are off.",
                 )

@@ -24,6 +24,7 @@ from django.utils.datastructures import MultiValueDict
 from contracts.models import PERIODS, STATE_CODES, BuyerContract
 from contracts.rules import ORDERED_TYPES, PSEUDO_FIELDS, SUPPORTED_TYPES, FieldSpec, PseudoField
 from contracts.schedules import DAY_NAMES, ScheduleError, schedule_compile
+from core.money import money_label
 
 DAY_LABELS = {"mon": "Mon", "tue": "Tue", "wed": "Wed", "thu": "Thu", "fri": "Fri", "sat": "Sat", "sun": "Sun"}
 HOURS = tuple(range(24))
@@ -768,12 +769,14 @@ def rule_words(rule: object, options: Mapping[str, FieldOption], negate: bool = 
 
 
 def modifiers_words(modifiers: object, options: Mapping[str, FieldOption]) -> list[str]:
-    """Each modifier as a sentence: ``When State is one of NY: add $5.00``."""
+    """Each modifier as a sentence: ``When State is one of NY: add $5.00`` (in the exchange's currency)."""
     lines = []
     for mod in modifiers if isinstance(modifiers, list) else []:
         if not isinstance(mod, Mapping):
             continue
-        effect = f"add ${Decimal(str(mod['add'])):,.2f}" if "add" in mod else f"multiply by {mod.get('multiply')}"
+        effect = (
+            f"add {money_label(Decimal(str(mod['add'])))}" if "add" in mod else f"multiply by {mod.get('multiply')}"
+        )
         when = mod.get("when")
         lines.append(f"When {rule_words(when, options)}: {effect}" if when else f"Always: {effect}")
     return lines

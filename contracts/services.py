@@ -24,6 +24,7 @@ from contracts.terms import (
     campaign_term_name,
     contract_term_name,
 )
+from core.audit import audit_record
 from core.hooks import event_emit, market_changed
 
 MAX_TRIPS = 32767  # the column's limit; the cool-down stopped growing long before
@@ -280,6 +281,7 @@ def contract_hold(*, contract_id: int, hold: str, reason: str, retry_at: datetim
     that bids and no one holds; a contract already held so changes nothing and answers False.
     """
     with market_scope(), transaction.atomic():
+        before = BuyerContract.objects.select_for_update().filter(pk=contract_id).first()
         contracts = BuyerContract.objects.filter(pk=contract_id)
         if hold == BuyerContract.Hold.BREAKER:
             contracts = contracts.filter(status=BuyerContract.Status.ACTIVE, hold__isnull=True)
@@ -291,11 +293,20 @@ def contract_hold(*, contract_id: int, hold: str, reason: str, retry_at: datetim
             breaker_retry_at=retry_at if hold == BuyerContract.Hold.BREAKER else None,
             breaker_trips=1 if hold == BuyerContract.Hold.BREAKER else 0,
         )
-        if not updated:
+        if not updated or before is None:
             return False
+        _hold_audit(before)
         _market_changed()
         _contract_event(contract_id=contract_id, type="contract.paused", reason=reason)
     return True
+
+
+def _hold_audit(before: BuyerContract) -> None:
+    """Record a hold's change (a queryset update, which auditlog does not see)."""
+    after = BuyerContract.objects.get(pk=before.pk)
+    fields = ("hold", "hold_reason", "breaker_retry_at", "breaker_trips")
+    changes = {f: (getattr(before, f), getattr(after, f)) for f in fields if getattr(before, f) != getattr(after, f)}
+    audit_record(after, changes=changes)
 
 
 def contract_breaker_retry(*, contract_id: int, seen_trips: int, retry_at: datetime, reason: str) -> bool:
@@ -324,11 +335,13 @@ def contract_breaker_resume(*, contract_id: int, reason: str) -> bool:
     meanwhile stays held and the answer is False.
     """
     with market_scope(), transaction.atomic():
+        before = BuyerContract.objects.select_for_update().filter(pk=contract_id).first()
         updated = BuyerContract.objects.filter(pk=contract_id, hold=BuyerContract.Hold.BREAKER).update(
             hold=None, hold_reason="", breaker_retry_at=None, breaker_trips=0
         )
-        if not updated:
+        if not updated or before is None:
             return False
+        _hold_audit(before)
         _market_changed()
         _contract_event(contract_id=contract_id, type="contract.resumed", reason=reason)
     return True

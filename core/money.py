@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
 CENT = Decimal("0.01")
@@ -52,3 +53,45 @@ def payout_for(price: Decimal, margin_percent: Decimal) -> Decimal:
 def money_str(amount: Decimal) -> str:
     """The API form of an amount: a string with two decimals."""
     return str(to_money(amount))
+
+
+# --- the exchange's currency (GAVEL_CURRENCY) ------------------------------------------------------
+
+# One currency per exchange. Amounts are shown as its symbol (or, for a code not listed here, the
+# code and a space) and the amount with two decimals and thousands grouped by commas, whatever the
+# currency: "$1,248.00", "€1,248.00", "CHF 1,248.00"; a negative amount takes a true minus sign
+# first ("−€5.00"). One format on purpose: statements and exports stay comparable across exchanges.
+CURRENCY_SYMBOLS = {
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "JPY": "¥",
+    "CAD": "CA$",
+    "AUD": "A$",
+    "NZD": "NZ$",
+    "MXN": "MX$",
+    "BRL": "R$",
+    "INR": "₹",
+}
+
+
+def currency_code() -> str:
+    """The exchange's currency: ``GAVEL_CURRENCY``, an ISO 4217 code (USD by default)."""
+    return str(getattr(settings, "GAVEL_CURRENCY", "USD") or "USD").upper()
+
+
+def currency_symbol(code: str | None = None) -> str:
+    """The symbol amounts are written with: ``$`` for USD, ``€`` for EUR, else the code."""
+    code = code or currency_code()
+    return CURRENCY_SYMBOLS.get(code, code)
+
+
+def money_label(amount: object, code: str | None = None) -> str:
+    """``amount`` as people read it: ``-1234.5`` → ``−$1,234.50`` (or ``−€1,234.50`` in EUR,
+    ``−CHF 1,234.50`` for a code without a symbol here); None → ``—``."""
+    if amount is None:
+        return "—"
+    value = to_money(amount)
+    code = code or currency_code()
+    symbol = CURRENCY_SYMBOLS.get(code, f"{code} ")
+    return f"−{symbol}{-value:,.2f}" if value < 0 else f"{symbol}{value:,.2f}"

@@ -23,7 +23,7 @@ from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
 from contracts.rules import PSEUDO_FIELDS, WEEKDAYS
 from contracts.selectors import contracts_of
-from core.money import ZERO
+from core.money import ZERO, money_label
 from core.schema import US_STATE_CODES, FieldSpec, LeadInvalid, lead_validate
 from exchange.auction.book import CompiledCampaign, CompiledContract, OfferBook, book_current
 from exchange.auction.engine import AuctionPing, WaterfallStep, auction_dry_run
@@ -123,9 +123,10 @@ def _campaign_for(
 def _words(step: WaterfallStep, row: BuyerContract | None, floor_note: str) -> str:
     contract: CompiledContract = step.contract
     if not step.reason:
-        return f"Would bid ${step.price:.2f}"
+        return f"Would bid {money_label(step.price)}"
     if step.reason == "rtb_would_ask":
-        return f"Would ask your RTB endpoint for a bid (at most ${contract.ceiling:.2f}); it is not called in a test"
+        ceiling = money_label(contract.ceiling)
+        return f"Would ask your RTB endpoint for a bid (at most {ceiling}); it is not called in a test"
     if step.reason == "paused":
         if not contract.organization_active:
             return "Your organization is suspended: ask the exchange"
@@ -262,8 +263,8 @@ def _evaluate(
     with market_scope():
         steps = auction_dry_run(ping, mine)
     floor = max(offer.floor, ZERO)
-    floor_note = f" (the offer's floor is ${floor:.2f}" + (
-        f"; this source's payout floor is ${campaign.floor:.2f})" if campaign.floor > ZERO else ")"
+    floor_note = f" (the offer's floor is {money_label(floor)}" + (
+        f"; this source's payout floor is {money_label(campaign.floor)})" if campaign.floor > ZERO else ")"
     )
     verdicts = [
         Verdict(

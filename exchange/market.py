@@ -30,6 +30,7 @@ from accounts.tenancy import market_scope
 from billing.services import BillingError, credit_limit_set, low_balance_threshold_set, topup_record
 from contracts.services import campaign_upsert, contract_upsert
 from contracts.terms import CampaignTermsInput, ContractTermsInput
+from core.audit import audit_context
 from core.json_document import MAX_DEPTH, JsonDocumentError, json_document_parse
 from core.schema import SchemaError, offer_fields_parse
 from exchange.auction.book import book_invalidate
@@ -379,7 +380,7 @@ def market_load(data: Any) -> dict[str, Any]:
     """Upsert everything the market document declares, all or nothing; return ids and new keys."""
     loader = _Loader()
     _mapping(data, "$", {"offers", "organizations"}, ())
-    with market_scope(), transaction.atomic():
+    with market_scope(), transaction.atomic(), audit_context(source="market"):
         for index, offer in enumerate(_list(data.get("offers"), "offers")):
             loader.offer(offer, f"offers[{index}]")
         organizations = _list(data.get("organizations"), "organizations")

@@ -31,6 +31,7 @@ from accounts.tenancy import market_scope
 from contracts.models import BuyerContract
 from contracts.selectors import contracts_of
 from core.errors import ExchangeError, NotFound
+from core.money import currency_code
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from exchange.portal_filters import PurchaseFilter, ReturnFilter
 from exchange.returns.models import Return
@@ -248,7 +249,7 @@ def purchase_export(request: HttpRequest) -> HttpResponseBase:
             "contract_id",
             "offer",
             "status",
-            "price",
+            f"price ({currency_code()})",
             "release_reason",
             "test",
             *columns,

@@ -35,6 +35,14 @@ if not DEBUG:
         raise ImproperlyConfigured("Set GAVEL_PII_KEYS to your own Fernet keys (or DEBUG=1).")
 
 GAVEL_CURRENCY = env.str("GAVEL_CURRENCY", default="USD")
+# The audit trail (django-auditlog): entries are accounts.AuditEntry, read through the base manager
+# (the default ones are tenant-scoped), never with a copy of the whole row.
+AUDITLOG_LOGENTRY_MODEL = "accounts.AuditEntry"
+AUDITLOG_USE_BASE_MANAGER = True
+# auditlog's own migrations would create its unused (swapped) table, whose foreign key to users
+# then blocks flushing the database; with none, nothing of it is created.
+MIGRATION_MODULES = {"auditlog": None}
+AUDITLOG_DISABLE_REMOTE_ADDR = False
 GAVEL_RTB_BREAKER_FAILURES = env.int("GAVEL_RTB_BREAKER_FAILURES", default=5)
 # A paused contract is retried after the cool-down, doubled on each trip in a row, up to the max.
 GAVEL_RTB_BREAKER_COOLDOWN_SECONDS = env.int("GAVEL_RTB_BREAKER_COOLDOWN_SECONDS", default=60)
@@ -70,6 +78,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "auditlog",  # the audit trail; its entry model is accounts.AuditEntry (core/audit.py)
     "accounts",
     "exchange",
     "contracts",
@@ -88,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.TenantScopeMiddleware",
+    "accounts.middleware.AuditContextMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -277,7 +287,12 @@ path and charges nothing. **Errors** look like
 400 `malformed_json`, 401 `authentication_failed`, 403 `permission_denied`, 404 `not_found`,
 409 `ping_already_posted`, 410 `ping_expired`, 413 `payload_too_large`, 422 `validation_error`
 or `ping_mismatch`. A business outcome (no buyer, duplicate) is never an error.
+"""
+    + f"""
+**Money.** Every amount (prices, payouts, balances) is a decimal string with two decimals, in this
+exchange's one currency: **{GAVEL_CURRENCY}** (ISO 4217, set by `GAVEL_CURRENCY`).
 """,
+    "EXTENSIONS_INFO": {"x-currency": GAVEL_CURRENCY},
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from core.admin import ReadOnlyAdminMixin, SellerFilter, when
+from core.audit import audit_access
 from core.pii import PiiInvalid, email_hash, phone_hash
 from leads.crypto import PiiKeyError, pii_decrypt
 from leads.models import ConsentRecord, Lead, Suppression
@@ -74,6 +75,7 @@ class LeadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
             return "Cannot be decrypted with the configured GAVEL_PII_KEYS."
         if not data:
             return "None kept (the consumer was suppressed)."
+        audit_access(obj, what="decrypted PII")  # every operator's view of it is in the trail
         rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", ((k, v) for k, v in sorted(data.items())))
         return format_html("<table>{}</table>", rows)
 

@@ -20,6 +20,7 @@ from accounts.models import Organization
 from accounts.portal import portal_page
 from contracts.models import Campaign
 from contracts.selectors import campaigns_of
+from core.money import currency_code
 from leads.filters import LeadFilter
 from leads.models import Lead
 from leads.reasons import reason_words
@@ -105,7 +106,7 @@ def lead_export(request: HttpRequest) -> HttpResponseBase:
             "campaign_id",
             "status",
             "reason",
-            "payout",
+            f"payout ({currency_code()})",
             "quality_score",
             "test",
             *columns,

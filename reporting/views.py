@@ -22,6 +22,7 @@ from accounts.portal import portal_page, role_allows, role_refused_page
 from contracts.selectors import campaign_get
 from contracts.services import campaign_update
 from core.errors import ExchangeError
+from core.money import money_label
 from exchange.portal import purchase_get
 from reporting.selectors import conversions_of, postbacks_of
 from reporting.services import conversion_record
@@ -76,10 +77,10 @@ def purchase_conversions(request: HttpRequest, public_id: str) -> HttpResponse:
             else:
                 conversion = recorded.conversion
                 notice = (
-                    f"Conversion {conversion.public_id} recorded: {conversion.event}, ${conversion.value}."
+                    f"Conversion {conversion.public_id} recorded: {conversion.event}, {money_label(conversion.value)}."
                     if recorded.created
                     else f"This purchase already has a '{conversion.event}' conversion ({conversion.public_id}, "
-                    f"${conversion.value}): it is recorded once, so nothing changed."
+                    f"{money_label(conversion.value)}): it is recorded once, so nothing changed."
                 )
                 if not request.htmx:  # type: ignore[attr-defined]
                     messages.success(request, notice)

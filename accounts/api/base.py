@@ -17,6 +17,7 @@ from accounts.models import ApiKey, Organization
 from accounts.services import api_key_cache_key, api_key_digest
 from accounts.tenancy import tenant_scope
 from core.api.parsers import json_body_require
+from core.audit import audit_context_update
 from core.cache import cache_prefetch
 
 
@@ -59,6 +60,7 @@ class TenantViewMixin:
         self._scope_stack.enter_context(cache_prefetch(self.cache_prefetch_keys(request)))
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         json_body_require(request)
+        audit_context_update(api_key_id=request.auth.pk)  # the audit trail's actor: this key
         # Authentication and permissions have run: from here on, only this tenant's rows exist.
         self._scope_stack.enter_context(tenant_scope(self.organization))
 

@@ -37,6 +37,7 @@ from accounts.models import Membership, Organization, User
 from accounts.portal import role_allows
 from accounts.tenancy import market_scope
 from billing.services import sale_refund_book
+from core.audit import audit_record
 from core.errors import ExchangeError, Invalid, NotFound
 from core.hooks import event_emit
 from core.money import ZERO, money_str
@@ -225,6 +226,15 @@ def _decide(*, ret: Return, approve: bool, user: User | None, note: str, auto: b
                     "returned_at": now,
                 },
             )
+        audit_record(
+            current,
+            changes={
+                "status": (Return.Status.REQUESTED, current.status),
+                "refund": (None, money_str(sale.price if approve else ZERO)),
+                "decision_note": ("", current.decision_note),
+                "auto": (False, current.auto),
+            },
+        )
         event_emit(
             organization_id=current.organization_id,
             type="return.decided",

@@ -206,7 +206,7 @@ def test_month_parse():
 def test_the_csv_has_the_opening_every_entry_and_the_closing(ledger: None):
     rows = list(csv.reader(io.StringIO(statement_csv(build("acme", 2026, 10)))))
     assert rows == [
-        ["account", "date", "type", "description", "reference", "amount", "balance"],
+        ["account", "date", "type", "description", "reference", "amount (USD)", "balance (USD)"],
         ["Prepaid balance", "2026-10-01T00:00:00-04:00", "opening", "Opening balance", "", "", "970.00"],
         ["Prepaid balance", "2026-10-01T00:30:00-04:00", "sale", "Sale sal_b", "", "-30.00", "940.00"],
         ["Prepaid balance", "2026-10-15T12:00:00-04:00", "topup", "wire", "W-1015", "200.00", "1140.00"],
