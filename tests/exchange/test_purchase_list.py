@@ -173,13 +173,13 @@ def test_the_csv_has_the_filtered_rows_with_the_contact_details_bought(sales):
 
     assert [r["sale_id"] for r in rows] == ids(page) == [sales[4].public_id, sales[3].public_id]
     first = rows[0]
-    assert {k: first[k] for k in ("lead_id", "contract", "contract_id", "offer", "status", "price", "test")} == {
+    assert {k: first[k] for k in ("lead_id", "contract", "contract_id", "offer", "status", "price (USD)", "test")} == {
         "lead_id": sales[4].lead.public_id,
         "contract": "acme-ca",
         "contract_id": "ctr_acme_ca",
         "offer": "auto",
         "status": "Sold",
-        "price": "30.00",
+        "price (USD)": "30.00",
         "test": "no",
     }
     assert first["bought (America/New_York)"] == "2026-11-11T00:00:00-05:00"

@@ -143,22 +143,22 @@ def test_the_csv_is_the_filtered_page_without_the_pii(leads):
         "campaign_id",
         "status",
         "reason",
-        "payout",
+        "payout (USD)",
         "quality_score",
         "test",
         "state",
         "zip",
         "age",
     ]
-    assert {k: rows[0][k] for k in ("campaign_id", "status", "reason", "payout", "state")} == {
+    assert {k: rows[0][k] for k in ("campaign_id", "status", "reason", "payout (USD)", "state")} == {
         "campaign_id": "cmp_seller",
         "status": "Unsold",
         "reason": "No buyer bid on it",
-        "payout": "0.00",
+        "payout (USD)": "0.00",
         "state": "NY",
     }
     assert rows[0]["received (America/Los_Angeles)"] == "2026-11-10T00:00:00-08:00"
-    assert rows[1]["status"] == "Sold" and rows[1]["payout"] == "24.00"
+    assert rows[1]["status"] == "Sold" and rows[1]["payout (USD)"] == "24.00"
     # What the lead's page shows and no more: no contact details, no buyer.
     for secret in ("consumer1@example.com", "consumer2@example.com", "+1201555", "Jane", "Acme", "acme"):
         assert secret not in text, secret
