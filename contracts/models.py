@@ -17,7 +17,7 @@ from contracts.postbacks import postback_url_validate
 from contracts.rules import BuyerRegexError, RuleError, buyer_regex_compile, modifiers_bound, rule_validate
 from contracts.schedules import ScheduleError, schedule_validate
 from core.ids import PublicIdField, public_id_new
-from core.money import MoneyField
+from core.money import MoneyField, price_for_payout
 from core.outbound import UnsafeUrl, url_check
 from core.schema import FieldSpec
 
@@ -50,6 +50,13 @@ class Campaign(models.Model):
         help_text="Overrides the offer's margin for this campaign.",
     )
     floor = MoneyField(default=Decimal("0.00"), help_text="Minimum payout this seller accepts.")
+    payout_fixed = MoneyField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="A fixed payout per sale instead of the margin share; bids must pay it and leave the margin's "
+        "share of the price to the exchange (below_floor otherwise). Empty: the margin share.",
+    )
     blocked_buyers = models.ManyToManyField(Organization, blank=True, related_name="blocked_by_campaigns")
     direct_contract = models.ForeignKey(
         "BuyerContract",
@@ -97,6 +104,7 @@ class Campaign(models.Model):
                 errors["direct_contract"] = "The direct route's contract must be on the campaign's offer."
             elif self.direct_price is not None and self.direct_price > self.offer.max_bid:
                 errors["direct_price"] = f"Above the offer's max bid of {self.offer.max_bid:.2f}."
+        errors.update(self._payout_fixed_errors())
         if self.postback_url:
             try:
                 postback_url_validate(self.postback_url)
@@ -108,6 +116,32 @@ class Campaign(models.Model):
     @property
     def effective_margin(self) -> Decimal:
         return self.margin_percent if self.margin_percent is not None else self.offer.margin_percent
+
+    def _payout_fixed_errors(self) -> dict[str, str]:
+        """A fixed payout some bid can pay: its floor (the payout and the margin's share of the
+        price) within the offer's max bid, and within the direct route's price."""
+        if self.payout_fixed is None or not self.offer_id:
+            return {}
+        least = price_for_payout(self.payout_fixed, self.effective_margin)
+        if least is None:
+            return {"payout_fixed": "With a 100 % margin no price pays a fixed payout."}
+        if least > self.offer.max_bid:
+            return {
+                "payout_fixed": f"Needs bids of at least {least:.2f} (the payout and a {self.effective_margin}% "
+                f"margin), above the offer's max bid of {self.offer.max_bid:.2f}."
+            }
+        if self.direct_contract is not None and self.direct_price is not None and self.direct_price < least:
+            return {
+                "direct_price": f"Below {least:.2f}, the least price that pays the fixed payout of "
+                f"{self.payout_fixed:.2f} and a {self.effective_margin}% margin."
+            }
+        return {}
+
+    @property
+    def payout_floor(self) -> Decimal:
+        """The payout a bid must pay: the fixed payout when there is one (it is what the seller
+        gets), else the seller's floor."""
+        return self.payout_fixed if self.payout_fixed is not None else self.floor
 
 
 DELIVERY_METHODS = ("none", "webhook")

@@ -249,6 +249,13 @@ class CampaignTermsInput(_TermsInput):
         max_digits=5, decimal_places=2, min_value=Decimal(0), max_value=Decimal(100), allow_null=True, required=False
     )
     floor = _money(min_value=Decimal(0), allow_null=True, required=False)
+    payout_fixed = _money(
+        min_value=Decimal("0.01"),
+        allow_null=True,
+        required=False,
+        help_text="A fixed payout per sale instead of the margin share; null: the share. Bids must pay it and "
+        "leave the margin's share of the price to the exchange (below_floor otherwise).",
+    )
     webhook_url = serializers.URLField(max_length=500, allow_blank=True, allow_null=True, required=False)
     postback_url = serializers.CharField(
         max_length=POSTBACK_URL_MAX_LENGTH,

@@ -117,6 +117,13 @@ class CompiledCampaign:
     direct_contract_id: int | None
     direct_price: Decimal | None
     direct_share_percent: int
+    # A fixed payout per sale instead of the margin share (None: the share).
+    payout_fixed: Decimal | None = None
+
+    @property
+    def payout_floor(self) -> Decimal:
+        """What a bid must pay the seller: the fixed payout, else the campaign's floor."""
+        return self.payout_fixed if self.payout_fixed is not None else self.floor
 
 
 @dataclass(frozen=True)
@@ -258,6 +265,7 @@ def _build(version: tuple[int, int]) -> Book:
                 direct_contract_id=c.direct_contract_id,
                 direct_price=c.direct_price,
                 direct_share_percent=c.direct_share_percent,
+                payout_fixed=c.payout_fixed,
             ),
             c.offer_id,
         )
