@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -12,9 +11,10 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
+from contracts.delivery_format import DeliveryTermsError, delivery_validate
 from contracts.postbacks import MAX_LENGTH as POSTBACK_URL_MAX_LENGTH
 from contracts.postbacks import postback_url_validate
-from contracts.rules import BuyerRegexError, RuleError, buyer_regex_compile, modifiers_bound, rule_validate
+from contracts.rules import RuleError, modifiers_bound, rule_validate
 from contracts.schedules import ScheduleError, schedule_validate
 from core.ids import PublicIdField, public_id_new
 from core.money import MoneyField, price_for_payout
@@ -142,48 +142,6 @@ class Campaign(models.Model):
         """The payout a bid must pay: the fixed payout when there is one (it is what the seller
         gets), else the seller's floor."""
         return self.payout_fixed if self.payout_fixed is not None else self.floor
-
-
-DELIVERY_METHODS = ("none", "webhook")
-
-
-def delivery_validate(raw: Any, *, path: str = "delivery") -> None:
-    """Check a contract's delivery config; raises ValueError naming the bad key."""
-    if raw in (None, {}):
-        return
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: must be a mapping")
-    allowed = {"method", "url", "timeout_ms", "accept", "reason_path", "headers"}
-    for key in raw:
-        if key not in allowed:
-            raise ValueError(f"{path}.{key}: unknown key")
-    method = raw.get("method", "none")
-    if method not in DELIVERY_METHODS:
-        raise ValueError(f"{path}.method: must be one of {', '.join(DELIVERY_METHODS)}")
-    if method == "webhook":
-        url = raw.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"{path}.url: a webhook delivery needs an http(s) URL")
-    timeout = raw.get("timeout_ms", 5000)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 10 <= timeout <= 60000:
-        raise ValueError(f"{path}.timeout_ms: must be an integer between 10 and 60000")
-    accept = raw.get("accept")
-    if accept is not None:
-        if not isinstance(accept, dict) or not accept:
-            raise ValueError(f"{path}.accept: must be a mapping such as {{path: status, equals: accepted}}")
-        for key in accept:
-            if key not in {"path", "equals", "regex", "status"}:
-                raise ValueError(f"{path}.accept.{key}: unknown key")
-        if ("path" in accept) != ("equals" in accept):
-            raise ValueError(f"{path}.accept: 'path' and 'equals' go together")
-        if "regex" in accept:
-            try:
-                buyer_regex_compile(accept["regex"])
-            except BuyerRegexError as exc:
-                raise ValueError(f"{path}.accept.regex: {exc}") from exc
-    reason_path = raw.get("reason_path")
-    if reason_path is not None and not isinstance(reason_path, str):
-        raise ValueError(f"{path}.reason_path: must be a string")
 
 
 def _terms_bound_errors(contract: BuyerContract, fields: dict[str, FieldSpec]) -> dict[str, str]:
@@ -319,8 +277,8 @@ class BuyerContract(models.Model):
         except ScheduleError as exc:
             errors["schedule"] = str(exc)
         try:
-            delivery_validate(self.delivery, path="delivery")
-        except ValueError as exc:
+            delivery_validate(self.delivery, path="delivery", fields=self.offer.field_specs if self.offer_id else None)
+        except DeliveryTermsError as exc:
             errors["delivery"] = str(exc)
         # The buyer hears at once of a URL the exchange will not call (sending checks again, at
         # connect time: core.outbound).

@@ -26,6 +26,7 @@ from rest_framework import serializers
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
+from contracts.delivery_format import DeliveryTermsError, delivery_validate
 from contracts.models import PERIODS, BuyerContract, Campaign
 from contracts.postbacks import MAX_LENGTH as POSTBACK_URL_MAX_LENGTH
 from contracts.schedules import ScheduleError, budget_validate, caps_validate
@@ -115,6 +116,16 @@ class ContractTermsInput(_TermsInput):
         if not operator:
             for name in OPERATOR_TERMS:
                 self.fields.pop(name, None)
+
+    def validate_delivery(self, value: Any) -> Any:
+        # The offer's field names are checked by the model (a partial change may not know the offer).
+        try:
+            delivery_validate(value, path="delivery")
+        except DeliveryTermsError as exc:
+            if exc.path == "delivery":
+                raise serializers.ValidationError(exc.message) from exc
+            raise serializers.ValidationError({exc.path.removeprefix("delivery."): [exc.message]}) from exc
+        return value
 
     def validate_hold(self, value: str | None) -> str | None:
         if value not in (None, BuyerContract.Hold.OPERATOR):

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.portal import portal_page, role_allows
+from contracts.delivery_preview import delivery_preview
 from contracts.posting import ENDPOINTS, posting_guide
 from contracts.selectors import campaign_get, campaigns_of, contract_get, contracts_of
 
@@ -19,7 +20,8 @@ def contract_list(request: HttpRequest) -> HttpResponse:
 @portal_page(side="buyer")
 def contract_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     contract = contract_get(organization=request.organization, public_id=public_id)  # type: ignore[attr-defined]
-    return render(request, "contracts/contract_detail.html", {"contract": contract})
+    context = {"contract": contract, "delivery_preview": delivery_preview(contract)}
+    return render(request, "contracts/contract_detail.html", context)
 
 
 @portal_page(side="seller")
