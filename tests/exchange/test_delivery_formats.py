@@ -22,7 +22,7 @@ from contracts.models import BuyerContract
 from contracts.services import contract_update
 from exchange.market import MarketError
 from exchange.models import DeliveryAttempt, Sale
-from tests.exchange.builder import buyer, load, ping, post, sell
+from tests.exchange.builder import BUYER_KEY_PREFIX, buyer, client, load, ping, post, sell
 from tests.sessions import member
 
 pytestmark = pytest.mark.django_db
@@ -241,3 +241,19 @@ def test_a_contract_without_webhook_delivery_says_what_to_do():
         contract = BuyerContract.objects.get(slug="acme-c")
     html = member("buyer@acme.test", "acme", "analyst").get(f"/portal/contracts/{contract.public_id}/").content.decode()
     assert "Nothing is sent" in html and "delivery.method: webhook" in html
+
+
+def test_the_api_refuses_bad_delivery_terms_by_field_and_takes_good_ones(receiver):
+    load(buyer("acme", "30.00"))
+    api = client(f"{BUYER_KEY_PREFIX}acme_000000")
+    refused = api.patch("/api/v1/contracts/ctr_acme", {"delivery": hook(receiver, format="soap")}, format="json")
+    assert refused.status_code == 422
+    assert refused.json()["error"]["fields"] == {"delivery.format": ["must be one of json, form, xml"]}
+    unknown = api.patch(
+        "/api/v1/contracts/ctr_acme", {"delivery": hook(receiver, fields={"zipcode": "Zip"})}, format="json"
+    )
+    assert unknown.status_code == 422 and "delivery.fields.zipcode" in json.dumps(unknown.json())
+    with market_scope():
+        assert BuyerContract.objects.get(slug="acme-c").delivery == {}
+    taken = api.patch("/api/v1/contracts/ctr_acme", {"delivery": hook(receiver, format="xml", **MAPPED)}, format="json")
+    assert taken.status_code == 200 and taken.json()["delivery"]["format"] == "xml"
