@@ -43,7 +43,7 @@ class CampaignAdmin(CounterpartiesAdmin):
     filter_horizontal = ["blocked_buyers"]
     fieldsets = (
         (None, {"fields": ("public_id", "name", "slug", "organization", "offer", "status")}),
-        ("Payout", {"fields": ("margin_percent", "floor")}),
+        ("Payout", {"fields": ("margin_percent", "floor", "payout_fixed")}),
         ("Routing", {"fields": ("blocked_buyers", "direct_contract", "direct_price", "direct_share_percent")}),
         ("Integration", {"fields": ("webhook_url", "source_token", "created_at", "updated_at")}),
     )
@@ -165,7 +165,7 @@ class CampaignInline(admin.TabularInline):
     formset = CampaignInlineFormSet
     fk_name = "organization"
     extra = 0
-    fields = ["name", "offer", "status", "margin_percent", "floor"]
+    fields = ["name", "offer", "status", "margin_percent", "floor", "payout_fixed"]
     readonly_fields = ["offer"]
     show_change_link = True
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -12,12 +11,13 @@ from django.utils import timezone
 from django_scopes import ScopedManager
 
 from accounts.models import Organization
+from contracts.delivery_format import DeliveryTermsError, delivery_validate
 from contracts.postbacks import MAX_LENGTH as POSTBACK_URL_MAX_LENGTH
 from contracts.postbacks import postback_url_validate
-from contracts.rules import BuyerRegexError, RuleError, buyer_regex_compile, modifiers_bound, rule_validate
+from contracts.rules import RuleError, modifiers_bound, rule_validate
 from contracts.schedules import ScheduleError, schedule_validate
 from core.ids import PublicIdField, public_id_new
-from core.money import MoneyField
+from core.money import MoneyField, price_for_payout
 from core.outbound import UnsafeUrl, url_check
 from core.schema import US_STATE_CODES, FieldSpec
 
@@ -52,6 +52,13 @@ class Campaign(models.Model):
         help_text="Overrides the offer's margin for this campaign.",
     )
     floor = MoneyField(default=Decimal("0.00"), help_text="Minimum payout this seller accepts.")
+    payout_fixed = MoneyField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="A fixed payout per sale instead of the margin share; bids must pay it and leave the margin's "
+        "share of the price to the exchange (below_floor otherwise). Empty: the margin share.",
+    )
     blocked_buyers = models.ManyToManyField(Organization, blank=True, related_name="blocked_by_campaigns")
     direct_contract = models.ForeignKey(
         "BuyerContract",
@@ -111,6 +118,7 @@ class Campaign(models.Model):
                 errors["direct_contract"] = "The direct route's contract must be on the campaign's offer."
             elif self.direct_price is not None and self.direct_price > self.offer.max_bid:
                 errors["direct_price"] = f"Above the offer's max bid of {self.offer.max_bid:.2f}."
+        errors.update(self._payout_fixed_errors())
         if self.postback_url:
             try:
                 postback_url_validate(self.postback_url)
@@ -123,47 +131,31 @@ class Campaign(models.Model):
     def effective_margin(self) -> Decimal:
         return self.margin_percent if self.margin_percent is not None else self.offer.margin_percent
 
+    def _payout_fixed_errors(self) -> dict[str, str]:
+        """A fixed payout some bid can pay: its floor (the payout and the margin's share of the
+        price) within the offer's max bid, and within the direct route's price."""
+        if self.payout_fixed is None or not self.offer_id:
+            return {}
+        least = price_for_payout(self.payout_fixed, self.effective_margin)
+        if least is None:
+            return {"payout_fixed": "With a 100 % margin no price pays a fixed payout."}
+        if least > self.offer.max_bid:
+            return {
+                "payout_fixed": f"Needs bids of at least {least:.2f} (the payout and a {self.effective_margin}% "
+                f"margin), above the offer's max bid of {self.offer.max_bid:.2f}."
+            }
+        if self.direct_contract is not None and self.direct_price is not None and self.direct_price < least:
+            return {
+                "direct_price": f"Below {least:.2f}, the least price that pays the fixed payout of "
+                f"{self.payout_fixed:.2f} and a {self.effective_margin}% margin."
+            }
+        return {}
 
-DELIVERY_METHODS = ("none", "webhook")
-
-
-def delivery_validate(raw: Any, *, path: str = "delivery") -> None:
-    """Check a contract's delivery config; raises ValueError naming the bad key."""
-    if raw in (None, {}):
-        return
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: must be a mapping")
-    allowed = {"method", "url", "timeout_ms", "accept", "reason_path", "headers"}
-    for key in raw:
-        if key not in allowed:
-            raise ValueError(f"{path}.{key}: unknown key")
-    method = raw.get("method", "none")
-    if method not in DELIVERY_METHODS:
-        raise ValueError(f"{path}.method: must be one of {', '.join(DELIVERY_METHODS)}")
-    if method == "webhook":
-        url = raw.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"{path}.url: a webhook delivery needs an http(s) URL")
-    timeout = raw.get("timeout_ms", 5000)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 10 <= timeout <= 60000:
-        raise ValueError(f"{path}.timeout_ms: must be an integer between 10 and 60000")
-    accept = raw.get("accept")
-    if accept is not None:
-        if not isinstance(accept, dict) or not accept:
-            raise ValueError(f"{path}.accept: must be a mapping such as {{path: status, equals: accepted}}")
-        for key in accept:
-            if key not in {"path", "equals", "regex", "status"}:
-                raise ValueError(f"{path}.accept.{key}: unknown key")
-        if ("path" in accept) != ("equals" in accept):
-            raise ValueError(f"{path}.accept: 'path' and 'equals' go together")
-        if "regex" in accept:
-            try:
-                buyer_regex_compile(accept["regex"])
-            except BuyerRegexError as exc:
-                raise ValueError(f"{path}.accept.regex: {exc}") from exc
-    reason_path = raw.get("reason_path")
-    if reason_path is not None and not isinstance(reason_path, str):
-        raise ValueError(f"{path}.reason_path: must be a string")
+    @property
+    def payout_floor(self) -> Decimal:
+        """The payout a bid must pay: the fixed payout when there is one (it is what the seller
+        gets), else the seller's floor."""
+        return self.payout_fixed if self.payout_fixed is not None else self.floor
 
 
 def _terms_bound_errors(contract: BuyerContract, fields: dict[str, FieldSpec]) -> dict[str, str]:
@@ -299,8 +291,8 @@ class BuyerContract(models.Model):
         except ScheduleError as exc:
             errors["schedule"] = str(exc)
         try:
-            delivery_validate(self.delivery, path="delivery")
-        except ValueError as exc:
+            delivery_validate(self.delivery, path="delivery", fields=self.offer.field_specs if self.offer_id else None)
+        except DeliveryTermsError as exc:
             errors["delivery"] = str(exc)
         # The buyer hears at once of a URL the exchange will not call (sending checks again, at
         # connect time: core.outbound).

@@ -127,6 +127,11 @@ def _example(spec: Any) -> Any:
     return value
 
 
+def field_example(spec: Any) -> Any:
+    """The example value of one offer field, as every page that shows a sample lead uses it."""
+    return _example(spec)
+
+
 def _allowed(spec: Any) -> str:
     if spec.type == "choice":
         return "One of: " + ", ".join(spec.choices)

@@ -26,6 +26,7 @@ from rest_framework import serializers
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
+from contracts.delivery_format import DeliveryTermsError, delivery_validate
 from contracts.models import PERIODS, BuyerContract, Campaign
 from contracts.postbacks import MAX_LENGTH as POSTBACK_URL_MAX_LENGTH
 from contracts.schedules import ScheduleError, budget_validate, caps_validate
@@ -115,6 +116,16 @@ class ContractTermsInput(_TermsInput):
         if not operator:
             for name in OPERATOR_TERMS:
                 self.fields.pop(name, None)
+
+    def validate_delivery(self, value: Any) -> Any:
+        # The offer's field names are checked by the model (a partial change may not know the offer).
+        try:
+            delivery_validate(value, path="delivery")
+        except DeliveryTermsError as exc:
+            if exc.path == "delivery":
+                raise serializers.ValidationError(exc.message) from exc
+            raise serializers.ValidationError({exc.path.removeprefix("delivery."): [exc.message]}) from exc
+        return value
 
     def validate_hold(self, value: str | None) -> str | None:
         if value not in (None, BuyerContract.Hold.OPERATOR):
@@ -249,6 +260,13 @@ class CampaignTermsInput(_TermsInput):
         max_digits=5, decimal_places=2, min_value=Decimal(0), max_value=Decimal(100), allow_null=True, required=False
     )
     floor = _money(min_value=Decimal(0), allow_null=True, required=False)
+    payout_fixed = _money(
+        min_value=Decimal("0.01"),
+        allow_null=True,
+        required=False,
+        help_text="A fixed payout per sale instead of the margin share; null: the share. Bids must pay it and "
+        "leave the margin's share of the price to the exchange (below_floor otherwise).",
+    )
     webhook_url = serializers.URLField(max_length=500, allow_blank=True, allow_null=True, required=False)
     postback_url = serializers.CharField(
         max_length=POSTBACK_URL_MAX_LENGTH,

@@ -18,6 +18,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from accounts.portal import portal_page, role_allows
+from contracts.delivery_preview import delivery_preview
 from contracts.editor import (
     HOURS,
     EditorState,
@@ -82,6 +83,7 @@ def contract_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "modifiers_text": modifiers_words(contract.modifiers, options),
             "schedule_text": schedule_words(contract.schedule, organization.timezone),
             "delivery_text": delivery_words(contract.delivery or {}),
+            "delivery_preview": delivery_preview(contract),
             "limits": limits,
             "can_edit": role_allows(request.membership, "manager"),  # type: ignore[attr-defined]
         },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
@@ -41,13 +41,36 @@ def to_money(value: object, *, rounding: str = ROUND_HALF_UP) -> Decimal:
         raise MoneyError(f"{value!r} is too large an amount of money") from exc
 
 
-def payout_for(price: Decimal, margin_percent: Decimal) -> Decimal:
-    """The seller's payout for a sale at ``price``: price × (1 − margin), rounded down to the cent.
+def payout_for(price: Decimal, margin_percent: Decimal, *, fixed: Decimal | None = None) -> Decimal:
+    """The seller's payout for a sale at ``price``: the campaign's ``fixed`` payout when it has
+    one, else price × (1 − margin), rounded down to the cent.
 
     Rounding down means the platform keeps the fraction of a cent, so payout + margin = price
-    always holds exactly.
+    always holds exactly. A fixed payout is never more than a price the auction lets through:
+    its floor is :func:`price_for_payout` of it (docs/decisions.md, fixed payouts).
     """
+    if fixed is not None:
+        return fixed
     return to_money(price * (Decimal(100) - margin_percent) / Decimal(100), rounding=ROUND_DOWN)
+
+
+def price_for_payout(payout: Decimal, margin_percent: Decimal) -> Decimal | None:
+    """The least price whose margin share pays ``payout`` to the seller: the least ``price`` with
+    ``payout_for(price, margin_percent) >= payout`` (so price − payout ≥ margin % of the price).
+
+    None when no price can (a 100 % margin and a positive payout).
+    """
+    if payout <= ZERO:
+        return ZERO
+    share = (Decimal(100) - margin_percent) / Decimal(100)
+    if share <= ZERO:
+        return None
+    price = (payout / share).quantize(CENT, rounding=ROUND_UP)
+    while payout_for(price, margin_percent) < payout:  # at most a cent or two of rounding
+        price += CENT
+    while price > CENT and payout_for(price - CENT, margin_percent) >= payout:
+        price -= CENT
+    return price
 
 
 def money_str(amount: Decimal) -> str:

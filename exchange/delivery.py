@@ -1,22 +1,22 @@
 """Delivery: hand a sold lead to the buyer's system and decide whether the buyer accepted it.
 
 ``method: none`` — the buyer takes its leads from the portal and API: accepted at once.
-``method: webhook`` — POST the full lead, signed; accepted when the answer is 2xx and the
-contract's ``accept`` rule holds (``{path, equals}`` on the JSON body, ``{regex}`` on the text,
-``{status: [...]}`` on the status code); otherwise rejected, with the reason read at
-``reason_path``. A timeout is a rejection; so is a redirect (reason ``redirect``), which is
-never followed. Sent through the one outbound client (:mod:`core.outbound`), which vets the
-address it connects to. Never called inside a database transaction.
+``method: webhook`` — POST the full lead, signed, written as the contract's terms say (JSON, form
+or XML; its field names, fixed values and value maps; its headers: :mod:`contracts.delivery_format`,
+the one builder the contract page previews with); accepted when the answer is 2xx and the
+contract's ``accept`` rule holds (``{path, equals}`` on a JSON body, ``{xpath, equals}`` on an XML
+one, ``{regex}`` on the text, ``{status: [...]}`` on the status code); otherwise rejected, with the
+reason read at ``reason_path`` (or ``reason_xpath``). A timeout is a rejection; so is a redirect
+(reason ``redirect``), which is never followed. Sent through the one outbound client
+(:mod:`core.outbound`), which vets the address it connects to. Never called inside a database transaction.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.rules import BuyerRegex, BuyerRegexError, buyer_regex_compile
+from contracts.delivery_format import delivery_accepted, delivery_reason, delivery_render
 from core.outbound import REFUSED, TIMEOUT, OutboundRequest, OutboundResponse, http_send
 from exchange.signing import signed_headers
 
@@ -34,68 +34,19 @@ class DeliveryResult:
     latency_ms: float = 0.0
 
 
-def json_path(document: Any, path: str) -> Any:
-    """The value at a dotted path (``result.status``, ``errors.0.message``), or None."""
-    current = document
-    for part in path.split("."):
-        if isinstance(current, dict):
-            current = current.get(part)
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return None
-    return current
-
-
-@functools.lru_cache(maxsize=256)
-def _accept_regex(pattern: str) -> BuyerRegex:
-    """The contract's ``accept.regex``, on RE2 as every buyer regex (checked when saved); one saved
-    before that check and no longer valid accepts nothing."""
-    try:
-        return buyer_regex_compile(pattern)
-    except BuyerRegexError:
-        return buyer_regex_compile(r"[^\s\S]")
-
-
 def accepted_by_rule(rule: dict[str, Any] | None, status: int, text: str) -> bool:
-    if not 200 <= status < 300:
-        return False
-    if not rule:
-        return True
-    if "status" in rule:
-        codes = rule["status"] if isinstance(rule["status"], list) else [rule["status"]]
-        if status not in codes:
-            return False
-    if "regex" in rule and _accept_regex(str(rule["regex"])).search(text) is None:
-        return False
-    if "path" in rule:
-        try:
-            document = json.loads(text)
-        except ValueError:
-            return False
-        if json_path(document, str(rule["path"])) != rule.get("equals"):
-            return False
-    return True
-
-
-def rejection_reason(reason_path: str | None, text: str, status: int) -> str:
-    if reason_path:
-        try:
-            value = json_path(json.loads(text), reason_path)
-        except ValueError:
-            value = None
-        if value not in (None, ""):
-            return str(value)[:200]
-    return f"HTTP {status}" if not 200 <= status < 300 else "not accepted"
+    """Whether the answer passes the contract's ``accept`` rule
+    (:func:`contracts.delivery_format.delivery_accepted`)."""
+    return delivery_accepted(rule, status, text)
 
 
 def delivery_request(*, config: dict[str, Any], payload: dict[str, Any], secret: str) -> OutboundRequest:
-    """The signed POST of the lead to the buyer's delivery URL, with the contract's extra headers."""
-    body = json.dumps(payload, separators=(",", ":"), default=str).encode()
-    headers = {
-        **signed_headers(secret=secret, body=body),
-        **{str(k): str(v) for k, v in (config.get("headers") or {}).items()},
-    }
+    """The signed POST of the lead to the buyer's delivery URL, written by the contract's terms
+    (:func:`contracts.delivery_format.delivery_render`: format, field names, fixed values, value
+    maps, headers — the builder the contract page previews with)."""
+    _content_type, body, rendered = delivery_render(config, payload)
+    signed = {k: v for k, v in signed_headers(secret=secret, body=body).items() if k != "content-type"}
+    headers = {**signed, **rendered}
     return OutboundRequest(str(config.get("url", "")), body, headers, int(config.get("timeout_ms", 5000)) / 1000)
 
 
@@ -120,7 +71,7 @@ def delivery_judge(*, config: dict[str, Any], response: OutboundResponse) -> Del
     text = response.body.decode("utf-8", errors="replace")
     if accepted_by_rule(config.get("accept"), status, text):
         return DeliveryResult(True, "accepted", "", status, text[:RESPONSE_LIMIT], latency)
-    reason = rejection_reason(config.get("reason_path"), text, status)
+    reason = delivery_reason(config, text, status)
     return DeliveryResult(False, "rejected", reason, status, text[:RESPONSE_LIMIT], latency)
 
 

@@ -65,6 +65,7 @@ class CampaignOutput(serializers.ModelSerializer):  # type: ignore[type-arg]
             "status",
             "margin_percent",
             "floor",
+            "payout_fixed",
             "webhook_url",
             "postback_url",
             "created_at",

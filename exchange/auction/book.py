@@ -121,6 +121,13 @@ class CompiledCampaign:
     direct_price: Decimal | None
     direct_share_percent: int
     rates: SourceRates = SourceRates()  # its recent return and reject rates (the quality score)
+    # A fixed payout per sale instead of the margin share (None: the share).
+    payout_fixed: Decimal | None = None
+
+    @property
+    def payout_floor(self) -> Decimal:
+        """What a bid must pay the seller: the fixed payout, else the campaign's floor."""
+        return self.payout_fixed if self.payout_fixed is not None else self.floor
 
 
 @dataclass(frozen=True)
@@ -266,6 +273,7 @@ def _build(version: tuple[int, int]) -> Book:
                 direct_price=c.direct_price,
                 direct_share_percent=c.direct_share_percent,
                 rates=SourceRates(c.return_rate, c.rate_sales, c.reject_rate, c.rate_deliveries),
+                payout_fixed=c.payout_fixed,
             ),
             c.offer_id,
         )

@@ -130,6 +130,7 @@ class AuctionResult:
     ranked: list[Ranked]
     waterfall: list[WaterfallStep] = field(default_factory=list)
     margin_percent: Decimal = Decimal(0)
+    payout_fixed: Decimal | None = None
     # The earlier ping this one repeats exactly (AuctionPing.repeat): nothing was auctioned.
     repeat_of: int | None = None
 
@@ -138,7 +139,7 @@ class AuctionResult:
         return [r for r in self.ranked if r.won]
 
     def payout_of(self, ranked: Ranked) -> Decimal:
-        return payout_for(ranked.price, self.margin_percent)
+        return payout_for(ranked.price, self.margin_percent, fixed=self.payout_fixed)
 
 
 @dataclass
@@ -397,7 +398,7 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
             step.reason = step.reason or "suppressed"
         return AuctionResult(status="rejected", reason="suppressed", ranked=[], waterfall=steps)
     floor = effective_floor(
-        offer_floor=offer.floor, payout_floor=campaign.floor, margin_percent=campaign.margin_percent
+        offer_floor=offer.floor, payout_floor=campaign.payout_floor, margin_percent=campaign.margin_percent
     )
     priced: list[Priced] = []
     by_contract = {s.contract.id: s for s in steps}
@@ -460,6 +461,7 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
         ranked=ranked,
         waterfall=steps,
         margin_percent=campaign.margin_percent,
+        payout_fixed=campaign.payout_fixed,
     )
     if not ranked:
         result.status = "rejected"
@@ -481,7 +483,9 @@ def auction_dry_run(ping: AuctionPing, contracts: list[CompiledContract]) -> lis
     survivors = [step.contract for step in steps if not step.reason]
     state = live_state_read(survivors, now=ping.now, hashes=[h for h in (ping.email_hash, ping.phone_hash) if h])
     floor = effective_floor(
-        offer_floor=ping.offer.floor, payout_floor=ping.campaign.floor, margin_percent=ping.campaign.margin_percent
+        offer_floor=ping.offer.floor,
+        payout_floor=ping.campaign.payout_floor,
+        margin_percent=ping.campaign.margin_percent,
     )
     for step in steps:
         contract = step.contract

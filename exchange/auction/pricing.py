@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import ROUND_UP, Decimal
+from decimal import Decimal
 
-from core.money import CENT, ZERO, payout_for
+from core.money import ZERO, price_for_payout
 from exchange.auction.book import CompiledContract
 
 
@@ -24,19 +24,12 @@ def cap_at_max(contract: CompiledContract, price: Decimal) -> Decimal:
 
 
 def effective_floor(*, offer_floor: Decimal, payout_floor: Decimal, margin_percent: Decimal) -> Decimal | None:
-    """The least price a bid may have: the offer's floor, and enough to pay the campaign's floor.
+    """The least price a bid may have: the offer's floor, and enough to pay the campaign's payout
+    floor (its floor, or its fixed payout) with the margin's share left to the exchange.
 
     None when no price can pay the seller's floor (a 100 % margin with a positive floor).
     """
-    floor = max(offer_floor, ZERO)
-    if payout_floor <= ZERO:
-        return floor
-    share = (Decimal(100) - margin_percent) / Decimal(100)
-    if share <= ZERO:
+    price = price_for_payout(payout_floor, margin_percent)
+    if price is None:
         return None
-    price = (payout_floor / share).quantize(CENT, rounding=ROUND_UP)
-    while payout_for(price, margin_percent) < payout_floor:  # at most a cent or two of rounding
-        price += CENT
-    while price > CENT and payout_for(price - CENT, margin_percent) >= payout_floor:
-        price -= CENT
-    return max(floor, price)
+    return max(offer_floor, ZERO, price)

@@ -202,6 +202,7 @@ def _lead_sell(
                 secret=secrets.get(contract.organization_id, ""),
                 direct=True,
                 suppression=suppression,
+                payout_fixed=campaign.payout_fixed,
             )
             if attempt.sale is not None:
                 lead_finish(lead, RouteOutcome([attempt.sale], []), offer=offer)
@@ -215,6 +216,7 @@ def _lead_sell(
         secrets=secrets,
         deadline=started + offer.post_timeout_ms / 1000,
         suppression=suppression,
+        payout_fixed=campaign.payout_fixed,
     )
     lead_finish(lead, outcome, offer=offer, unsold_reason=ping.reason or "no_buyers")
     return LeadAnswer.of(lead, ping)
@@ -333,6 +335,7 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         package=package,
         secrets=book.signing_secrets,
         deadline=started + offer.post_timeout_ms / 1000,
+        payout_fixed=campaign.payout_fixed,
     )
     if stored.ping.reason == "suppressed":
         # The consumer opted out since: no further cycle will sell them.

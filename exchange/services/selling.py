@@ -98,6 +98,7 @@ def sale_attempt(
     secret: str,
     direct: bool = False,
     suppression: SuppressionMatch | None = None,
+    payout_fixed: Decimal | None = None,
 ) -> SaleAttempt:
     """Sell the lead to one contract: reserve its caps, budget and funds and check dedup in one
     transaction, deliver, then book the sale (or release everything). Returns the sale, or the
@@ -117,7 +118,9 @@ def sale_attempt(
     if suppression.refuses(contract.organization_id):
         return SaleAttempt(None, "suppressed")
     keys = cap_keys(contract, now)
-    payout = payout_for(price, margin_percent)
+    payout = payout_for(price, margin_percent, fixed=payout_fixed)
+    if payout > price:
+        return SaleAttempt(None, "below_floor")  # a fixed payout this price cannot pay (terms changed since)
     with market_scope(), transaction.atomic():
         if not lead.test:
             refusal = _reservation_refusal(contract, hashes=hashes, keys=keys, price=price, now=now)
@@ -261,6 +264,7 @@ def lead_route(
     secrets: Mapping[int, str],
     deadline: float,
     suppression: SuppressionMatch | None = None,
+    payout_fixed: Decimal | None = None,
 ) -> RouteOutcome:
     """Sell the lead to as many buyers as the auction had winners; a winner that rejects or cannot
     buy hands over to the next bid in rank order (post-reject optimization) until ``deadline`` (a
@@ -293,6 +297,7 @@ def lead_route(
             offer_slug=offer.slug,
             secret=secrets.get(contract.organization_id, ""),
             suppression=suppression,
+            payout_fixed=payout_fixed,
         )
         if result.sale is not None:
             outcome.sales.append(result.sale)

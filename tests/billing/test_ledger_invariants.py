@@ -1,7 +1,8 @@
 """The money invariants under random operations, some of them concurrent, on real PostgreSQL.
 
 A hypothesis state machine tops buyers up (and retries top-ups), sells leads (several posts at
-once), returns and decides purchases, and pays sellers (and retries payouts). After every step:
+once, from a campaign paid the margin share and from one paid a fixed payout per sale), returns
+and decides purchases, and pays sellers (and retries payouts). After every step:
 every transaction sums to zero, every cached balance is the sum of its entries, no funds stay
 held, no buyer is below its credit limit, and no sale or retry is booked twice.
 """
@@ -24,9 +25,10 @@ from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from billing.services import BillingError, payout_record, topup_record
 from core.errors import ExchangeError
+from core.money import payout_for
 from exchange.models import Sale
 from exchange.returns.services import return_decide, return_request
-from tests.exchange.builder import buyer, client, load, ping_body, post_body, run_at_once
+from tests.exchange.builder import SELLER2_KEY, SELLER_KEY, buyer, client, load, ping_body, post_body, run_at_once
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -35,6 +37,7 @@ pytestmark = [
     ),
 ]
 
+FIXED_PAYOUT = "7.00"  # at a 33.33 % margin, bids from 10.50
 AMOUNTS = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("80.00"), places=2)
 
 
@@ -50,6 +53,8 @@ class Money(RuleBasedStateMachine):
             floor="0.00",
             reauction_cycles=0,
             margin_percent="33.33",
+            # The first seller's campaign pays a fixed payout per sale; the second's, the share.
+            campaign={"payout_fixed": FIXED_PAYOUT},
         )
         self.keys: list[tuple[str, str, Decimal]] = []
 
@@ -63,16 +68,18 @@ class Money(RuleBasedStateMachine):
         for _ in range(2 if retry else 1):
             topup_record(organization=self._org(slug), amount=amount, reference="wire", idempotency_key=key)
 
-    @rule(posts=st.integers(min_value=1, max_value=4), old=st.booleans())
-    def sell(self, posts, old):
+    @rule(posts=st.integers(min_value=1, max_value=4), old=st.booleans(), fixed=st.booleans())
+    def sell(self, posts, old, fixed):
+        key, campaign = (SELLER_KEY, "cmp_seller") if fixed else (SELLER2_KEY, "cmp_seller2")
         bodies = []
         for _ in range(posts):
             Money.consumer += 1
             age = 70 if old else 30
-            answer = client().post("/api/v1/ping", ping_body(Money.consumer, age=age), format="json").json()
+            body = ping_body(Money.consumer, campaign=campaign, age=age)
+            answer = client(key).post("/api/v1/ping", body, format="json").json()
             bodies.append(post_body(answer["ping_id"], Money.consumer, age=age))
         results = run_at_once(
-            [(lambda b=b: client().post("/api/v1/post", b, format="json").status_code) for b in bodies]
+            [(lambda b=b: client(key).post("/api/v1/post", b, format="json").status_code) for b in bodies]
         )
         assert results == [200] * posts
 
@@ -141,6 +148,18 @@ class Money(RuleBasedStateMachine):
             assert twice == 0
             returned = Sale.objects.filter(status="returned").count()
             assert LedgerTransaction.objects.filter(kind="return").count() == returned
+            # Each sale books exactly price / payout / margin: the fixed payout, or the share.
+            for sale in Sale.objects.filter(status__in=["sold", "returned"], test=False).select_related("campaign"):
+                fixed = sale.campaign.payout_fixed
+                assert sale.payout == (fixed if fixed is not None else payout_for(sale.price, Decimal("33.33")))
+                assert sale.margin == sale.price - sale.payout >= 0, sale
+                entries = dict(
+                    LedgerEntry.objects.filter(transaction__idempotency_key=f"sale:{sale.public_id}").values_list(
+                        "account__kind", "amount"
+                    )
+                )
+                assert entries.get("seller_payable", Decimal(0)) == sale.payout, entries  # a 0.00 line is left out
+                assert entries.get("platform_revenue", Decimal(0)) == sale.margin, entries
 
 
 def test_the_money_invariants_hold_under_random_concurrent_operations():
