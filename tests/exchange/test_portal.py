@@ -50,6 +50,7 @@ def market() -> Market:
     load(
         buyer("acme", "31.17", filters={"field": "state", "op": "in", "value": ["CA"]}),
         buyer("bravo", "23.45", filters={"field": "state", "op": "in", "value": ["CA", "TX"]}),
+        reauction_cycles=0,  # the NY lead nobody buys is unsold at once
     )
     ca = sell_in("CA", 1)
     tx = sell_in("TX", 2)
