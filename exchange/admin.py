@@ -41,7 +41,19 @@ class OfferAdmin(BookInvalidatingAdmin):
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
         (None, {"fields": ("name", "slug", "status")}),
-        ("Auction", {"fields": ("distribution", "pricing", "multisell_max", "hybrid_floor", "reauction_cycles")}),
+        (
+            "Auction",
+            {
+                "fields": (
+                    "distribution",
+                    "pricing",
+                    "multisell_max",
+                    "hybrid_floor",
+                    "reauction_cycles",
+                    "reauction_delay_seconds",
+                )
+            },
+        ),
         ("Money", {"fields": ("margin_percent", "floor", "max_bid")}),
         ("Limits", {"fields": ("min_score", "bid_ttl_seconds", "ping_timeout_ms")}),
         ("Lead fields", {"fields": ("fields",)}),

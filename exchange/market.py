@@ -60,6 +60,7 @@ OFFER_KEYS = {
     "bid_ttl_seconds",
     "ping_timeout_ms",
     "reauction_cycles",
+    "reauction_delay_seconds",
     "post_timeout_ms",
     "reject_rate_hold_percent",
     "one_to_one_consent",

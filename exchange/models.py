@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from functools import cached_property
 
@@ -65,7 +67,12 @@ class Offer(models.Model):
     bid_ttl_seconds = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
     ping_timeout_ms = models.PositiveIntegerField(default=500, validators=[MinValueValidator(10)])
     reauction_cycles = models.PositiveSmallIntegerField(
-        default=2, help_text="Background re-auctions after a post finds no taker."
+        default=2, help_text="Background re-auctions of a lead no buyer took, before it is unsold."
+    )
+    reauction_delay_seconds = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(1)],
+        help_text="Seconds between a lead's re-auction cycles (the first counts from the post).",
     )
     post_timeout_ms = models.PositiveIntegerField(
         default=15000,
@@ -166,6 +173,12 @@ class Ping(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+    @staticmethod
+    def reauction_fingerprint(lead_public_id: str, cycle: int) -> str:
+        """The fingerprint of a lead's re-auction ``cycle``'s ping: how a lead's history finds its
+        re-auctions (the ``ping_repeat`` index leads with it), and what makes a cycle's ping unique."""
+        return hashlib.sha256(json.dumps(["reauction", lead_public_id, cycle]).encode()).hexdigest()
 
 
 class Bid(models.Model):

@@ -32,12 +32,14 @@ from contracts.models import BuyerContract
 from contracts.selectors import contracts_of
 from core.errors import ExchangeError, NotFound
 from core.money import currency_code
+from exchange.auction.book import book_current
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from exchange.portal_filters import PurchaseFilter, ReturnFilter
 from exchange.returns.models import Return
 from exchange.returns.selectors import returnability, returns_of
 from exchange.returns.services import return_request
-from exchange.selectors import lead_sales_for_seller
+from exchange.selectors import lead_auctions_for_seller, lead_sales_for_seller
+from exchange.services.selling import LeadAnswer
 from leads.crypto import PiiKeyError, pii_decrypt
 from leads.models import ConsentRecord
 from leads.reasons import reason_words
@@ -366,6 +368,8 @@ def lead_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "lead": lead,
             "fields": ordered_fields(lead.data, lead.offer.fields),
             "sales": lead_sales_for_seller(seller=seller, lead=lead),
+            "auctions": lead_auctions_for_seller(seller=seller, lead=lead),
+            "answer": LeadAnswer.of(lead, lead.ping, offer=book_current().offers[lead.offer_id]),
             "consent": consent,
         },
     )

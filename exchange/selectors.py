@@ -38,6 +38,46 @@ def lead_sales_for_seller(*, seller: Organization, lead: Lead) -> list[dict[str,
         ]
 
 
+def lead_auctions_for_seller(*, seller: Organization, lead: Lead) -> list[dict[str, Any]]:
+    """The auctions the seller's lead went through, oldest first: its own ping (cycle 0) and each
+    background re-auction (cycle 1, 2, …), each with when it ran, its outcome and how many bids
+    it had — no buyer named, no waterfall (those are the operator's, in the admin)."""
+    fingerprints = {Ping.reauction_fingerprint(lead.public_id, c): c for c in range(1, lead.reauction_cycle + 1)}
+    found = Q(pk=lead.ping_id) if lead.ping_id else Q(pk__in=[])
+    if fingerprints:
+        found |= Q(fingerprint__in=list(fingerprints), source=Ping.Source.REAUCTION)
+    with market_scope():
+        pings = (
+            Ping.objects.filter(found, organization=seller)
+            .annotate(bid_count=Count("bids"))
+            .order_by("created_at")
+            .values_list(
+                "public_id", "fingerprint", "source", "created_at", "status", "reason", "waterfall", "bid_count"
+            )
+        )
+        return [
+            {
+                "cycle": fingerprints.get(fingerprint, 0) if source == Ping.Source.REAUCTION else 0,
+                "ping_id": public_id,
+                "at": created_at,
+                "status": status,
+                "reason": reason or None,
+                "direct": _direct_outcome(waterfall),
+                "bids": bid_count,
+            }
+            for public_id, fingerprint, source, created_at, status, reason, waterfall, bid_count in pings
+        ]
+
+
+def _direct_outcome(waterfall: object) -> str | None:
+    """What the campaign's direct route did in a ping: ``won``, why it could not take the lead, or
+    None when the ping did not draw it."""
+    first = waterfall[0] if isinstance(waterfall, list) and waterfall else None
+    if isinstance(first, dict) and first.get("step") == "direct":
+        return str(first.get("reason"))
+    return None
+
+
 def holds_expected() -> Subquery:
     """What each buyer (``OuterRef("organization")``) should have held: the prices of its real
     sales still being delivered. The ledger's reconciliation compares it with the buyer's ``held``."""

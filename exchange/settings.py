@@ -51,7 +51,8 @@ GAVEL_RTB_BREAKER_COOLDOWN_MAX_SECONDS = env.int("GAVEL_RTB_BREAKER_COOLDOWN_MAX
 # deliveries over this window were rejected, once it made this many.
 GAVEL_REJECT_RATE_WINDOW_HOURS = env.int("GAVEL_REJECT_RATE_WINDOW_HOURS", default=24)
 GAVEL_REJECT_RATE_MIN_DELIVERIES = env.int("GAVEL_REJECT_RATE_MIN_DELIVERIES", default=20)
-GAVEL_REAUCTION_DELAY_S = env.int("GAVEL_REAUCTION_DELAY_S", default=30)
+# Overrides every offer's reauction_delay_seconds when set (the demo, tests); unset: the offer's.
+GAVEL_REAUCTION_DELAY_S = env.int("GAVEL_REAUCTION_DELAY_S", default=None)
 # Raw pings (and their bids) older than this are deleted unless a lead or a sale refers to them;
 # the hourly rollups keep their figures (reporting, decision 47).
 GAVEL_PING_RETENTION_DAYS = env.int("GAVEL_PING_RETENTION_DAYS", default=90)

@@ -44,6 +44,8 @@ BID_REASONS = {
     "rtb_no_bid": "Your RTB endpoint passed",
     "pricing_error": "Your price could not be computed",
     "invalid_terms": "Your contract's saved terms are no longer valid: save them again",
+    "rejected_before": "You turned this lead down before (re-auction)",
+    "post_rejected": "Your delivery endpoint turned the lead down",
 }
 
 RELEASE_REASONS = {

@@ -93,7 +93,7 @@ def lead_outcome_set(*, lead: Lead, status: str, reason: str = "", payout: Decim
     if payout is not None:
         values["payout"] = payout
     Lead.objects.filter(pk=lead.pk).update(**values)
-    lead.status, lead.reason = status, reason
+    lead.status, lead.reason, lead.updated_at = status, reason, values["updated_at"]
     if payout is not None:
         lead.payout = payout
 

@@ -175,14 +175,27 @@ class PingOutput(OutputSerializer):
     test = serializers.BooleanField()
 
 
+class ReauctionOutput(serializers.Serializer):  # type: ignore[type-arg]
+    cycle = serializers.IntegerField(help_text="Background re-auctions run so far.")
+    cycles = serializers.IntegerField(help_text="The most the offer runs before the lead is unsold.")
+    next_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the next re-auction runs (pending leads only; about, not before)."
+    )
+
+
 class LeadOutput(OutputSerializer):
     """A post's or a full lead's answer (``exchange.services.LeadAnswer``)."""
 
     lead_id = serializers.CharField()
     ping_id = serializers.CharField(allow_null=True)
-    status = serializers.ChoiceField(choices=["sold", "unsold", "pending", "rejected"])
+    status = serializers.ChoiceField(
+        choices=["sold", "unsold", "pending", "rejected"],
+        help_text="pending: no buyer yet, re-auctions to come (see reauction); the end comes as lead.sold or "
+        "lead.unsold.",
+    )
     reason = serializers.CharField(allow_null=True)
     payout = _money("What you earn for this lead (the sum over its sales).")
+    reauction = ReauctionOutput()
     redirect_url = serializers.CharField(allow_null=True)
     test = serializers.BooleanField()
 
@@ -194,8 +207,21 @@ class SaleSummary(serializers.Serializer):  # type: ignore[type-arg]
     sold_at = serializers.DateTimeField(allow_null=True)
 
 
+class AuctionSummary(serializers.Serializer):  # type: ignore[type-arg]
+    cycle = serializers.IntegerField(help_text="0: the lead's own ping or full lead; 1, 2, …: re-auctions.")
+    ping_id = serializers.CharField()
+    at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=["accepted", "rejected"])
+    reason = serializers.CharField(allow_null=True)
+    direct = serializers.CharField(
+        allow_null=True, help_text="The campaign's direct route: won, why it could not take the lead, or null."
+    )
+    bids = serializers.IntegerField()
+
+
 class LeadDetailOutput(LeadOutput):
     campaign = serializers.CharField()
     offer = serializers.CharField()
     created_at = serializers.DateTimeField()
     sales = SaleSummary(many=True)
+    auctions = AuctionSummary(many=True)

@@ -23,7 +23,8 @@ from exchange.api.serializers import (
     ping_input_quick,
 )
 from exchange.arrival import request_arrival
-from exchange.selectors import lead_sales_for_seller
+from exchange.auction.book import book_current
+from exchange.selectors import lead_auctions_for_seller, lead_sales_for_seller
 from exchange.services import (
     LeadAnswer,
     LeadRequest,
@@ -197,10 +198,11 @@ class LeadDetailView(SellerView):
     def get(self, request: Request, lead_id: str) -> Response:
         lead = lead_get(seller=self.organization, public_id=lead_id)
         detail = {
-            **asdict(LeadAnswer.of(lead, lead.ping)),
+            **asdict(LeadAnswer.of(lead, lead.ping, offer=book_current().offers[lead.offer_id])),
             "campaign": lead.campaign.public_id,
             "offer": lead.offer.slug,
             "created_at": lead.created_at,
             "sales": lead_sales_for_seller(seller=self.organization, lead=lead),
+            "auctions": lead_auctions_for_seller(seller=self.organization, lead=lead),
         }
         return Response(LeadDetailOutput.render(detail))

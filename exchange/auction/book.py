@@ -146,6 +146,7 @@ class OfferBook:
     bid_ttl_seconds: int
     ping_timeout_ms: int
     reauction_cycles: int
+    reauction_delay_seconds: int
     post_timeout_ms: int
     fields: dict[str, FieldSpec]
     contracts: tuple[CompiledContract, ...]
@@ -249,6 +250,7 @@ def _build(version: tuple[int, int]) -> Book:
             bid_ttl_seconds=o.bid_ttl_seconds,
             ping_timeout_ms=o.ping_timeout_ms,
             reauction_cycles=o.reauction_cycles,
+            reauction_delay_seconds=o.reauction_delay_seconds,
             post_timeout_ms=o.post_timeout_ms,
             fields=fields[o.pk],
             contracts=tuple(by_offer[o.pk]),

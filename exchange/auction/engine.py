@@ -7,6 +7,7 @@ must store; cutting it to what each party may see is the API's job.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -84,7 +85,11 @@ class AuctionPing:
     source_token: str = ""
     signing_secrets: Mapping[int, str] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
-    exclude_contract_ids: frozenset[int] = frozenset()
+    # Contracts that may not buy this lead again, with the waterfall's reason (a re-auction leaves
+    # out the buyers that turned the lead down; a direct route that failed, its contract).
+    excluded: Mapping[int, str] = field(default_factory=dict)
+    # The seller campaign's direct route, when the draw sent this ping to it (DESIGN: drawn first).
+    direct: DirectRoute | None = None
     # An earlier ping this one repeats exactly is answered as it was then instead of being
     # auctioned again (None: no such check).
     repeat: RepeatProbe | None = None
@@ -106,21 +111,44 @@ class AuctionPing:
         return values
 
 
+@dataclass(frozen=True)
+class DirectRoute:
+    """A campaign's direct route for one ping: its contract at a fixed price, tried before any auction."""
+
+    contract_id: int
+    price: Decimal
+
+
+def direct_route_draw(campaign: CompiledCampaign, seed: str) -> DirectRoute | None:
+    """The campaign's direct route if this ping falls in its share: a stable draw on the ping's id
+    (SHA-256, 0–99, under ``direct_share_percent``), so the same ping always draws the same."""
+    if campaign.direct_contract_id is None or campaign.direct_price is None or campaign.direct_share_percent <= 0:
+        return None
+    draw = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big") % 100
+    if draw >= campaign.direct_share_percent:
+        return None
+    return DirectRoute(campaign.direct_contract_id, campaign.direct_price)
+
+
 @dataclass
 class WaterfallStep:
     contract: CompiledContract
     reason: str
     price: Decimal | None = None
     latency_ms: float = 0.0
+    kind: str = ""  # "direct": the campaign's direct route; "": the auction
 
     def as_json(self) -> dict[str, object]:
-        return {
+        step: dict[str, object] = {
             "contract": self.contract.public_id,
             "organization": self.contract.organization_id,
             "reason": self.reason,
             "price": None if self.price is None else f"{self.price:.2f}",
             "latency_ms": round(self.latency_ms, 3),
         }
+        if self.kind:
+            step["step"] = self.kind
+        return step
 
 
 @dataclass
@@ -380,10 +408,9 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
     steps: list[WaterfallStep] = []
     survivors: list[CompiledContract] = []
     for contract in offer.contracts:
-        if contract.id in ping.exclude_contract_ids:
-            continue
         started = time.perf_counter()
-        reason = static_reason(contract, ping)
+        reason = ping.excluded.get(contract.id) if ping.excluded else None
+        reason = reason or static_reason(contract, ping)
         step = WaterfallStep(contract, reason or "", latency_ms=(time.perf_counter() - started) * 1000)
         steps.append(step)
         if reason is None:
@@ -397,11 +424,19 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
         for step in steps:
             step.reason = step.reason or "suppressed"
         return AuctionResult(status="rejected", reason="suppressed", ranked=[], waterfall=steps)
+    if ping.direct is not None:
+        direct_step = _direct_step(ping, ping.direct, steps, state)
+        if direct_step is not None and direct_step.reason == "won":
+            # Sold to the direct route: no auction, and no waterfall but this step.
+            ranked = [Ranked(direct_step.contract, ping.direct.price, ping.direct.price, True, 0)]
+            return AuctionResult("accepted", None, ranked, [direct_step], campaign.margin_percent)
+        if direct_step is not None:
+            steps.insert(0, direct_step)
     floor = effective_floor(
         offer_floor=offer.floor, payout_floor=campaign.payout_floor, margin_percent=campaign.margin_percent
     )
     priced: list[Priced] = []
-    by_contract = {s.contract.id: s for s in steps}
+    by_contract = {s.contract.id: s for s in steps if not s.kind}
 
     def admit(contract: CompiledContract, price: Decimal, ref: str = "") -> None:
         step = by_contract[contract.id]
@@ -468,6 +503,22 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
         # Every buyer that would have bid had already bought this consumer.
         result.reason = "duplicate" if any(s.reason == "duplicate" for s in steps) else "no_buyers"
     return result
+
+
+def _direct_step(
+    ping: AuctionPing, direct: DirectRoute, steps: list[WaterfallStep], state: LiveState
+) -> WaterfallStep | None:
+    """The direct route's contract checked like any bid, at the route's price: its auction step's
+    reason if it failed a check that needs no price (paused, filters, schedule…), else its
+    buyer's opt-out list, caps, budget, funds and dedup. ``won`` when it can take the lead. Its
+    live state was read with the others (it is one of the offer's contracts): no query of its own."""
+    started = time.perf_counter()
+    own = next((s for s in steps if s.contract.id == direct.contract_id), None)
+    if own is None:  # not in the offer's book (gone since the campaign named it): no direct route
+        return None
+    reason = own.reason or ("" if own.contract.active else "paused")
+    reason = reason or live_reason(own.contract, direct.price, ping, state) or "won"
+    return WaterfallStep(own.contract, reason, direct.price, (time.perf_counter() - started) * 1000, kind="direct")
 
 
 def auction_dry_run(ping: AuctionPing, contracts: list[CompiledContract]) -> list[WaterfallStep]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -24,6 +24,7 @@ from exchange.models import Bid, Ping, Sale
 from exchange.services.pings import (
     LeadRequest,
     PostRequest,
+    auction_after_direct,
     auction_store,
     campaign_of,
     fingerprint_of,
@@ -35,10 +36,8 @@ from exchange.services.selling import (
     LeadPackage,
     RouteOutcome,
     lead_finish,
-    lead_may_buy,
     lead_reauction_enqueue,
     lead_route,
-    sale_attempt,
     sale_release,
 )
 from leads.crypto import pii_decrypt
@@ -149,7 +148,6 @@ def post_receive(*, seller: Organization, request: PostRequest) -> LeadAnswer:
         campaign=campaign,
         package=package,
         started=started,
-        direct_route=False,
         suppression=suppression,
     )
 
@@ -164,74 +162,66 @@ def _lead_sell(
     campaign: CompiledCampaign,
     package: LeadPackage,
     started: float,
-    direct_route: bool,
     suppression: SuppressionMatch,
 ) -> LeadAnswer:
     """The common end of a post and a full lead: reject a duplicate or suppressed consumer, else
-    try the direct route (full leads), then the ping's bids in rank order until the deadline.
-    ``suppression``: the opt-out lists as read in this request (a buyer that listed the consumer
-    is never delivered to)."""
+    route the lead through the ping's bids until the deadline. When the ping's direct route won
+    (its only bid) and its contract cannot take the lead after all, the auction it skipped runs
+    now, without that contract, and the lead goes to its bids. ``suppression``: the opt-out lists
+    as read in this request (a buyer that listed the consumer is never delivered to)."""
     reject = "suppressed" if suppression.exchange else ping.reason
     if reject in ("duplicate", "suppressed"):
         with market_scope():
             lead_outcome_set(lead=lead, status=Lead.Status.REJECTED, reason=reject)
-        return LeadAnswer.of(lead, ping)
+        return LeadAnswer.of(lead, ping, offer=offer)
     if lead.quality_score < offer.min_score:
         # The post's signals (a disposable email, a test name...) took the lead under the offer's minimum.
         with market_scope():
             lead_outcome_set(lead=lead, status=Lead.Status.REJECTED, reason="below_min_score")
-        return LeadAnswer.of(lead, ping)
-    secrets = book.signing_secrets
-    if direct_route and _direct_share_hit(lead, campaign):
-        contract = offer.contracts_by_id.get(campaign.direct_contract_id or 0)
-        if (
-            contract is not None
-            and contract.active
-            and contract.organization_active
-            and lead_may_buy(contract, lead, package, offer)
-        ):
-            assert campaign.direct_price is not None
-            attempt = sale_attempt(
-                lead=lead,
-                contract=contract,
-                price=campaign.direct_price,
-                margin_percent=campaign.margin_percent,
-                bid=None,
-                package=package,
-                offer_slug=offer.slug,
-                secret=secrets.get(contract.organization_id, ""),
-                direct=True,
-                suppression=suppression,
-                payout_fixed=campaign.payout_fixed,
-            )
-            if attempt.sale is not None:
-                lead_finish(lead, RouteOutcome([attempt.sale], []), offer=offer)
-                return LeadAnswer.of(lead, ping)
-    outcome = lead_route(
+        return LeadAnswer.of(lead, ping, offer=offer)
+    deadline = started + offer.post_timeout_ms / 1000
+    direct_id = _direct_winner(ping, offer)
+    route = functools.partial(
+        lead_route,
         lead=lead,
         offer=offer,
         margin_percent=campaign.margin_percent,
-        bids=bids,
         package=package,
-        secrets=secrets,
-        deadline=started + offer.post_timeout_ms / 1000,
+        secrets=book.signing_secrets,
+        deadline=deadline,
         suppression=suppression,
         payout_fixed=campaign.payout_fixed,
     )
+    outcome = route(bids=bids, direct_contract_id=direct_id)
+    if direct_id is not None and not outcome.sales and time.perf_counter() < deadline:
+        reason = next((r for c, r in outcome.tried if c == direct_id), "post_rejected")
+        fallback = auction_after_direct(
+            ping=ping,
+            campaign=campaign,
+            offer=offer,
+            direct_contract_id=direct_id,
+            direct_reason=reason,
+            signing_secrets=book.signing_secrets,
+            started=time.perf_counter(),
+        )
+        more = route(bids=fallback)
+        outcome = RouteOutcome(more.sales, [*outcome.tried, *more.tried], more.out_of_time)
     lead_finish(lead, outcome, offer=offer, unsold_reason=ping.reason or "no_buyers")
-    return LeadAnswer.of(lead, ping)
+    return LeadAnswer.of(lead, ping, offer=offer)
 
 
-def _direct_share_hit(lead: Lead, campaign: CompiledCampaign) -> bool:
-    if campaign.direct_contract_id is None or campaign.direct_price is None or campaign.direct_share_percent <= 0:
-        return False
-    draw = int.from_bytes(hashlib.sha256(lead.public_id.encode()).digest()[:4], "big") % 100
-    return draw < campaign.direct_share_percent
+def _direct_winner(ping: Ping, offer: OfferBook) -> int | None:
+    """The contract of the ping's direct route, when it won (the waterfall's first step)."""
+    first = ping.waterfall[0] if ping.waterfall else None
+    if not isinstance(first, dict) or first.get("step") != "direct" or first.get("reason") != "won":
+        return None
+    return next((c.id for c in offer.contracts if c.public_id == first.get("contract")), None)
 
 
 def lead_receive(*, seller: Organization, request: LeadRequest) -> LeadAnswer:
-    """Sell a full lead in one call: the ping and the post together, or the campaign's direct
-    route (a share of its leads to one contract at a fixed price) when the draw says so."""
+    """Sell a full lead in one call: the ping and the post together. The campaign's direct route
+    (a share of its leads to one contract at a fixed price) is drawn first, inside the auction
+    (:func:`auction_store`); a lead it sells runs no auction."""
     started = time.perf_counter() if request.arrived is None else request.arrived
     book = book_current()
     campaign, offer = campaign_of(book, seller, request.campaign)
@@ -259,11 +249,9 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> LeadAnswer:
     lead = _lead_store(ping=ping, offer=offer, values=values, consent=request.consent)
     package = LeadPackage.of(values, request.consent, offer)
     # The auction just read the opt-out lists for these very hashes, in this request: an
-    # exchange-wide one rejected the ping, a buyer's own list kept that buyer from bidding. Only
-    # the direct route, which skips the auction, reads them again before delivering.
+    # exchange-wide one rejected the ping, a buyer's own list kept that buyer from bidding (the
+    # direct route's contract too: it is checked with the others).
     suppression = SuppressionMatch(ping.reason == "suppressed", frozenset())
-    if _direct_share_hit(lead, campaign):
-        suppression = suppression_match(consumer_hashes=[email_hash, phone_hash])
     return _lead_sell(
         lead=lead,
         ping=ping,
@@ -273,7 +261,6 @@ def lead_receive(*, seller: Organization, request: LeadRequest) -> LeadAnswer:
         campaign=campaign,
         package=package,
         started=started,
-        direct_route=True,
         suppression=suppression,
     )
 
@@ -295,12 +282,18 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         if sold:
             lead_finish(lead, RouteOutcome(sold, []), offer=book_current().offers[lead.offer_id])
             return lead.status
-        excluded = frozenset(
-            Sale.objects.filter(lead=lead).exclude(status=Sale.Status.RESERVED).values_list("contract_id", flat=True)
+        # The buyers that turned the lead down (its delivery rejected, failed or timed out) do not
+        # see it again, by any of their contracts; a sale released for the exchange's own reasons
+        # (a stale reservation) does not count against its buyer.
+        rejecters = set(
+            Sale.objects.filter(lead=lead, status=Sale.Status.RELEASED, release_reason__startswith="post_rejected")
+            .values_list("organization_id", flat=True)
+            .distinct()
         )
         consent = dict(lead.consent.raw)
     book = book_current()
     offer = book.offers[lead.offer_id]
+    excluded = {c.id: "rejected_before" for c in offer.contracts if c.organization_id in rejecters}
     campaign = book.campaigns[lead.campaign.public_id][0]
     ping_values = lead_validate(
         {k: v for k, v in lead.data.items() if k in offer.fields and offer.fields[k].ping != "no"},
@@ -318,11 +311,11 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         tracking=dict(lead.tracking),
         consent={k: consent[k] for k in ("trusted_form_cert_url", "jornaya_leadid", "named_buyers") if consent.get(k)},
         test=lead.test,
-        fingerprint=fingerprint_of("reauction", lead.public_id, cycle),
+        fingerprint=Ping.reauction_fingerprint(lead.public_id, cycle),
         source=Ping.Source.REAUCTION,
         signing_secrets=book.signing_secrets,
         started=started,
-        exclude_contract_ids=excluded,
+        excluded=excluded,
         signals=lead.quality_signals or None,
     )
     bids = stored.bids
@@ -337,11 +330,8 @@ def lead_reauction_run(*, lead_id: int, cycle: int) -> str:
         deadline=started + offer.post_timeout_ms / 1000,
         payout_fixed=campaign.payout_fixed,
     )
-    if stored.ping.reason == "suppressed":
-        # The consumer opted out since: no further cycle will sell them.
-        lead_finish(lead, outcome, offer=offer, unsold_reason="suppressed")
-    else:
-        lead_finish(lead, outcome, offer=offer, unsold_reason="no_buyers", reauctioning=True)
+    # A consumer who opted out since, or a campaign or offer paused since, ends the cycles.
+    lead_finish(lead, outcome, offer=offer, unsold_reason=stored.ping.reason or "no_buyers")
     return lead.status
 
 

@@ -30,6 +30,7 @@ from exchange.auction.engine import (
     AuctionResult,
     RepeatProbe,
     auction_run,
+    direct_route_draw,
     named_buyers_of,
     repeat_read,
 )
@@ -160,7 +161,7 @@ def auction_store(
     source: str,
     signing_secrets: Mapping[int, str],
     started: float,
-    exclude_contract_ids: frozenset[int] = frozenset(),
+    excluded: Mapping[int, str] | None = None,
     posted: bool = False,
     repeats: bool = False,
     signals: Mapping[str, int] | None = None,
@@ -170,8 +171,13 @@ def auction_store(
     ``repeats``: an earlier ping of this seller with this fingerprint, its bids unexpired, is
     handed back instead (``StoredAuction.repeated``), with nothing auctioned or stored. The
     auction's deadline (the offer's ``ping_timeout_ms``) counts from ``started``
-    (``time.perf_counter()``). ``signals``: the quality signals to score it by (a re-auction's
-    lead: the ping's and the post's), instead of the ping's worked out now."""
+    (``time.perf_counter()``). ``excluded``: contracts that may not buy it (a re-auction's), with
+    their waterfall reason. ``signals``: the quality signals to score it by (a re-auction's lead:
+    the ping's and the post's), instead of the ping's worked out now.
+
+    A ping or full lead (not a re-auction) draws the campaign's direct route first, on its id
+    (:func:`~exchange.auction.engine.direct_route_draw`): the engine gives the lead to it when its
+    contract can take it, with no auction run."""
     now = timezone.now()
     ping = Ping(
         organization_id=seller.pk,
@@ -230,7 +236,8 @@ def auction_store(
                     source_token=campaign.source_token,
                     signing_secrets=signing_secrets,
                     started=started,
-                    exclude_contract_ids=exclude_contract_ids,
+                    excluded=excluded or {},
+                    direct=None if source == Ping.Source.REAUCTION else direct_route_draw(campaign, ping.public_id),
                     repeat=repeat,
                     named_buyers=named_buyers_of(offer, consent),
                 )
@@ -239,28 +246,82 @@ def auction_store(
                 return _stored_repeat(result.repeat_of)
             ping.status, ping.reason = result.status, result.reason or ""
             ping.waterfall = [step.as_json() for step in result.waterfall]
-        bids = []
-        if result is not None:
-            # The winners and a few stand-ins for post-reject re-routing; the waterfall keeps all.
-            for ranked in result.ranked[: len(result.winners) + STANDBY_BIDS]:
-                bids.append(
-                    Bid(
-                        public_id=public_id_new("bid_"),
-                        organization_id=ranked.contract.organization_id,
-                        contract_id=ranked.contract.id,
-                        rank=ranked.rank,
-                        bid_price=ranked.bid_price,
-                        price=ranked.price,
-                        payout=result.payout_of(ranked),
-                        status=Bid.Status.WON if ranked.won else Bid.Status.OUTBID,
-                        ref=ranked.ref,
-                        created_at=now,
-                    )
-                )
+        bids = [] if result is None else _bids_of(result, now)
         ping.payout = sum((b.payout for b in bids if b.status == Bid.Status.WON), ZERO)
         ping.latency_ms = (timezone.now() - began).total_seconds() * 1000
         ping_store(ping, bids)
     return StoredAuction(ping, bids, result)
+
+
+def _bids_of(result: AuctionResult, now: datetime) -> list[Bid]:
+    """The winners and a few stand-ins for post-reject re-routing; the waterfall keeps all."""
+    return [
+        Bid(
+            public_id=public_id_new("bid_"),
+            organization_id=ranked.contract.organization_id,
+            contract_id=ranked.contract.id,
+            rank=ranked.rank,
+            bid_price=ranked.bid_price,
+            price=ranked.price,
+            payout=result.payout_of(ranked),
+            status=Bid.Status.WON if ranked.won else Bid.Status.OUTBID,
+            ref=ranked.ref,
+            created_at=now,
+        )
+        for ranked in result.ranked[: len(result.winners) + STANDBY_BIDS]
+    ]
+
+
+def auction_after_direct(
+    *,
+    ping: Ping,
+    campaign: CompiledCampaign,
+    offer: OfferBook,
+    direct_contract_id: int,
+    direct_reason: str,
+    signing_secrets: Mapping[int, str],
+    started: float,
+) -> list[Bid]:
+    """The auction a ping's direct route skipped, run now that its contract could not take the
+    lead after all (the buyer turned it down, or its caps, funds or dedup changed since the ping):
+    every other contract priced afresh, the direct contract left out with ``direct_reason``. The
+    ping's waterfall keeps the direct step first, then the auction's; its new bids are stored."""
+    values = lead_validate(
+        {k: v for k, v in ping.lead.items() if k in offer.fields and offer.fields[k].ping != "no"},
+        offer.fields,
+        stage="ping",
+    )
+    now = timezone.now()
+    with market_scope():
+        result = auction_run(
+            AuctionPing(
+                seed=ping.public_id,
+                offer=offer,
+                campaign=campaign,
+                lead=values,
+                email_hash=ping.email_hash,
+                phone_hash=ping.phone_hash,
+                quality_score=ping.quality_score,
+                test=ping.test,
+                now=now,
+                offer_slug=offer.slug,
+                source_token=campaign.source_token,
+                signing_secrets=signing_secrets,
+                started=started,
+                excluded={direct_contract_id: direct_reason},
+            )
+        )
+        direct_steps = [step for step in ping.waterfall if isinstance(step, dict) and step.get("step") == "direct"]
+        for step in direct_steps:
+            step["reason"] = direct_reason
+        bids = _bids_of(result, now)
+        for bid in bids:
+            bid.ping = ping
+        with transaction.atomic():
+            Bid.objects.bulk_create(bids)
+            ping.waterfall = [*direct_steps, *(step.as_json() for step in result.waterfall)]
+            Ping.objects.filter(pk=ping.pk).update(waterfall=ping.waterfall)
+    return bids
 
 
 def _stored_repeat(ping_id: int) -> StoredAuction:

@@ -50,6 +50,7 @@ def market() -> Market:
     load(
         buyer("acme", "31.17", filters={"field": "state", "op": "in", "value": ["CA"]}),
         buyer("bravo", "23.45", filters={"field": "state", "op": "in", "value": ["CA", "TX"]}),
+        reauction_cycles=0,  # the NY lead nobody buys is unsold at once
     )
     ca = sell_in("CA", 1)
     tx = sell_in("TX", 2)
@@ -306,7 +307,7 @@ def test_pages_run_a_fixed_number_of_queries(market, django_assert_num_queries):
     # Each page: session, user, memberships, then its own reads — none per row.
     pages = [
         (seller, "/portal/leads/", 6),  # campaigns (filter), count, page
-        (seller, f"/portal/leads/{market.ca['lead_id']}/", 6),  # lead, consent, sales
+        (seller, f"/portal/leads/{market.ca['lead_id']}/", 7),  # lead, consent, sales, its auctions
         (acme, "/portal/purchases/", 6),  # contracts (filter), count, page
         (acme, f"/portal/purchases/{sale}/", 6),  # the sale with its lead and consent, its return, deliveries
         (acme, "/portal/bids/", 7),  # count, page of bids; own contracts, recent pings

@@ -290,11 +290,14 @@ def test_a_lead_no_bid_can_buy_goes_pending_for_re_auctions():
     assert post(second["ping_id"], 2)["status"] == "pending"
 
 
-def test_a_post_of_a_rejected_ping_is_unsold_or_rejected():
+def test_a_post_of_a_rejected_ping_is_pending_for_its_re_auctions_or_unsold_without():
     load(buyer("a", "30.00", filters={"field": "state", "op": "eq", "value": "TX"}))
     answer = ping(1)
     assert answer["reason"] == "no_buyers"
-    assert post(answer["ping_id"], 1)["status"] == "unsold"
+    assert post(answer["ping_id"], 1)["status"] == "pending"  # re-auctioned (test_reauction_cycles.py)
+    load(buyer("a", "30.00", filters={"field": "state", "op": "eq", "value": "TX"}), reauction_cycles=0)
+    answer = ping(2)
+    assert post(answer["ping_id"], 2)["status"] == "unsold"
 
 
 def test_full_lead_in_one_call():

@@ -42,7 +42,10 @@ def full_lead(n: int, campaign: str = "cmp_seller", key: str | None = None, **le
 
 @pytest.fixture
 def leads() -> dict[str, Lead]:
-    data = market(buyer("acme", "30.00", filters={"field": "state", "op": "in", "value": ["CA"]}))
+    data = market(
+        buyer("acme", "30.00", filters={"field": "state", "op": "in", "value": ["CA"]}),
+        reauction_cycles=0,  # the NY leads nobody buys are unsold at once
+    )
     seller = next(o for o in data["organizations"] if o["slug"] == "seller")
     seller["timezone"] = "America/Los_Angeles"
     seller["campaigns"].append({"slug": "seller-b", "id": "cmp_seller_b", "offer": "auto"})
