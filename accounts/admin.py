@@ -52,7 +52,7 @@ class OrganizationAdmin(BookInvalidatingAdmin):
     list_filter = ["status", "is_buyer", "is_seller", "timezone"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ("name",)}
-    fields = ["name", "slug", "is_buyer", "is_seller", "timezone", "status", "created_at"]
+    fields = ["name", "slug", "is_buyer", "is_seller", "timezone", "status", "rate_limit_per_second", "created_at"]
     readonly_fields = ["created_at"]  # the signing secret is never shown here: the portal rotates it
     # The apps above add their inlines by extending this admin (contracts.admin: contracts, campaigns).
     inlines = [MembershipInline, ApiKeyInline]
@@ -60,7 +60,7 @@ class OrganizationAdmin(BookInvalidatingAdmin):
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change:
-            api_keys_forget(organization=obj)  # a suspension or a new role applies to the API at once
+            api_keys_forget(organization=obj)  # a suspension, a new role or rate limit applies to the API at once
 
 
 @admin.register(Membership)

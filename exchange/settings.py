@@ -286,7 +286,9 @@ path and charges nothing. **Errors** look like
 `{"error": {"code": "validation_error", "message": "…", "fields": {"lead.zip": ["…"]}}}`:
 400 `malformed_json`, 401 `authentication_failed`, 403 `permission_denied`, 404 `not_found`,
 409 `ping_already_posted`, 410 `ping_expired`, 413 `payload_too_large`, 422 `validation_error`
-or `ping_mismatch`. A business outcome (no buyer, duplicate) is never an error.
+or `ping_mismatch`, 429 `rate_limited` (each key may make its organization's
+`rate_limit_per_second` requests a second, 50 by default; wait the `Retry-After` header's
+seconds). A business outcome (no buyer, duplicate) is never an error.
 """
     + f"""
 **Money.** Every amount (prices, payouts, balances) is a decimal string with two decimals, in this
