@@ -6,6 +6,7 @@ Production (``DEBUG`` off) refuses to start without a real ``SECRET_KEY``, ``ALL
 and ``GAVEL_PII_KEYS``.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -78,6 +79,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # sign-in lockout (accounts/lockout.py)
     "auditlog",  # the audit trail; its entry model is accounts.AuditEntry (core/audit.py)
     "accounts",
     "exchange",
@@ -99,7 +101,23 @@ MIDDLEWARE = [
     "accounts.middleware.TenantScopeMiddleware",
     "accounts.middleware.AuditContextMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked sign-in into accounts.lockout.login_locked
 ]
+
+# Sign-in lockout (django-axes, accounts/lockout.py): 5 failures for one account lock it 15 minutes.
+AUTHENTICATION_BACKENDS = ["accounts.lockout.LoginLockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.login_locked"
+AXES_RESET_ON_SUCCESS = True  # a success forgets the failures before it
+# A sign-in tried while locked neither counts nor extends the lock: it ends when the page said.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_VERBOSE = False
+# axes.W006 asks for the address in the lock too; locking the account alone is the point (a guesser
+# rotating addresses is stopped all the same), so an attacker's address never unlocks it.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 
 ROOT_URLCONF = "exchange.urls"
 WSGI_APPLICATION = "exchange.wsgi.application"
