@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -12,7 +13,7 @@ READ_ONLY = "This field is read-only: it cannot be set."
 UNKNOWN = "Unknown field."
 
 
-def keys_refused(data: Any, fields: dict[str, Any]) -> dict[str, list[str]]:
+def keys_refused(data: Any, fields: Mapping[str, Any]) -> dict[str, list[str]]:
     """The keys of ``data`` a write does not take, each with why: unknown, or read-only (an answer's
     field, such as a status or a price paid, that DRF would otherwise silently drop)."""
     if not isinstance(data, dict):
