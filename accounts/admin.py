@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from accounts.lockout import login_unlock
 from accounts.models import ApiKey, AuditEntry, Invitation, Membership, Organization, User
 from accounts.services import api_key_create, api_key_revoke, api_keys_forget
 from core.admin import BookInvalidatingAdmin, ReadOnlyAdminMixin, when
@@ -26,6 +27,15 @@ class UserAdmin(BaseUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    actions = ["unlock_sign_in"]
+
+    @admin.action(description="Unlock sign-in (forget failed attempts)")
+    def unlock_sign_in(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        unlocked = [user.email for user in queryset if login_unlock(email=user.email)]
+        if unlocked:
+            messages.success(request, f"Unlocked: {', '.join(unlocked)}. They can sign in again now.")
+        else:
+            messages.info(request, "None of the selected users had failed sign-ins to forget.")
 
 
 class MembershipInline(admin.TabularInline):
@@ -52,7 +62,7 @@ class OrganizationAdmin(BookInvalidatingAdmin):
     list_filter = ["status", "is_buyer", "is_seller", "timezone"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ("name",)}
-    fields = ["name", "slug", "is_buyer", "is_seller", "timezone", "status", "created_at"]
+    fields = ["name", "slug", "is_buyer", "is_seller", "timezone", "status", "rate_limit_per_second", "created_at"]
     readonly_fields = ["created_at"]  # the signing secret is never shown here: the portal rotates it
     # The apps above add their inlines by extending this admin (contracts.admin: contracts, campaigns).
     inlines = [MembershipInline, ApiKeyInline]
@@ -60,7 +70,7 @@ class OrganizationAdmin(BookInvalidatingAdmin):
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change:
-            api_keys_forget(organization=obj)  # a suspension or a new role applies to the API at once
+            api_keys_forget(organization=obj)  # a suspension, a new role or rate limit applies to the API at once
 
 
 @admin.register(Membership)

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from auditlog.models import AbstractLogEntry, LogEntryManager
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.encoding import smart_str
 from django.utils.timezone import now
@@ -82,6 +83,13 @@ class Organization(models.Model):
     is_seller = models.BooleanField("seller", default=False)
     timezone = models.CharField(max_length=64, default="UTC", validators=[timezone_validate])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    rate_limit_per_second = models.PositiveIntegerField(
+        "rate limit per second",
+        default=50,
+        validators=[MinValueValidator(1)],
+        help_text="API requests each of this organization's keys may make in one second; more are answered "
+        "429 rate_limited with Retry-After.",
+    )
     signing_secret = models.CharField(
         max_length=80,
         default=signing_secret_new,

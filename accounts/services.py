@@ -165,7 +165,7 @@ def api_key_digest(raw_key: str) -> str | None:
     return api_key_hash(raw_key)
 
 
-_ORG_FIELDS = ("slug", "name", "is_buyer", "is_seller", "timezone", "status")
+_ORG_FIELDS = ("slug", "name", "is_buyer", "is_seller", "timezone", "status", "rate_limit_per_second")
 
 
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
@@ -242,8 +242,10 @@ def organization_upsert(
     roles: Iterable[str],
     timezone_name: str = "UTC",
     status: str = Organization.Status.ACTIVE,
+    rate_limit_per_second: int | None = None,
 ) -> tuple[Organization, bool]:
-    """Create or update the organization with this slug; validated like a form."""
+    """Create or update the organization with this slug; validated like a form. A
+    ``rate_limit_per_second`` of None keeps the organization's (50 for a new one)."""
     roles = set(roles)
     unknown = roles - {"buyer", "seller"}
     if unknown:
@@ -257,6 +259,8 @@ def organization_upsert(
     organization.is_seller = "seller" in roles
     organization.timezone = timezone_name
     organization.status = status
+    if rate_limit_per_second is not None:
+        organization.rate_limit_per_second = rate_limit_per_second
     organization.full_clean()
     organization.save()
     if not created:

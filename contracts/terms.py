@@ -30,6 +30,7 @@ from contracts.delivery_format import DeliveryTermsError, delivery_validate
 from contracts.models import PERIODS, BuyerContract, Campaign
 from contracts.postbacks import MAX_LENGTH as POSTBACK_URL_MAX_LENGTH
 from contracts.schedules import ScheduleError, budget_validate, caps_validate
+from core.api.serializers import keys_refused
 
 # Terms a buyer reads but does not set: the operator's ranking, and the exchange's hold.
 OPERATOR_TERMS = {
@@ -69,7 +70,10 @@ class _TermsInput(serializers.Serializer):  # type: ignore[type-arg]
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
-            refused = {key: [self.refusals.get(key, UNKNOWN)] for key in sorted(set(data) - set(self.fields), key=str)}
+            refused = {
+                key: [self.refusals.get(key, messages[0])]
+                for key, messages in keys_refused(dict(data), self.fields).items()
+            }
             if refused:
                 raise serializers.ValidationError(refused)
         return super().to_internal_value(data)

@@ -7,7 +7,9 @@
   threads, so each pool keeps one.
 - :func:`cache_prefetch` reads, in one round trip when a request starts, the keys its steps will
   read one by one (the API key's record, the contract book's version);
-  :func:`cache_get` answers those from what was read.
+  :func:`cache_get` answers those from what was read. In the same round trip it may count the
+  request in a counter (the API key's rate-limit window, accounts/api/base.py):
+  :func:`cache_counted` is the count, this request included.
 """
 
 from __future__ import annotations
@@ -41,27 +43,74 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = _Client
 
+    def get_many_and_count(self, keys: Sequence[str], counter: str, timeout: int) -> tuple[dict[str, Any], int]:
+        """``get_many(keys)`` and ``incr(counter)`` (created at 1, expiring ``timeout`` seconds after
+        its last count) in one pipelined round trip. INCR is atomic in Redis: of N concurrent
+        requests on one counter, each sees a different count from 1 to N."""
+        made = {self.make_and_validate_key(key): key for key in keys}
+        counter_key = self.make_and_validate_key(counter)
+        cache: Any = self._cache  # its client and serializer are not in django-stubs
+        pipe = cache.get_client(write=True).pipeline(transaction=False)
+        if made:
+            pipe.mget(list(made))
+        pipe.incr(counter_key)
+        pipe.expire(counter_key, timeout)
+        answers = pipe.execute()
+        found: dict[str, Any] = {}
+        if made:
+            loads = cache._serializer.loads
+            found = {made[k]: loads(v) for k, v in zip(made, answers[0], strict=True) if v is not None}
+        return found, int(answers[-2])
+
 
 # What cache_prefetch read and no step has asked for yet; a miss is kept as _MISSING.
 _prefetched: ContextVar[dict[str, Any] | None] = ContextVar("gavel_cache_prefetched", default=None)
+_counted: ContextVar[int | None] = ContextVar("gavel_cache_counted", default=None)
 _MISSING = object()
 _NOT_READ = object()
 
 
 @contextmanager
-def cache_prefetch(keys: Sequence[str]) -> Iterator[None]:
+def cache_prefetch(keys: Sequence[str], *, counter: str | None = None, counter_timeout: int = 2) -> Iterator[None]:
     """Read ``keys`` now, in one round trip. Inside the block, the first :func:`cache_get` of each
     key is answered from what was read, as if it had been read then; later reads of it, and every
-    read after the block, go to the cache."""
-    if not keys:
+    read after the block, go to the cache.
+
+    With a ``counter``, the same round trip also adds one to it (an atomic count, kept
+    ``counter_timeout`` seconds after its last count), and :func:`cache_counted` is its new value
+    inside the block. On Redis that is one pipeline; on another cache (the embedded default's
+    per-process memory cache) an ``add`` and an ``incr``, each atomic in that cache, so the count
+    is exact within one process and per process."""
+    if not keys and counter is None:
         yield
         return
-    found = caches["default"].get_many(keys)
+    cache = caches["default"]
+    count: int | None = None
+    if counter is None:
+        found = cache.get_many(keys)
+    elif isinstance(cache, RedisCache):
+        found, count = cache.get_many_and_count(keys, counter, counter_timeout)
+    else:
+        found = cache.get_many(keys) if keys else {}
+        cache.add(counter, 0, counter_timeout)
+        try:
+            count = cache.incr(counter)
+        except ValueError:  # expired between the add and the incr: a new window
+            cache.add(counter, 0, counter_timeout)
+            count = cache.incr(counter)
     token = _prefetched.set({key: found.get(key, _MISSING) for key in keys})
+    counted = _counted.set(count)
     try:
         yield
     finally:
+        _counted.reset(counted)
         _prefetched.reset(token)
+
+
+def cache_counted() -> int | None:
+    """Inside :func:`cache_prefetch` with a ``counter``: the counter's value once this request was
+    counted (1 for the first); else None."""
+    return _counted.get()
 
 
 def cache_get(key: str) -> Any:

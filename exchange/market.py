@@ -75,6 +75,7 @@ ORGANIZATION_KEYS = {
     "balance",
     "credit_limit",
     "low_balance_threshold",
+    "rate_limit_per_second",
     "users",
     "api_keys",
     "contracts",
@@ -153,6 +154,14 @@ def _money(value: Any, path: str) -> Decimal | None:
     return amount
 
 
+def _rate_limit(value: Any, path: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+        raise MarketError(path, "must be a whole number of requests per second from 1 to 100000")
+    return value
+
+
 def _raise_model_error(exc: ValidationError, path: str, renames: dict[str, str] | None = None) -> None:
     renames = renames or {}
     if hasattr(exc, "error_dict"):
@@ -227,6 +236,7 @@ class _Loader:
                 roles=roles,
                 timezone_name=data.get("timezone", "UTC"),
                 status=data.get("status", Organization.Status.ACTIVE),
+                rate_limit_per_second=_rate_limit(data.get("rate_limit_per_second"), f"{path}.rate_limit_per_second"),
             )
         except AccountsError as exc:
             raise MarketError(f"{path}.roles", str(exc)) from exc

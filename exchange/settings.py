@@ -6,6 +6,7 @@ Production (``DEBUG`` off) refuses to start without a real ``SECRET_KEY``, ``ALL
 and ``GAVEL_PII_KEYS``.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -79,6 +80,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # sign-in lockout (accounts/lockout.py)
     "auditlog",  # the audit trail; its entry model is accounts.AuditEntry (core/audit.py)
     "accounts",
     "exchange",
@@ -100,7 +102,23 @@ MIDDLEWARE = [
     "accounts.middleware.TenantScopeMiddleware",
     "accounts.middleware.AuditContextMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked sign-in into accounts.lockout.login_locked
 ]
+
+# Sign-in lockout (django-axes, accounts/lockout.py): 5 failures for one account lock it 15 minutes.
+AUTHENTICATION_BACKENDS = ["accounts.lockout.LoginLockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.login_locked"
+AXES_RESET_ON_SUCCESS = True  # a success forgets the failures before it
+# A sign-in tried while locked neither counts nor extends the lock: it ends when the page said.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_VERBOSE = False
+# axes.W006 asks for the address in the lock too; locking the account alone is the point (a guesser
+# rotating addresses is stopped all the same), so an attacker's address never unlocks it.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 
 ROOT_URLCONF = "exchange.urls"
 WSGI_APPLICATION = "exchange.wsgi.application"
@@ -287,7 +305,9 @@ path and charges nothing. **Errors** look like
 `{"error": {"code": "validation_error", "message": "…", "fields": {"lead.zip": ["…"]}}}`:
 400 `malformed_json`, 401 `authentication_failed`, 403 `permission_denied`, 404 `not_found`,
 409 `ping_already_posted`, 410 `ping_expired`, 413 `payload_too_large`, 422 `validation_error`
-or `ping_mismatch`. A business outcome (no buyer, duplicate) is never an error.
+or `ping_mismatch`, 429 `rate_limited` (each key may make its organization's
+`rate_limit_per_second` requests a second, 50 by default; wait the `Retry-After` header's
+seconds). A business outcome (no buyer, duplicate) is never an error.
 """
     + f"""
 **Money.** Every amount (prices, payouts, balances) is a decimal string with two decimals, in this

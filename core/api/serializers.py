@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
 
+READ_ONLY = "This field is read-only: it cannot be set."
+UNKNOWN = "Unknown field."
+
+
+def keys_refused(data: Any, fields: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The keys of ``data`` a write does not take, each with why: unknown, or read-only (an answer's
+    field, such as a status or a price paid, that DRF would otherwise silently drop)."""
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(key): [READ_ONLY if key in fields else UNKNOWN]
+        for key in sorted(data, key=str)
+        if key not in fields or fields[key].read_only
+    }
+
 
 class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """A serializer that refuses keys it does not know, instead of silently dropping them."""
+    """A serializer that refuses keys it does not know, and read-only ones, instead of silently
+    dropping them."""
 
     def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
         # DRF deep-copies every declared field for every instance (a fresh __init__ per field,
@@ -19,10 +36,9 @@ class StrictSerializer(serializers.Serializer):  # type: ignore[type-arg]
         return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        refused = keys_refused(data, self.fields)
+        if refused:
+            raise serializers.ValidationError(refused)
         return super().to_internal_value(data)
 
 

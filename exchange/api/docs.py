@@ -79,13 +79,19 @@ ERRORS: dict[str, tuple[str, str, str, dict[str, list[str]] | None]] = {
         {"lead.zip": ["Must be a 5-digit ZIP code."]},
     ),
     "429": (
-        "Too many requests: wait for the `Retry-After` header's seconds.",
+        "Too many requests: each API key may make its organization's `rate_limit_per_second` requests in "
+        "one second (50 unless agreed otherwise). Wait the `Retry-After` header's seconds and retry.",
         "rate_limited",
-        "Request was throttled.",
+        "Too many requests: this API key may make 50 a second. Retry after the Retry-After header's seconds. "
+        "Expected available in 1 second.",
         None,
     ),
 }
 BODY_ERRORS = ("400", "413", "422")
+RETRY_AFTER = {
+    "description": "Whole seconds to wait before the key's next request is let through.",
+    "schema": {"type": "integer", "minimum": 1},
+}
 
 PING_ANSWER = {
     "ping_id": "png_drasuuunviasflrkjf3s",
@@ -397,7 +403,7 @@ def errors_and_examples(result: dict[str, Any], generator: Any, request: Any, pu
             if "description" in doc:
                 operation["description"] = doc["description"]
             responses = operation.setdefault("responses", {})
-            needed = {"401", "403"} | ({"404"} if re.search(r"{\w+}", path) else set())
+            needed = {"401", "403", "429"} | ({"404"} if re.search(r"{\w+}", path) else set())
             if method in ("post", "patch", "put"):
                 needed |= set(BODY_ERRORS)
             for status in sorted(needed | {s for s in responses if s[0] in "45"}):
@@ -409,6 +415,7 @@ def errors_and_examples(result: dict[str, Any], generator: Any, request: Any, pu
                 if written is None:
                     written = _error_of(status, described)
                 responses[status] = _error(*written)
+            responses["429"]["headers"] = {"Retry-After": RETRY_AFTER}
             _examples(operation, doc, components)
     return result
 
@@ -421,6 +428,7 @@ _CODES = {
     "ping_already_posted": "This ping has already been posted.",
     "ping_expired": "The bids of this ping have expired; ping again.",
     "validation_error": "The request is not valid.",
+    "rate_limited": "Too many requests: retry after the Retry-After header's seconds.",
     "return_exists": "This purchase already has a return.",
     "return_window_closed": "The return window has closed.",
     "return_not_allowed": "This purchase cannot be returned.",

@@ -34,7 +34,8 @@ def test_every_error_answer_is_the_error_envelope(schema):
     assert schema["components"]["schemas"]["Error"]["properties"]["error"]["required"] == ["code", "message"]
     for name, operation in operations(schema):
         errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
-        assert {"401", "403"} <= set(errors), name
+        assert {"401", "403", "429"} <= set(errors), name
+        assert errors["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}, name
         if "{" in name:
             assert "404" in errors, name
         if name.startswith(("POST", "PATCH")):

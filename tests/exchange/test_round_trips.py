@@ -63,16 +63,23 @@ def test_deferred_work_runs_once_the_response_is_closed_and_its_error_is_only_lo
 
 
 def _spy_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The keys of every cache read from now on; a single-key read fails the test."""
+    """The keys of every cache read from now on (a read that also counts the API key's rate-limit
+    window, in the same round trip, adds the counter's key last); a single-key read fails the test."""
     backend = type(caches["default"])
     reads: list[list[str]] = []
     get_many = backend.get_many
+    get_many_and_count = backend.get_many_and_count
 
     def get_many_spy(self: object, keys: list[str], *args: object, **kwargs: object) -> object:
         reads.append(list(keys))
         return get_many(self, keys, *args, **kwargs)
 
+    def get_many_and_count_spy(self: object, keys: list[str], counter: str, timeout: int) -> object:
+        reads.append([*keys, counter])
+        return get_many_and_count(self, keys, counter, timeout)
+
     monkeypatch.setattr(backend, "get_many", get_many_spy)
+    monkeypatch.setattr(backend, "get_many_and_count", get_many_and_count_spy)
     monkeypatch.setattr(backend, "get", lambda *a, **k: pytest.fail("one read: it should have been prefetched"))
     return reads
 
@@ -92,9 +99,10 @@ def test_a_ping_reads_the_cache_once_and_writes_nothing_to_it(monkeypatch):
     answer = client().post("/api/v1/ping", ping_body(2), format="json").json()
 
     assert answer["status"] == "accepted"
-    assert len(reads) == 1  # the key's record and the book's version
+    assert len(reads) == 1  # the key's record, the book's version, and the key's rate-limit count
     assert reads[0][0].startswith("gavel:api-key:")
-    assert reads[0][1:] == ["gavel:book-version"]
+    assert reads[0][1] == "gavel:book-version"
+    assert reads[0][2].startswith("gavel:rate:") and len(reads[0]) == 3
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="counts the Redis cache's reads")
