@@ -125,3 +125,21 @@ def test_a_buyer_sends_a_test_lead_and_sees_the_answer_on_the_page(browser, live
         shot(page, "contract-edit-rtb-delivery")
     finally:
         server.stop()
+
+
+def test_an_analyst_reads_the_contract_but_is_refused_its_editor(browser, live_server):
+    load(buyer("acme", "30.00"))
+    person("acme", "analyst@acme.test", role="analyst")
+    page = log_in(browser, live_server, "analyst@acme.test")
+
+    page.click("nav >> text=Contracts")
+    assert page.locator("text=New contract").count() == 0  # no button to a page the role lacks
+    page.click("text=Acme-C")
+    assert page.locator("button:has-text('Pause')").count() == 0
+    assert page.locator("a:has-text('Edit')").count() == 0
+    edit_url = page.url.rstrip("/") + "/edit"
+
+    response = page.goto(edit_url)
+    assert response is not None and response.status == 403
+    assert "needs the manager role or higher" in page.inner_text("body")
+    shot(page, "contract-edit-refused-analyst")
