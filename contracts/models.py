@@ -17,6 +17,7 @@ from contracts.postbacks import postback_url_validate
 from contracts.rules import RuleError, modifiers_bound, rule_validate
 from contracts.schedules import ScheduleError, schedule_validate
 from core.ids import PublicIdField, public_id_new
+from core.json_document import StoredJSONDecoder
 from core.money import MoneyField, price_for_payout
 from core.outbound import UnsafeUrl, url_check
 from core.schema import US_STATE_CODES, FieldSpec
@@ -221,12 +222,12 @@ class BuyerContract(models.Model):
     )
 
     price = MoneyField(null=True, blank=True, help_text="Fixed bid; leave empty for RTB.")
-    modifiers = models.JSONField(default=list, blank=True)
+    modifiers = models.JSONField(default=list, blank=True, decoder=StoredJSONDecoder)
     rtb_url = models.URLField(max_length=500, blank=True)
     rtb_timeout_ms = models.PositiveIntegerField(default=300, validators=[MinValueValidator(10)])
     max_price = MoneyField(null=True, blank=True)
 
-    filters = models.JSONField(default=dict, blank=True)
+    filters = models.JSONField(default=dict, blank=True, decoder=StoredJSONDecoder)
     cap_day = models.PositiveIntegerField(null=True, blank=True)
     cap_week = models.PositiveIntegerField(null=True, blank=True)
     cap_month = models.PositiveIntegerField(null=True, blank=True)
@@ -235,14 +236,14 @@ class BuyerContract(models.Model):
     budget_week = MoneyField(null=True, blank=True)
     budget_month = MoneyField(null=True, blank=True)
     budget_total = MoneyField(null=True, blank=True)
-    schedule = models.JSONField(default=dict, blank=True)
+    schedule = models.JSONField(default=dict, blank=True, decoder=StoredJSONDecoder)
     dedup_days = models.PositiveIntegerField(default=30)
     min_score = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     priority = models.IntegerField(default=0, help_text="Higher wins ties and leads the ping tree.")
     weight = models.PositiveIntegerField(default=1)
     return_window_hours = models.PositiveIntegerField(default=72)
     blocked_sellers = models.ManyToManyField(Organization, blank=True, related_name="blocked_by_contracts")
-    delivery = models.JSONField(default=dict, blank=True)
+    delivery = models.JSONField(default=dict, blank=True, decoder=StoredJSONDecoder)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -152,3 +152,19 @@ class StrictJSONDecoder(json.JSONDecoder):
             return json_document_parse(s)
         except JsonDocumentError as exc:
             raise json.JSONDecodeError(exc.message, s, 0) from exc
+
+
+class StoredJSONDecoder(json.JSONDecoder):
+    """For JSON stored in the database (a model ``JSONField``'s ``decoder``): a document nested too
+    deep to decode on this thread's stack reads as :data:`UNREADABLE` instead of raising, so one
+    bad row (written before the limits, or by hand) cannot stop the query that reads every row. The
+    code that reads the value refuses the marker as it refuses any malformed value."""
+
+    def decode(self, s: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().decode(s, *args, **kwargs)
+        except RecursionError:
+            return dict(UNREADABLE)
+
+
+UNREADABLE = {"unreadable": "nested too deep to read"}

@@ -72,6 +72,8 @@ def market(*buyers: dict[str, Any], campaign: dict[str, Any] | None = None, **of
                 "slug": "seller",
                 "name": "Seller",
                 "roles": ["seller"],
+                # Tests send bursts of requests from one key; the limiter is tested on its own.
+                "rate_limit_per_second": 10000,
                 "api_keys": [{"name": "k", "scopes": ["leads"], "key": SELLER_KEY}],
                 "campaigns": [{"slug": "seller-auto", "id": "cmp_seller", "offer": "auto", **(campaign or {})}],
             },
@@ -79,6 +81,7 @@ def market(*buyers: dict[str, Any], campaign: dict[str, Any] | None = None, **of
                 "slug": "seller2",
                 "name": "Seller Two",
                 "roles": ["seller"],
+                "rate_limit_per_second": 10000,
                 "api_keys": [{"name": "k", "scopes": ["leads"], "key": SELLER2_KEY}],
                 "campaigns": [{"slug": "seller2-auto", "id": "cmp_seller2", "offer": "auto"}],
             },
