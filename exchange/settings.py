@@ -65,6 +65,10 @@ GAVEL_CONSENT_VERIFIER_TOKEN = env.str("GAVEL_CONSENT_VERIFIER_TOKEN", default="
 GAVEL_CONSENT_VERIFIER_TIMEOUT_MS = env.int("GAVEL_CONSENT_VERIFIER_TIMEOUT_MS", default=2000)
 # The hosted form (/f/<campaign id>): a submission faster than this after the page was served is a bot's.
 GAVEL_FORM_MIN_SECONDS = env.int("GAVEL_FORM_MIN_SECONDS", default=3)
+# /readyz: each check (database, Redis, broker) gives up after this many seconds (exchange/probes.py).
+GAVEL_READYZ_TIMEOUT_S = env.float("GAVEL_READYZ_TIMEOUT_S", default=2.0)
+# /metrics answers staff sessions and `Authorization: Bearer <this token>` (Prometheus); empty: staff only.
+GAVEL_METRICS_TOKEN = env.str("GAVEL_METRICS_TOKEN", default="")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
