@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pgtrigger
 from django.db import models
 from django.db.models import F
 from django.utils import timezone
@@ -94,7 +95,9 @@ class LedgerTransaction(models.Model):
 
 
 class LedgerEntry(models.Model):
-    """One line of a transaction. Never updated nor deleted."""
+    """One line of a transaction. Never updated nor deleted: on PostgreSQL the database refuses it,
+    and refuses at commit a transaction whose entries do not sum to zero (decision "Money at the
+    database")."""
 
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
     account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
@@ -107,6 +110,25 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "ledger entries"
+        triggers = [
+            pgtrigger.Protect(name="ledger_entry_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            # Checked at commit (a constraint trigger, deferred), once every entry of the
+            # transaction is in: the entries of each ledger transaction sum to zero.
+            pgtrigger.Trigger(
+                name="ledger_transaction_balanced",
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                timing=pgtrigger.Deferred,
+                func="""
+                IF (SELECT COALESCE(SUM(amount), 0) FROM billing_ledgerentry
+                    WHERE transaction_id = NEW.transaction_id) <> 0 THEN
+                    RAISE EXCEPTION 'ledger transaction % is unbalanced: its entries do not sum to zero',
+                        NEW.transaction_id USING ERRCODE = 'check_violation';
+                END IF;
+                RETURN NULL;
+                """,
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account}: {self.amount}"

@@ -24,6 +24,7 @@ from exchange.sql import (
     ping_reason_facts_portable,
     ping_reason_facts_postgres,
 )
+from exchange.webhooks.models import EventDelivery
 from leads.models import Lead
 
 
@@ -232,3 +233,32 @@ def delivery_reject_facts(*, hours: Hours) -> list[tuple[Any, ...]]:
         dimensions |= {"offer": "sale__offer_id", "campaign": "sale__campaign_id", "buyer": "organization_id"}
         dimensions |= {"contract": "contract_id", "test": "sale__test"}
         return facts(attempts, dimensions, {"rejects": Count("id")})
+
+
+# --- the operator's metrics (reporting.metrics) --------------------------------------------------
+
+
+def ping_latency_buckets(*, bounds_ms: tuple[float, ...], window: int = 10_000) -> tuple[list[int], int, float]:
+    """How the latest ``window`` pings' answer times (re-auctions left out, as on the operator's
+    page) fall into ``bounds_ms``: the cumulative count at or under each bound, the count of all and
+    the sum of their times in milliseconds. Bounded: the newest rows by primary key."""
+    with market_scope():
+        recent = Ping.objects.exclude(source=Ping.Source.REAUCTION).order_by("-id")[:window]
+        figures = {f"le{n}": Count("id", filter=Q(latency_ms__lte=bound)) for n, bound in enumerate(bounds_ms)}
+        row = recent.aggregate(**figures, count=Count("id"), total=Sum("latency_ms"))
+    return [int(row[f"le{n}"]) for n in range(len(bounds_ms))], int(row["count"]), float(row["total"] or 0)
+
+
+def sales_by_status() -> dict[str, int]:
+    """Every sale (test ones included) counted by status; each status present, 0 when none."""
+    with market_scope():
+        counted = dict(Sale.objects.order_by().values_list("status").annotate(n=Count("id")))
+    return {status: int(counted.get(status, 0)) for status in Sale.Status.values}
+
+
+def webhook_backlog() -> int:
+    """Event deliveries still to make (pending or being sent): the webhooks' backlog."""
+    with market_scope():
+        return EventDelivery.objects.filter(
+            status__in=[EventDelivery.Status.PENDING, EventDelivery.Status.SENDING]
+        ).count()

@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.logs import logging_config, structlog_configure
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -67,6 +69,10 @@ GAVEL_CONSENT_VERIFIER_TOKEN = env.str("GAVEL_CONSENT_VERIFIER_TOKEN", default="
 GAVEL_CONSENT_VERIFIER_TIMEOUT_MS = env.int("GAVEL_CONSENT_VERIFIER_TIMEOUT_MS", default=2000)
 # The hosted form (/f/<campaign id>): a submission faster than this after the page was served is a bot's.
 GAVEL_FORM_MIN_SECONDS = env.int("GAVEL_FORM_MIN_SECONDS", default=3)
+# /readyz: each check (database, Redis, broker) gives up after this many seconds (exchange/probes.py).
+GAVEL_READYZ_TIMEOUT_S = env.float("GAVEL_READYZ_TIMEOUT_S", default=2.0)
+# /metrics answers staff sessions and `Authorization: Bearer <this token>` (Prometheus); empty: staff only.
+GAVEL_METRICS_TOKEN = env.str("GAVEL_METRICS_TOKEN", default="")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -81,6 +87,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",  # sign-in lockout (accounts/lockout.py)
+    "pgtrigger",  # PostgreSQL triggers that guard the ledger and consent records (none on SQLite)
     "auditlog",  # the audit trail; its entry model is accounts.AuditEntry (core/audit.py)
     "accounts",
     "exchange",
@@ -92,6 +99,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.logs.RequestIdMiddleware",  # first: every log line of the request carries its id
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -328,11 +336,10 @@ exchange's one currency: **{GAVEL_CURRENCY}** (ISO 4217, set by `GAVEL_CURRENCY`
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "celery.app.trace": {"level": "WARNING"}},
-}
+# Structured logs (core/logs.py): JSON lines in production, a readable console in development;
+# every line of a request, and of the tasks it enqueued, carries its X-Request-ID.
+LOG_JSON = env.bool("LOG_JSON", default=not DEBUG)
+LOGGING = logging_config(json=LOG_JSON, level=env.str("LOG_LEVEL", default="INFO"))
+structlog_configure()
+# The worker logs through the same configuration, not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -11,6 +11,7 @@ from exchange.api.errors import api_not_found
 from exchange.api.purchases import views as purchases_api
 from exchange.api.suppressions import SuppressionCollectionView
 from exchange.hosted_form import hosted_form
+from exchange.probes import healthz, readyz
 from leads import public as privacy_public
 from leads import suppression_views
 from leads.api import views as privacy_api
@@ -42,6 +43,10 @@ api_v1: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("", root, name="root"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    # Reporting sits above the exchange: /metrics is included by module name, not imported.
+    path("", include("reporting.metrics_urls")),
     path("admin/", admin.site.urls),
     path("opt-out", suppression_views.opt_out, name="opt_out"),
     path("opt-out/done", suppression_views.opt_out_done, name="opt_out_done"),

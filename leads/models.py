@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -92,6 +93,41 @@ class ConsentRecord(models.Model):
     erased_at = models.DateTimeField(null=True, blank=True, help_text="When a privacy deletion blanked its PII.")
 
     objects = ScopedManager(organization="organization")
+
+    class Meta:
+        triggers = [
+            # On PostgreSQL the database holds it too, against raw SQL as well (decision "Money at
+            # the database"): no DELETE, and an UPDATE only blanks the IP and user agent, cuts the
+            # page URL to a prefix without query (a privacy deletion), the same in ``raw``, and
+            # sets ``erased_at`` once. Every other column, and every other key of ``raw``, stays.
+            pgtrigger.Protect(name="consent_record_no_delete", operation=pgtrigger.Delete),
+            pgtrigger.Trigger(
+                name="consent_record_erase_only",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Update,
+                func="""
+                IF (to_jsonb(NEW) - ARRAY['ip', 'user_agent', 'page_url', 'raw', 'erased_at'])
+                       IS DISTINCT FROM (to_jsonb(OLD) - ARRAY['ip', 'user_agent', 'page_url', 'raw', 'erased_at'])
+                   OR (NEW.ip IS DISTINCT FROM OLD.ip AND NEW.ip IS NOT NULL)
+                   OR (NEW.user_agent IS DISTINCT FROM OLD.user_agent AND NEW.user_agent <> '')
+                   OR (NEW.page_url IS DISTINCT FROM OLD.page_url AND NOT (
+                       strpos(NEW.page_url, '?') = 0 AND strpos(NEW.page_url, '#') = 0
+                       AND starts_with(lower(OLD.page_url), lower(NEW.page_url))))
+                   OR (NEW.erased_at IS DISTINCT FROM OLD.erased_at AND OLD.erased_at IS NOT NULL)
+                   OR (NEW.raw - ARRAY['ip', 'user_agent', 'page_url'])
+                       IS DISTINCT FROM (OLD.raw - ARRAY['ip', 'user_agent', 'page_url'])
+                   OR (NEW.raw -> 'ip' IS DISTINCT FROM OLD.raw -> 'ip' AND NEW.raw ->> 'ip' IS NOT NULL)
+                   OR (NEW.raw -> 'user_agent' IS DISTINCT FROM OLD.raw -> 'user_agent'
+                       AND COALESCE(NEW.raw ->> 'user_agent', '') <> '')
+                   OR (NEW.raw -> 'page_url' IS DISTINCT FROM OLD.raw -> 'page_url'
+                       AND NEW.raw ->> 'page_url' IS DISTINCT FROM NEW.page_url) THEN
+                    RAISE EXCEPTION 'consent record % is immutable: only its IP, user agent, URL query may be erased',
+                        OLD.id USING ERRCODE = 'integrity_constraint_violation';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Consent for {self.lead_id}"

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import connection
 
-from reporting.models import GRAIN, ReasonRollup, Rollup
+from reporting.models import GRAIN, ReasonRollup, Rollup, RollupCursor
 
 
 def rollups_upsert(rows: Sequence[Sequence[Any]], columns: Sequence[str], *, add: bool, chunk: int = 1000) -> None:
@@ -56,3 +56,21 @@ def reasons_upsert(facts: Sequence[Sequence[Any]], chunk: int = 1000) -> None:
                 f"ON CONFLICT (hour, contract_id, reason, test) DO UPDATE SET count = {table}.count + excluded.count",
                 [field.get_db_prep_save(v, connection) for row in part for field, v in zip(fields, row, strict=True)],
             )
+
+
+ROLLUP_PING_TOTALS = ("pings", "accepted", "evaluated", "bids", "wins", "rtb_timeouts", "rtb_errors")
+
+
+def rollup_ping_totals() -> tuple[int, dict[str, int]]:
+    """The ``pings`` cursor (the last ping id folded) and the rollups' ping figures summed over all
+    time, read in one statement so both come from the same snapshot: the figures are exactly those
+    of the pings up to the cursor."""
+    sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in ROLLUP_PING_TOTALS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT last_id FROM {RollupCursor._meta.db_table} WHERE name = %s), {sums}"
+            f" FROM {Rollup._meta.db_table}",
+            ["pings"],
+        )
+        last_id, *totals = cursor.fetchone()
+    return int(last_id or 0), {c: int(v) for c, v in zip(ROLLUP_PING_TOTALS, totals, strict=True)}

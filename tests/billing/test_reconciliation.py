@@ -22,7 +22,7 @@ from billing.services import ledger_reconcile, payout_record, reconciliation_rec
 from billing.tasks import ledger_reconcile_task
 from exchange.celery import app
 from tests.exchange.builder import buyer, load, org, sell
-from tests.ledger import account
+from tests.ledger import account, ledger_tampering
 from tests.sessions import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +89,8 @@ def test_an_unbalanced_transaction_is_found(ledger: None):
         topup = LedgerTransaction.objects.get(idempotency_key="t-1")
         # An entry written behind the services' back: the transaction no longer sums to zero
         # and the cash account's cache no longer matches its entries.
-        LedgerEntry.objects.create(transaction=topup, account=cash, amount=D("-0.01"))
+        with ledger_tampering():
+            LedgerEntry.objects.create(transaction=topup, account=cash, amount=D("-0.01"))
     report = ledger_reconcile()
     assert [(u.transaction_id, u.idempotency_key, u.total) for u in report.unbalanced] == [
         (topup.pk, "t-1", D("-0.01"))

@@ -46,7 +46,7 @@ from billing.statements import (
     statement_pdf,
 )
 from tests.exchange.builder import buyer, load, org
-from tests.ledger import book
+from tests.ledger import book, ledger_tampering
 from tests.sessions import PASSWORD, member
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ def utc(*args: int) -> datetime:
 
 def dated(booked: LedgerTransaction, when: datetime) -> LedgerTransaction:
     """Set when a booking happened (tests only: the ledger itself is never edited)."""
-    with market_scope():
+    with market_scope(), ledger_tampering():
         LedgerTransaction.objects.filter(pk=booked.pk).update(created_at=when)
         LedgerEntry.objects.filter(transaction=booked).update(created_at=when)
     return booked
