@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import given
+import pytest
+from django.apps import apps
+from django.db import transaction
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.rules import OPERATORS, RuleError, rule_compile
 from core.money import money_str, payout_for, to_money
 from core.schema import FieldSpec
+from exchange.market import MarketError, market_load
+from tests.exchange.builder import buyer, market
 
 AMOUNTS = st.decimals(min_value=Decimal("0"), max_value=Decimal("100000"), allow_nan=False, places=4)
 PERCENTS = st.decimals(min_value=Decimal("0"), max_value=Decimal("100"), allow_nan=False, places=2)
@@ -141,6 +147,7 @@ FULL_LEADS = st.fixed_dictionaries(dict(VALUES.items()))
 ANY_LEADS = st.dictionaries(st.sampled_from([*FIELDS, "$hour", "$weekday"]), st.one_of(JSON, *VALUES.values()))
 
 
+@settings(derandomize=True, max_examples=300)
 @given(RULE_LIKE)
 def test_compiling_any_json_raises_only_rule_error(rule: Any) -> None:
     try:
@@ -149,14 +156,69 @@ def test_compiling_any_json_raises_only_rule_error(rule: Any) -> None:
         assert exc.path.startswith("filters")
 
 
+@settings(derandomize=True, max_examples=300)
 @given(RULES, ANY_LEADS)
 def test_a_compiled_rule_never_raises_on_a_lead(rule: dict[str, Any], lead: dict[str, Any]) -> None:
     verdict = rule_compile(rule, fields=FIELDS)(lead)
     assert verdict is None or verdict in FIELDS
 
 
+@settings(derandomize=True, max_examples=300)
 @given(RULES, FULL_LEADS)
 def test_not_is_the_negation_on_a_lead_with_every_field(rule: dict[str, Any], lead: dict[str, Any]) -> None:
     # On a lead that lacks a field both fail (rules.py: an unknown value is never eligible).
     passes = rule_compile(rule, fields=FIELDS)(lead) is None
     assert (rule_compile({"not": rule}, fields=FIELDS)(lead) is None) is (not passes)
+
+
+# --- the market loader (exchange/market.py) --------------------------------------------------------
+
+VALID_MARKET = market(buyer("acme", filters={"field": "state", "op": "in", "value": ["CA", "NY"]}))
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every value inside ``value`` (a key of a mapping, an index of a list)."""
+    found: list[tuple[Any, ...]] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, sub in items:
+        found += [(*path, key), *_paths(sub, (*path, key))]
+    return found
+
+
+PATHS = _paths(VALID_MARKET)
+OTHER_JSON = st.sampled_from([None, True, 0, -1, 1.5, "", "x", [], [1], {}, {"x": 1}])
+
+
+@st.composite
+def mutated_markets(draw: st.DrawFn) -> dict[str, Any]:
+    """The valid market with one change: a key dropped, or a value replaced by one of another JSON type."""
+    data = copy.deepcopy(VALID_MARKET)
+    path = draw(st.sampled_from(PATHS))
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    last = path[-1]
+    if isinstance(parent, dict) and draw(st.booleans()):
+        del parent[last]
+    else:
+        old = parent[last]
+        parent[last] = draw(OTHER_JSON.filter(lambda new: type(new) is not type(old)))
+    return data
+
+
+def _row_counts() -> dict[str, int]:
+    return {model._meta.label: model._base_manager.count() for model in apps.get_models()}
+
+
+@pytest.mark.django_db
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(mutated_markets())
+def test_a_mutated_market_file_is_loaded_or_refused_naming_a_path_and_writing_nothing(data: dict[str, Any]) -> None:
+    with transaction.atomic():  # each example leaves the database as it found it
+        before = _row_counts()
+        try:
+            market_load(data)
+        except MarketError as exc:
+            assert exc.path and exc.message
+            assert _row_counts() == before
+        transaction.set_rollback(True)
