@@ -534,10 +534,11 @@ def _leaf_test(op: str, target: Any, negate: bool) -> Callable[[Any], bool]:
         return lambda value: bool(value == target)
     if op == "ne":
         return lambda value: bool(value != target)
+    # A value that cannot be hashed (a list or a mapping where a field's scalar was expected) is in no set.
     if op == "in":
-        return lambda value: value in target
+        return _fail_on_type_error(lambda value: value in target)
     if op == "not_in":
-        return lambda value: value not in target
+        return _fail_on_type_error(lambda value: value not in target)
     if op == "gt":
         return _fail_on_type_error(lambda value: bool(value > target))
     if op == "gte":

@@ -129,6 +129,9 @@ def _mapping(value: Any, path: str, allowed: set[str], required: tuple[str, ...]
     for key in required:
         if value.get(key) in (None, ""):
             raise MarketError(f"{path}.{key}", "is required")
+    # A slug names a row for the rest of the file: the same text everywhere, never a YAML number or true.
+    if "slug" in value and not isinstance(value["slug"], str):
+        raise MarketError(f"{path}.slug", "must be a string")
     return value
 
 
@@ -229,6 +232,9 @@ class _Loader:
     def organization(self, raw: Any, path: str) -> None:
         data = _mapping(raw, path, ORGANIZATION_KEYS, ("slug", "name"))
         roles = _list(data.get("roles", []), f"{path}.roles")
+        for index, role in enumerate(roles):
+            if not isinstance(role, str):
+                raise MarketError(f"{path}.roles[{index}]", "must be buyer or seller")
         try:
             organization, created = organization_upsert(
                 slug=data["slug"],

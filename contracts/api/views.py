@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import TenantGenericAPIView
 from contracts.api.serializers import CampaignOutput, ContractOutput, ContractTermsInput
+from contracts.models import BuyerContract, Campaign
 from contracts.selectors import campaign_get, campaigns_of, contract_get, contracts_of
 from contracts.services import contract_update
 from core.errors import Invalid
@@ -20,8 +21,14 @@ class ContractListView(TenantGenericAPIView):
     required_scope = "contracts"
     required_role = "buyer"
     serializer_class = ContractOutput
+    queryset = BuyerContract.objects.none()  # the schema generator's model: the list has no filters
 
-    @extend_schema(summary="List your buyer contracts", tags=["buyers"], operation_id="contracts_list")
+    @extend_schema(
+        summary="List your buyer contracts",
+        tags=["buyers"],
+        operation_id="contracts_list",
+        responses={200: ContractOutput(many=True)},
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(contracts_of(organization=self.organization))
         return self.get_paginated_response(ContractOutput(page, many=True).data)
@@ -57,8 +64,14 @@ class CampaignListView(TenantGenericAPIView):
     required_scope = "leads"
     required_role = "seller"
     serializer_class = CampaignOutput
+    queryset = Campaign.objects.none()  # the schema generator's model: the list has no filters
 
-    @extend_schema(summary="List your seller campaigns", tags=["sellers"], operation_id="campaigns_list")
+    @extend_schema(
+        summary="List your seller campaigns",
+        tags=["sellers"],
+        operation_id="campaigns_list",
+        responses={200: CampaignOutput(many=True)},
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(campaigns_of(organization=self.organization))
         return self.get_paginated_response(CampaignOutput(page, many=True).data)

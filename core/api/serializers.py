@@ -7,6 +7,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 READ_ONLY = "This field is read-only: it cannot be set."
@@ -70,3 +71,31 @@ class OutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
 @functools.cache
 def _renderer(cls: type[OutputSerializer]) -> OutputSerializer:
     return cls()
+
+
+# Input fields whose schema says what core.pii and Django accept, so a schema-valid value is never
+# refused for its form (tests/test_schemathesis.py). A value of the right form may still be refused
+# for what it is (a phone number no country has): the field's description says so.
+SHA256_PATTERN = "^[0-9a-fA-F]{64}$"
+# A phone as a person writes it: digits with spaces, dots, dashes and brackets, an optional + first.
+PHONE_PATTERN = r"^\+?[0-9][0-9 ().-]{5,38}[0-9]$"
+
+
+@extend_schema_field({"type": "string", "format": "email"})
+class EmailText(serializers.CharField):
+    """An email as the consumer gave it (checked and normalized by ``core.pii.email_normalize``)."""
+
+
+@extend_schema_field({"type": "string", "pattern": PHONE_PATTERN})
+class PhoneText(serializers.CharField):
+    """A phone as the consumer gave it (checked by ``core.pii.phone_normalize``: a real number)."""
+
+
+@extend_schema_field({"type": "string", "pattern": SHA256_PATTERN})
+class Sha256Text(serializers.CharField):
+    """A SHA-256 hex digest."""
+
+
+@extend_schema_field({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})
+class IpAddressField(serializers.IPAddressField):
+    """An IPv4 or IPv6 address, declared as such (DRF's field is documented as any string)."""

@@ -406,6 +406,8 @@ def errors_and_examples(result: dict[str, Any], generator: Any, request: Any, pu
             needed = {"401", "403", "429"} | ({"404"} if re.search(r"{\w+}", path) else set())
             if method in ("post", "patch", "put"):
                 needed |= set(BODY_ERRORS)
+            if any(p.get("name") == "cursor" for p in operation.get("parameters", [])):
+                needed.add("422")  # a cursor that is not one of ours (exchange.api.pagination)
             for status in sorted(needed | {s for s in responses if s[0] in "45"}):
                 written = doc.get("errors", {}).get(status)
                 shown = responses.get(status, {})
@@ -416,8 +418,44 @@ def errors_and_examples(result: dict[str, Any], generator: Any, request: Any, pu
                     written = _error_of(status, described)
                 responses[status] = _error(*written)
             responses["429"]["headers"] = {"Retry-After": RETRY_AFTER}
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True  # an empty body is refused (core.api.parsers)
+                body = operation["requestBody"].get("content", {}).get("application/json", {})
+                _closed(body.get("schema", {}), components, set())
             _examples(operation, doc, components)
+    for name, rule in ONE_OF_THESE.items():
+        if name in components:
+            components[name].update(rule)
     return result
+
+
+def _needs(kind: str, names: tuple[str, ...]) -> dict[str, Any]:
+    return {kind: [{"required": [name], "properties": {name: {"minLength": 1}}} for name in names]}
+
+
+# Inputs whose rule names fields of which some must be given, not blank (their serializers' ``validate``).
+ONE_OF_THESE: dict[str, dict[str, Any]] = {
+    "SuppressionInputRequest": _needs("oneOf", ("email", "phone", "email_sha256", "phone_sha256")),
+    "PrivacyRequestInputRequest": _needs("anyOf", ("email", "phone")),
+}
+
+
+def _closed(schema: dict[str, Any], components: dict[str, Any], seen: set[int]) -> None:
+    """Every object of a request body with declared properties refuses others, as the API's
+    input serializers do (core.api.serializers.StrictSerializer: "Unknown field.")."""
+    if not isinstance(schema, dict) or id(schema) in seen:
+        return
+    seen.add(id(schema))
+    if "$ref" in schema:
+        _closed(components[schema["$ref"].rsplit("/", 1)[1]], components, seen)
+        return
+    if "properties" in schema and "additionalProperties" not in schema:
+        schema["additionalProperties"] = False
+    subs = [*schema.get("properties", {}).values(), schema.get("items")]
+    for key in ("oneOf", "allOf", "anyOf"):
+        subs.extend(schema.get(key, []))
+    for sub in subs:
+        _closed(sub, components, seen)
 
 
 _CODES = {

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from core.api.serializers import ObjectField, OutputSerializer, StrictBooleanField, StrictSerializer
+from core.api.serializers import IpAddressField, ObjectField, OutputSerializer, StrictBooleanField, StrictSerializer
 
 HASH = r"^[0-9a-f]{64}$"
 
@@ -51,7 +51,7 @@ class PingConsentInput(StrictSerializer):
 class ConsentInput(StrictSerializer):
     text = serializers.CharField(max_length=10000, help_text="The consent language the consumer agreed to.")
     captured_at = serializers.DateTimeField(help_text="When the consumer agreed (ISO 8601).")
-    ip = serializers.IPAddressField(required=False, allow_null=True)
+    ip = IpAddressField(required=False, allow_null=True)
     user_agent = serializers.CharField(max_length=1000, required=False, allow_blank=True)
     page_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
     trusted_form_cert_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)

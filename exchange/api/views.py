@@ -40,7 +40,9 @@ from leads.selectors import lead_get
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    # What exchange.api.idempotency accepts: 1 to 255 printable ASCII characters (not starting or
+    # ending with a space, which HTTP would strip).
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"},
     OpenApiParameter.HEADER,
     required=False,
     description="Retry safely: a repeat with the same key and body replays the first answer (24 h).",

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from core.api.serializers import OutputSerializer, StrictSerializer
+from core.api.serializers import EmailText, OutputSerializer, PhoneText, Sha256Text, StrictSerializer
 from core.pii import PiiInvalid
 from leads.models import PrivacyRequest, Suppression
 from leads.privacy import privacy_export_json
@@ -15,14 +15,17 @@ from leads.suppressions import IDENTIFIERS, Consumer, consumer_of
 
 
 class SuppressionInput(StrictSerializer):
-    email = serializers.CharField(required=False, trim_whitespace=False, max_length=320, help_text="An email address.")
-    phone = serializers.CharField(
-        required=False, trim_whitespace=False, max_length=40, help_text="A phone number (US unless it starts with +)."
+    email = EmailText(required=False, trim_whitespace=False, max_length=320, help_text="An email address.")
+    phone = PhoneText(
+        required=False,
+        trim_whitespace=False,
+        max_length=40,
+        help_text="A phone number (US unless it starts with +); it must be a real number.",
     )
-    email_sha256 = serializers.CharField(
+    email_sha256 = Sha256Text(
         required=False, max_length=64, help_text="The SHA-256 hex of the trimmed, lower-cased email."
     )
-    phone_sha256 = serializers.CharField(
+    phone_sha256 = Sha256Text(
         required=False, max_length=64, help_text="The SHA-256 hex of the E.164 phone (`+14155550100`)."
     )
     scope = serializers.ChoiceField(
@@ -61,8 +64,10 @@ __all__ = ["Consumer", "SuppressionInput", "SuppressionOutput"]
 
 class PrivacyRequestInput(StrictSerializer):
     kind = serializers.ChoiceField(choices=PrivacyRequest.Kind.values, help_text="`delete` or `access`.")
-    email = serializers.CharField(required=False, allow_blank=True, help_text="The consumer's email, as you hold it.")
-    phone = serializers.CharField(required=False, allow_blank=True, help_text="The consumer's phone (US by default).")
+    email = EmailText(required=False, allow_blank=True, help_text="The consumer's email, as you hold it.")
+    phone = PhoneText(
+        required=False, allow_blank=True, help_text="The consumer's phone (US by default); it must be a real number."
+    )
 
 
 class PrivacyRequestOutput(serializers.Serializer):  # type: ignore[type-arg]

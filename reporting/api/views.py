@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import django_filters
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer
@@ -70,15 +71,16 @@ class ReportView(TenantAPIView):
         tags=["reports"],
         operation_id="reports_get",
         parameters=[
-            OpenApiParameter("from", str, required=True, description="First day, inclusive (YYYY-MM-DD)."),
-            OpenApiParameter("to", str, required=True, description="Last day, inclusive (YYYY-MM-DD)."),
+            OpenApiParameter("from", OpenApiTypes.DATE, required=True, description="First day, inclusive."),
+            OpenApiParameter("to", OpenApiTypes.DATE, required=True, description="Last day, inclusive."),
             OpenApiParameter("group_by", str, description="Comma-separated dimensions (default `day`)."),
             OpenApiParameter("side", str, enum=["seller", "buyer"], description="Default: seller if you sell."),
             OpenApiParameter("format", str, enum=["json", "csv"], description="`csv`: the rows as a CSV file."),
             OpenApiParameter("test", str, enum=["true", "false"], description="`true`: your test traffic's figures."),
         ],
         responses={
-            200: ReportOutput,
+            (200, "application/json"): ReportOutput,
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="With `format=csv`: the rows."),
             401: {"description": "authentication_failed"},
             403: {"description": "permission_denied (the key lacks the `reports` scope)"},
             422: {"description": "validation_error"},
