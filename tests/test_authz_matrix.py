@@ -72,9 +72,13 @@ class Public:
 
 @dataclass(frozen=True)
 class Staff:
-    """The operator's pages: staff only; to anyone else they are not there (404)."""
+    """The operator's pages: staff only; to anyone else they are not there (404), and anonymous
+    visitors are sent to the admin's login (302) — unless the route answers otherwise (``/metrics``,
+    read by a scraper: 401 without credentials, 403 for a tenant)."""
 
     kwargs: dict[str, str] = field(default_factory=dict)
+    anonymous: int = 302
+    tenant: int = 404
 
 
 MATRIX: dict[str, Api | Page | Public | Staff] = {
@@ -110,6 +114,9 @@ MATRIX: dict[str, Api | Page | Public | Staff] = {
     "privacy-confirm": Public(200, {"token": "=no-such-token"}),
     "hosted-form": Public(200, {"campaign_id": "=cmp_seller"}),
     # --- the operator ---
+    "healthz": Public(),
+    "readyz": Public(),  # PostgreSQL, Redis and the broker all answer in the suite
+    "metrics": Staff(anonymous=401, tenant=403),
     "ops:ops": Staff(),
     "ops:ops_csv": Staff({"table": "=buyers"}),
     # --- the portal: any organization ---
@@ -333,9 +340,9 @@ def test_staff(world: dict[str, Any], name: str, operator_client: Client) -> Non
     spec = MATRIX[name]
     path = url(name, spec, {})
     anonymous = Client().get(path)
-    assert anonymous.status_code == 302
+    assert anonymous.status_code == spec.anonymous
     tenant = login("owner@acme.test").get(path)
-    assert tenant.status_code == 404
+    assert tenant.status_code == spec.tenant
     assert operator_client.get(path).status_code == 200
 
 
