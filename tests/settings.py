@@ -1,6 +1,7 @@
 """Settings for the test suite: the real settings, with test-only speedups."""
 
 import os
+from typing import Any
 
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("GAVEL_ALLOW_PRIVATE_URLS", "1")
@@ -20,7 +21,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {}
 # given to another after this many seconds unacknowledged, instead of the Redis transport's hour,
 # looked for every second (kombu scans on every 10th look).
 if os.environ.get("GAVEL_TEST_VISIBILITY_TIMEOUT"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": int(os.environ["GAVEL_TEST_VISIBILITY_TIMEOUT"]),
-        "unacked_restore_interval": 1,
-    }
+    _redelivery: Any = {"visibility_timeout": int(os.environ["GAVEL_TEST_VISIBILITY_TIMEOUT"])}
+    _redelivery["unacked_restore_interval"] = 1
+    CELERY_BROKER_TRANSPORT_OPTIONS = _redelivery

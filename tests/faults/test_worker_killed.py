@@ -62,7 +62,11 @@ def worker_start(purge: bool) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,  # its own process group: the kill below reaches it and nothing else
     )
-    worker_wait_ready(process, name)
+    try:
+        worker_wait_ready(process, name)
+    except BaseException:
+        worker_stop(process, signal.SIGKILL)
+        raise
     return process
 
 
