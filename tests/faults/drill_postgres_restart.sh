@@ -24,11 +24,13 @@ AFTER=${DRILL_RESTART_AFTER:-60}
 DB=gavel_soak
 BASE=${DATABASE_URL:?set DATABASE_URL}
 SOAK_URL="${BASE%/*}/$DB"
+REDIS_DB=13  # the soak's Redis database (flushed by it)
+SOAK_REDIS="${REDIS_URL:?set REDIS_URL}"; SOAK_REDIS="${SOAK_REDIS%/*}/$REDIS_DB"
 PY=.venv/bin/python
 OUT=$(mktemp -d /tmp/gavel-drill-XXXX)
 
 echo "drill: soak for $MINUTES min; PostgreSQL $VERSION/$NAME restarted after $AFTER s; output in $OUT"
-$PY tests/bench/soak.py --minutes "$MINUTES" --sample-seconds 15 --database "$DB" --name drill-postgres-restart \
+$PY tests/bench/soak.py --minutes "$MINUTES" --sample-seconds 15 --database "$DB" --redis-db "$REDIS_DB" --name drill-postgres-restart \
   --out "$OUT" > "$OUT/soak.txt" 2>&1 &
 SOAK=$!
 # The soak prints its traffic line once gunicorn and the worker are up: count from there.
@@ -48,10 +50,10 @@ failed=0
 last=$(grep '^| [0-9]' "$OUT/soak.txt" | tail -1 | awk -F'|' '{gsub(/ /, "", $4); print $4}')
 if [ "${last:-x}" != "0" ]; then echo "drill: FAILED: errors in the last interval ($last)"; failed=1; fi
 
-env DATABASE_URL="$SOAK_URL" DEBUG=1 DJANGO_SETTINGS_MODULE=tests.bench.settings \
+env DATABASE_URL="$SOAK_URL" REDIS_URL="$SOAK_REDIS" DEBUG=1 DJANGO_SETTINGS_MODULE=tests.bench.settings \
   $PY manage.py ledger_reconcile --no-record || { echo "drill: FAILED: ledger drift"; failed=1; }
 
-env DATABASE_URL="$SOAK_URL" DEBUG=1 DJANGO_SETTINGS_MODULE=tests.bench.settings $PY manage.py shell -c '
+env DATABASE_URL="$SOAK_URL" REDIS_URL="$SOAK_REDIS" DEBUG=1 DJANGO_SETTINGS_MODULE=tests.bench.settings $PY manage.py shell -c '
 from datetime import timedelta
 from django.db.models import Count
 from accounts.tenancy import market_scope
