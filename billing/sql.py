@@ -12,7 +12,7 @@ def available_funds_part(buyer_ids: Sequence[int], sql: Dialect) -> SqlPart:
     """Rows ``('f', buyer id, NULL, NULL, available funds, NULL)``, one per buyer with an account."""
     buyers, params = sql.in_("organization_id", buyer_ids, "bigint")
     return (
-        f"SELECT 'f', organization_id, {sql.null('text')}, {sql.null('bigint')}, {AVAILABLE_FUNDS_SQL}, "
+        f"SELECT 'f', organization_id, {sql.null('text')}, {sql.null('bigint')}, {AVAILABLE_FUNDS_SQL}, "  # nosec B608  # names and placeholders only
         f"{sql.null('timestamptz')} FROM {LedgerAccount._meta.db_table} WHERE {buyers} AND kind = %s",
         [*params, LedgerAccount.Kind.BUYER_BALANCE],
     )

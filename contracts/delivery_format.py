@@ -40,7 +40,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
-from xml.etree.ElementTree import Element, SubElement, tostring  # noqa: S405 - building only; parsing is defusedxml
+from xml.etree.ElementTree import Element, SubElement, tostring  # noqa: S405 - building only; parsing is defusedxml  # nosec B405
 
 from defusedxml import ElementTree as SafeElementTree
 

@@ -14,7 +14,7 @@ def cap_counters_part(keyed: Sequence[tuple[int, str]], sql: Dialect) -> SqlPart
     ids, id_params = sql.in_("contract_id", sorted({cid for cid, _ in keyed}), "bigint")
     keys, key_params = sql.in_("period_key", sorted({key for _, key in keyed}), "text")
     return (
-        f"SELECT 'c', contract_id, period_key, count, spend, {sql.null('timestamptz')} "
+        f"SELECT 'c', contract_id, period_key, count, spend, {sql.null('timestamptz')} "  # nosec B608  # names and placeholders only
         f"FROM {CapCounter._meta.db_table} WHERE {ids} AND {keys}",
         [*id_params, *key_params],
     )

@@ -10,11 +10,18 @@
   :func:`cache_get` answers those from what was read. In the same round trip it may count the
   request in a counter (the API key's rate-limit window, accounts/api/base.py):
   :func:`cache_counted` is the count, this request included.
+- Redis is a cache here, never the record (docs/decisions.md 64): when it cannot be reached (a
+  refused or dropped connection, a timeout), a read is a miss, a write is dropped and a count is
+  this request's alone (1: the rate limit admits it), with a warning in the log at most every
+  10 s per process. The exchange goes on deciding pings and selling from PostgreSQL, slower.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -22,6 +29,40 @@ from typing import Any
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+
+# What an unreachable Redis raises; anything else (a bad command, a wrong type) is a bug and raises.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+_WARN_EVERY_S = 10.0
+_warned_at = [-_WARN_EVERY_S]
+
+
+def cache_unreachable(operation: str, error: Exception) -> None:
+    """Log that Redis could not be reached, at most every 10 s per process."""
+    now = time.monotonic()
+    if now - _warned_at[0] >= _WARN_EVERY_S:
+        _warned_at[0] = now
+        logger.warning("Redis unreachable (%s: %s): the cache answers as empty", operation, error)
+
+
+def _or(answer: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The cache operation, or ``answer(*args)`` when Redis cannot be reached."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def tolerant(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except UNREACHABLE as error:
+                cache_unreachable(method.__name__, error)
+                return answer(*args, **kwargs)
+
+        return tolerant
+
+    return wrap
 
 
 class _Client(RedisCacheClient):
@@ -37,16 +78,30 @@ class _Client(RedisCacheClient):
             client = self._clients[id(pool)] = django_client._client(connection_pool=pool)
         return client
 
+    # Unreachable: a read misses, a write is dropped, a count is this one alone.
+    add = _or(lambda *a, **k: False)(RedisCacheClient.add)
+    get = _or(lambda key, default: default)(RedisCacheClient.get)
+    set = _or(lambda *a, **k: None)(RedisCacheClient.set)
+    touch = _or(lambda *a, **k: False)(RedisCacheClient.touch)
+    delete = _or(lambda *a, **k: False)(RedisCacheClient.delete)
+    get_many = _or(lambda *a, **k: {})(RedisCacheClient.get_many)
+    has_key = _or(lambda *a, **k: False)(RedisCacheClient.has_key)
+    incr = _or(lambda key, delta: delta)(RedisCacheClient.incr)
+    set_many = _or(lambda *a, **k: [])(RedisCacheClient.set_many)
+    delete_many = _or(lambda *a, **k: None)(RedisCacheClient.delete_many)
+
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = _Client
 
+    @_or(lambda *a, **k: ({}, 1))
     def get_many_and_count(self, keys: Sequence[str], counter: str, timeout: int) -> tuple[dict[str, Any], int]:
         """``get_many(keys)`` and ``incr(counter)`` (created at 1, expiring ``timeout`` seconds after
         its last count) in one pipelined round trip. INCR is atomic in Redis: of N concurrent
-        requests on one counter, each sees a different count from 1 to N."""
+        requests on one counter, each sees a different count from 1 to N. Redis unreachable:
+        nothing found, and a count of 1."""
         made = {self.make_and_validate_key(key): key for key in keys}
         counter_key = self.make_and_validate_key(counter)
         cache: Any = self._cache  # its client and serializer are not in django-stubs

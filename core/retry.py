@@ -11,5 +11,5 @@ def backoff_delay(*, attempt: int, base: float, factor: float, cap: float, jitte
     together."""
     delay = min(base * factor ** (attempt - 1), cap)
     if jitter:
-        delay *= random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 — spreading load, not security
+        delay *= random.uniform(1 - jitter, 1 + jitter)  # noqa: S311 — spreading load, not security  # nosec B311
     return max(delay, 0.0)

@@ -394,7 +394,7 @@ def traffic_plan(leads: int = DEFAULT_LEADS, seed: int = DEFAULT_SEED) -> list[S
     """
     if isinstance(leads, bool) or not isinstance(leads, int) or not 0 <= leads <= MAX_LEADS:
         raise ValueError(f"leads must be an integer from 0 to {MAX_LEADS}.")
-    rng = random.Random(seed)  # noqa: S311 - simulated traffic, not cryptography
+    rng = random.Random(seed)  # noqa: S311 - simulated traffic, not cryptography  # nosec B311
     mix = _mix(leads)
     fresh = ["ping_post"] * mix["ping_post"] + ["full_lead"] * mix["full_lead"] + ["no_buyers"] * mix["no_buyers"]
     rng.shuffle(fresh)
@@ -734,7 +734,7 @@ class _Run:
 
     def ping_consent(self, step: Step) -> dict[str, Any]:
         proof = step.seller.consent_proof
-        rng = random.Random(f"{self.report.seed}:{step.index}:proof")  # noqa: S311 - fake certificate ids
+        rng = random.Random(f"{self.report.seed}:{step.index}:proof")  # noqa: S311 - fake certificate ids  # nosec B311
         consent: dict[str, Any] = {}
         if proof in ("trustedform", "both"):
             consent["trusted_form_cert_url"] = f"https://cert.trustedform.com/{rng.getrandbits(160):040x}"

@@ -21,7 +21,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
-_DEV_SECRET_KEY = "gavel-dev-only-secret-key-not-for-production"  # noqa: S105
+_DEV_SECRET_KEY = "gavel-dev-only-secret-key-not-for-production"  # noqa: S105  # nosec B105
 # A dev Fernet key, public on purpose: it only ever protects demo data.
 _DEV_PII_KEY = "Z2F2ZWwtZGV2LXBpaS1rZXktMzItYnl0ZXMtbG9uZyE="
 

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from core.ids import public_id_new
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # nosec B105  # a prefix, not a secret
 SECRET_BYTES = 32
 # The Standard Webhooks libraries refuse timestamps further than this from their clock.
 TIMESTAMP_TOLERANCE_SECONDS = 5 * 60

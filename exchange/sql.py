@@ -80,7 +80,7 @@ def ping_facts_buyer_postgres(*, after_id: int, upto_id: int, hours: Hours | Non
             JOIN {BuyerContract._meta.db_table} c ON c.public_id = w.step ->> 'contract'
             WHERE p.id > %s AND p.id <= %s AND {where}
             GROUP BY 1, 2, 3, 4, 5, 6, 7
-            """,
+            """,  # nosec B608  # names and placeholders only
             [after_id, upto_id, *params],
         )
         return list(cursor.fetchall())
@@ -134,7 +134,7 @@ def ping_reason_facts_postgres(*, after_id: int, upto_id: int, hours: Hours | No
             JOIN {BuyerContract._meta.db_table} c ON c.public_id = w.step ->> 'contract'
             WHERE p.id > %s AND p.id <= %s AND {where}
             GROUP BY 1, 2, 3, 4, 5
-            """,
+            """,  # nosec B608  # names and placeholders only
             [after_id, upto_id, *params],
         )
         return list(cursor.fetchall())
@@ -184,7 +184,7 @@ def ping_latency_recent(*, window: int = 10_000, since: datetime | None = None) 
     elsewhere the same percentiles computed here over the same rows."""
     table = Ping._meta.db_table
     after = "AND created_at >= %s" if since is not None else ""
-    latest = f"SELECT latency_ms, created_at FROM {table} WHERE source <> %s {after} ORDER BY id DESC LIMIT %s"
+    latest = f"SELECT latency_ms, created_at FROM {table} WHERE source <> %s {after} ORDER BY id DESC LIMIT %s"  # nosec B608  # names and placeholders only
     params: list[Any] = [str(Ping.Source.REAUCTION), *([since] if since is not None else []), window]
     if connection.vendor == "postgresql":
         (count, p50, p99, first), *_ = _cursor_rows(
@@ -192,7 +192,7 @@ def ping_latency_recent(*, window: int = 10_000, since: datetime | None = None) 
             SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
                    percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), min(created_at)
             FROM ({latest}) recent
-            """,
+            """,  # nosec B608  # names and placeholders only
             params,
         )
         return Latency(pings=count, p50=p50, p99=p99, since=first)

@@ -5,7 +5,8 @@ Each is a Redis sorted set ``gavel:velocity:<kind>:<value>`` of seller id -> las
 an hour. One ping records its seller in each set and reads them back in ONE pipelined round trip
 (ZADD, trim what is older than the window, EXPIRE, ZRANGE per set); nothing else in the ping waits
 on Redis for it. Without Redis (the embedded default) the process's own cache stands in: velocity
-is then seen within one process only, which is all a single-process deployment has.
+is then seen within one process only, which is all a single-process deployment has. Redis
+unreachable: no other seller is seen (the ping is decided without the velocity signal).
 
 Test pings and re-auctions are not recorded (a test is not a consumer; a re-auction is the same
 seller again); they still read.
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 from django.core.cache import caches
 
-from core.cache import RedisCache
+from core.cache import UNREACHABLE, RedisCache, cache_unreachable
 
 WINDOW_S = 3600
 PREFIX = "gavel:velocity:"
@@ -51,7 +52,11 @@ def other_sellers_seen(keys: Sequence[str], *, seller_id: int, record: bool = Tr
                 pipe.zadd(key, {str(seller_id): now})
                 pipe.expire(key, WINDOW_S)
             pipe.zrangebyscore(key, since, "+inf")
-        replies = pipe.execute()
+        try:
+            replies = pipe.execute()
+        except UNREACHABLE as error:  # Redis is a cache (decision 64): no velocity seen, none recorded
+            cache_unreachable("velocity", error)
+            return 0
         step = 3 if record else 1
         members = {m.decode() if isinstance(m, bytes) else str(m) for r in replies[step - 1 :: step] for m in r}
     else:

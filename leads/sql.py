@@ -15,7 +15,7 @@ def suppressed_part(consumer_hashes: Sequence[str], buyer_ids: Sequence[int], sq
     # No buyers: an id no organization has (an empty IN list is not SQL).
     buyers, buyer_params = sql.in_("organization_id", list(buyer_ids) or [0], "bigint")
     return (
-        f"SELECT 's', COALESCE(organization_id, 0), scope, {sql.null('bigint')}, {sql.null('numeric')}, "
+        f"SELECT 's', COALESCE(organization_id, 0), scope, {sql.null('bigint')}, {sql.null('numeric')}, "  # nosec B608  # names and placeholders only
         f"{sql.null('timestamptz')} FROM {Suppression._meta.db_table} WHERE {consumers} "
         f"AND (scope = %s OR (scope = %s AND {buyers}))",
         [*params, Suppression.Scope.EXCHANGE.value, Suppression.Scope.ORGANIZATION.value, *buyer_params],

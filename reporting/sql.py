@@ -33,7 +33,7 @@ def rollups_upsert(rows: Sequence[Sequence[Any]], columns: Sequence[str], *, add
         for i in range(0, len(rows), per):
             part = rows[i : i + per]
             db.execute(
-                f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([placeholders] * len(part))} "
+                f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([placeholders] * len(part))} "  # nosec B608  # names and placeholders only
                 f"ON CONFLICT ({target}) DO UPDATE SET {updates}",
                 [field.get_db_prep_save(v, connection) for row in part for field, v in zip(fields, row, strict=True)],
             )
@@ -52,7 +52,7 @@ def reasons_upsert(facts: Sequence[Sequence[Any]], chunk: int = 1000) -> None:
         for i in range(0, len(rows), chunk):
             part = rows[i : i + chunk]
             db.execute(
-                f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([placeholders] * len(part))} "
+                f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([placeholders] * len(part))} "  # nosec B608  # names and placeholders only
                 f"ON CONFLICT (hour, contract_id, reason, test) DO UPDATE SET count = {table}.count + excluded.count",
                 [field.get_db_prep_save(v, connection) for row in part for field, v in zip(fields, row, strict=True)],
             )

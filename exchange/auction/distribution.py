@@ -86,7 +86,7 @@ def rank_bids(
         total = sum(b.contract.weight for b in ordered)
         if total <= 0:
             return ordered, 1, distribution
-        point = random.Random(seed).uniform(0, total)  # noqa: S311 - a fair draw, not a secret
+        point = random.Random(seed).uniform(0, total)  # noqa: S311 - a fair draw, not a secret  # nosec B311
         for index, bid in enumerate(ordered):
             point -= bid.contract.weight
             if point <= 0:

@@ -56,7 +56,7 @@ class RepeatProbe:
         (fingerprint, expires_at) index; the seller is checked on the row (a condition on it let
         the planner scan all of the seller's pings)."""
         return (
-            f"SELECT 'r', organization_id, CAST(id AS text), {sql.null('bigint')}, {sql.null('numeric')}, "
+            f"SELECT 'r', organization_id, CAST(id AS text), {sql.null('bigint')}, {sql.null('numeric')}, "  # nosec B608  # names and placeholders only
             f"{sql.null('timestamptz')} "
             f"FROM (SELECT organization_id, id FROM {Ping._meta.db_table} WHERE fingerprint = %s "
             "AND expires_at > %s ORDER BY expires_at LIMIT 1) AS first_ping",
@@ -202,7 +202,7 @@ def _purchases_part(buyer_ids: list[int], hashes: list[str], *, since: datetime,
     buyers, buyer_params = sql.in_("organization_id", buyer_ids, "bigint")
     statuses, status_params = sql.in_("status", [str(s) for s in LIVE_SALE_STATUSES], "text")
     return (
-        f"SELECT 'd', organization_id, {sql.null('text')}, {sql.null('bigint')}, {sql.null('numeric')}, "
+        f"SELECT 'd', organization_id, {sql.null('text')}, {sql.null('bigint')}, {sql.null('numeric')}, "  # nosec B608  # names and placeholders only
         f"MAX(created_at) FROM {Sale._meta.db_table} WHERE ({emails} OR {phones}) AND {buyers} AND {statuses} "
         "AND test = %s AND created_at >= %s GROUP BY organization_id",
         [*email_params, *phone_params, *buyer_params, *status_params, False, since],

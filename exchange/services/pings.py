@@ -381,7 +381,7 @@ def _ping_insert_sql(*, wait_for_disk: bool) -> str:
     ping_fk = connection.ops.quote_name(Bid._meta.get_field("ping").column)
     unflushed = "" if wait_for_disk else ", set_config('synchronous_commit', 'off', true) AS unflushed"
     return (
-        f"WITH d AS (SELECT %s::jsonb AS doc{unflushed}), "
+        f"WITH d AS (SELECT %s::jsonb AS doc{unflushed}), "  # nosec B608  # names and placeholders only
         f"p AS (INSERT INTO {Ping._meta.db_table} ({', '.join(ping.columns)}) "
         f"SELECT {', '.join(f'v.{c}' for c in ping.columns)} FROM d, jsonb_to_record(d.doc -> 'ping') "
         f"AS {ping.record('v')} RETURNING id), "

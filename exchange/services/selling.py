@@ -487,7 +487,11 @@ def lead_finish(lead: Lead, outcome: RouteOutcome, *, offer: OfferBook, unsold_r
         if lead.status == Lead.Status.PENDING:
             cycle = lead.reauction_cycle + 1
             delay = reauction_delay_s(offer)
-            transaction.on_commit(lambda: lead_reauction_enqueue(lead_id=lead.pk, cycle=cycle, countdown=delay))
+            # robust: with the broker down the lead stays pending (committed) and the sweep queues the
+            # cycle once the broker is back; the seller still gets its answer (docs/reliability.md).
+            transaction.on_commit(
+                lambda: lead_reauction_enqueue(lead_id=lead.pk, cycle=cycle, countdown=delay), robust=True
+            )
         else:
             _lead_event(lead, sold)
 

@@ -59,7 +59,7 @@ from tests.bench.scenarios import (  # noqa: E402
 
 HERE = ROOT / "tests" / "bench"
 BENCH_DB = "gavel_bench"
-BENCH_REDIS_DB = 9
+BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))  # another db keeps a parallel run apart
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/gavel"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 SETTINGS = "tests.bench.settings"

@@ -28,7 +28,7 @@ import os
 import re
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # only our own commands
 import sys
 import threading
 from collections.abc import Callable
@@ -47,7 +47,7 @@ from demo.traffic import DEFAULT_LEADS, DEFAULT_SEED, MAX_LEADS, USER_AGENT, ser
 from exchange.celery import app as celery_app
 from exchange.models import Ping
 
-DEMO_PASSWORD = "gavel-demo-pass"  # noqa: S105 - the demo market's published password
+DEMO_PASSWORD = "gavel-demo-pass"  # noqa: S105 - the demo market's published password  # nosec B105
 LOGINS = [
     ("operator (admin)", "operator@gavel.test"),
     ("buyer", "owner@acme.test"),
@@ -158,7 +158,7 @@ class _Tasks:
         preexec = _parent_death_signal()
         for name, command in self.commands().items():
             with open(self.logs / f"{name}.log", "wb") as log:
-                self.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                self.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments  # nosec B603
                     command,
                     cwd=settings.BASE_DIR,
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},  # each line in the log as it is written
