@@ -197,6 +197,7 @@ CELERY_TASK_DEFAULT_QUEUE = "gavel"
 CELERY_BEAT_SCHEDULE = {
     "exchange.webhook_deliveries_due": {"task": "exchange.webhook_deliveries_due", "schedule": 60.0},
     "reporting.postbacks_due": {"task": "reporting.postbacks_due", "schedule": 60.0},
+    "leads.work_due": {"task": "leads.work_due", "schedule": 5 * 60.0},
     "exchange.market_sweep": {"task": "exchange.market_sweep", "schedule": 5 * 60.0},
     "exchange.idempotency_records_purge": {"task": "exchange.idempotency_records_purge", "schedule": 60 * 60.0},
     "billing.ledger_reconcile": {"task": "billing.ledger_reconcile", "schedule": 15 * 60.0},

@@ -228,7 +228,10 @@ def privacy_request_confirm(*, request: PrivacyRequest, now: dt.datetime | None 
             raise Invalid(f"Request {request.public_id} is {request.get_status_display().lower()}: not confirmable.")
         request.status, request.confirmed_at, request.token_hash = PrivacyRequest.Status.CONFIRMED, now, ""
         request_id = request.pk
-        transaction.on_commit(lambda: signature(PROCESS_TASK, kwargs={"request_id": request_id}).apply_async())
+        # robust: with the broker down the confirmation still stands; leads.work_due picks it up.
+        transaction.on_commit(
+            lambda: signature(PROCESS_TASK, kwargs={"request_id": request_id}).apply_async(), robust=True
+        )
     return request
 
 

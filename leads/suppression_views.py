@@ -80,7 +80,10 @@ def suppression_upload(request: HttpRequest) -> HttpResponse:
             content=content,
             total=suppression_upload_rows(content),
         )
-        transaction.on_commit(lambda: signature(UPLOAD_TASK, kwargs={"upload_id": upload.pk}).apply_async())
+        # robust: with the broker down the upload is still taken; leads.work_due picks it up.
+        transaction.on_commit(
+            lambda: signature(UPLOAD_TASK, kwargs={"upload_id": upload.pk}).apply_async(), robust=True
+        )
     messages.success(request, f"{upload.filename} is uploaded: {upload.total} rows are being processed below.")
     return redirect("leads:suppression_list")
 

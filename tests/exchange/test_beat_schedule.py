@@ -21,6 +21,7 @@ PERIODIC = {
     "exchange.leads_pii_purge",
     "exchange.campaign_rates_refresh",
     "reporting.rollups_fold",
+    "leads.work_due",
 }
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import redis
+import time_machine
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
@@ -17,7 +18,8 @@ from accounts.tenancy import market_scope
 from demo.buyers import Behaviour
 from exchange.celery import app
 from exchange.services.intake import market_sweep
-from leads.models import Lead
+from leads.models import Lead, PrivacyRequest
+from leads.tasks import WORK_GRACE, work_due_task
 from tests.exchange.builder import buyer, client, load, ping_body, post_body
 from tests.ledger import balance, ledger_is_consistent
 from tests.waiting import free_port
@@ -105,3 +107,21 @@ def test_a_lead_left_pending_while_the_broker_is_down_is_queued_by_the_sweep_whe
     assert market_sweep(stale_after=timedelta(0))["requeued"] == 1
     assert queue.llen(settings.CELERY_TASK_DEFAULT_QUEUE) == 1
     queue.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_privacy_request_confirmed_while_the_broker_is_down_is_done_by_the_sweep(broker_down, settings, caplog):
+    """Its task cannot be queued: the organization still gets its 201, the request stays confirmed
+    in PostgreSQL, and ``leads.work_due`` completes it once its grace has passed."""
+    load(buyer("acme", "30.00"))
+    filed = client().post("/api/v1/privacy-requests", {"kind": "access", "email": "gone@example.com"}, format="json")
+    assert (filed.status_code, filed.json()["status"]) == (201, "confirmed")
+    assert "in on_commit()" in caplog.text  # logged, not raised
+    broker_down()  # Redis is back
+    with market_scope():
+        request = PrivacyRequest.objects.get(public_id=filed.json()["request_id"])
+    assert work_due_task.run() == {"privacy_requests": 0, "uploads": 0}  # still within its grace
+    with time_machine.travel(request.confirmed_at + WORK_GRACE + timedelta(seconds=1)):
+        assert work_due_task.run() == {"privacy_requests": 1, "uploads": 0}
+    request.refresh_from_db()
+    assert request.status == "completed"
