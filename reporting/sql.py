@@ -68,7 +68,7 @@ def rollup_ping_totals() -> tuple[int, dict[str, int]]:
     sums = ", ".join(f"COALESCE(SUM({c}), 0)" for c in ROLLUP_PING_TOTALS)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT (SELECT last_id FROM {RollupCursor._meta.db_table} WHERE name = %s), {sums}"
+            f"SELECT (SELECT last_id FROM {RollupCursor._meta.db_table} WHERE name = %s), {sums}"  # nosec B608  # table and column names only
             f" FROM {Rollup._meta.db_table}",
             ["pings"],
         )
