@@ -634,6 +634,30 @@ def _always_pass(values: Mapping[str, object]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class IndexTerm:
+    """A condition every lead a rule admits meets: its value of ``field`` is one of ``values``.
+    An offer's book files the contract under those values (``exchange.auction.book``), so a lead
+    with another value never reaches the contract's predicate."""
+
+    field: str
+    values: frozenset[Any]
+
+
+def _index_term(node: _Node) -> IndexTerm | None:
+    """The rule's first top-level condition (the rule itself, or a child of its ``all``) that
+    limits an offer field to a set of values (``eq``, ``in``); a lead whose value is not in the set
+    fails the whole rule whatever else it holds. The ping's own fields are not filed: their values
+    depend on the buyer's time zone."""
+    for leaf in node.children if isinstance(node, _All) else (node,):
+        if isinstance(leaf, _Leaf) and not leaf.field.startswith("$"):
+            if leaf.op == "eq":
+                return IndexTerm(leaf.field, frozenset({leaf.value}))
+            if leaf.op == "in":
+                return IndexTerm(leaf.field, leaf.value)
+    return None
+
+
 # --- public API ------------------------------------------------------------------------------
 
 
@@ -657,10 +681,16 @@ def rule_compile(rule: object, *, fields: Mapping[str, FieldSpec]) -> Predicate:
     fails its ordering comparisons) and never mutates ``values``. See the module docstring for
     the handling of absent values.
     """
+    return rule_compile_indexed(rule, fields=fields)[0]
+
+
+def rule_compile_indexed(rule: object, *, fields: Mapping[str, FieldSpec]) -> tuple[Predicate, IndexTerm | None]:
+    """:func:`rule_compile`, and the condition the book files the contract under (:class:`IndexTerm`;
+    None: the rule limits no field to a set of values, and every lead is tested by the predicate)."""
     node = _parse_top(rule, fields, "filters")
     if node is None:
-        return _always_pass
-    return _compile_node(node, negate=False)
+        return _always_pass, None
+    return _compile_node(node, negate=False), _index_term(node)
 
 
 def modifiers_validate(mods: object, *, fields: Mapping[str, FieldSpec], path: str = "modifiers") -> None:

@@ -200,6 +200,9 @@ class PingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
             }
         rows = []
         for step in steps:
+            if "contract" not in step:  # contracts the offer's index left out, counted by reason
+                rows.append((f"{step.get('contracts')} other contracts", "—", step.get("reason") or "—", "—", "—"))
+                continue
             contract = contracts.get(str(step.get("contract")))
             latency = step.get("latency_ms")
             rows.append(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -21,19 +22,22 @@ from zoneinfo import ZoneInfo
 
 from django.core.cache import cache, caches
 from django.core.cache.backends.locmem import LocMemCache
-from django.db import transaction
-from django.db.models import F
+from django.db import connections, transaction
+from django.db.models import F, TextField
+from django.db.models.functions import Cast
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign
 from contracts.rules import (
+    IndexTerm,
     Predicate,
     PriceFunction,
     RuleError,
     modifiers_compile,
     pseudo_fields_used,
     rule_compile,
+    rule_compile_indexed,
 )
 from contracts.schedules import Schedule, ScheduleError, schedule_compile
 from core.cache import cache_get
@@ -87,6 +91,8 @@ class CompiledContract:
     # Why its stored terms do not compile (saved before today's rules, or around them): it then
     # stays out of every auction, with that reason, until they are saved again.
     terms_error: str = ""
+    # A condition of its filters the offer's index files it under (None: tested on every ping).
+    index_term: IndexTerm | None = None
 
     @property
     def active(self) -> bool:
@@ -131,6 +137,64 @@ class CompiledCampaign:
 
 
 @dataclass(frozen=True)
+class ContractIndex:
+    """An offer's contracts filed by the values their filters require, so that a ping reaches only
+    the contracts its lead could satisfy: a contract whose filters demand ``state in (CA, OR)`` is
+    filed under CA and OR of ``state``, and a lead from Texas never looks at it.
+
+    A contract is filed when it bids (active, its buyer active, its terms valid) and its filters
+    limit an offer field to a set of values (:class:`~contracts.rules.IndexTerm`); every other
+    contract — paused, held by the circuit breaker, or filtering only by ranges and patterns —
+    is checked on every ping as before. Positions are into the offer's ``contracts``, so the
+    candidates keep the book's order."""
+
+    always: tuple[int, ...] = ()
+    filed: Mapping[str, Mapping[Any, tuple[int, ...]]] = field(default_factory=dict)  # field -> value -> positions
+    sizes: Mapping[str, int] = field(default_factory=dict)  # field -> how many contracts are filed under it
+
+    @classmethod
+    def of(cls, contracts: tuple[CompiledContract, ...]) -> ContractIndex:
+        always: list[int] = []
+        filed: dict[str, dict[Any, list[int]]] = {}
+        sizes: dict[str, int] = {}
+        for position, contract in enumerate(contracts):
+            term = contract.index_term
+            if term is None or not (contract.active and contract.organization_active) or contract.terms_error:
+                always.append(position)
+                continue
+            sizes[term.field] = sizes.get(term.field, 0) + 1
+            by_value = filed.setdefault(term.field, {})
+            for value in term.values:
+                by_value.setdefault(value, []).append(position)
+        return cls(
+            tuple(always),
+            {
+                name: {value: tuple(positions) for value, positions in by_value.items()}
+                for name, by_value in filed.items()
+            },
+            sizes,
+        )
+
+    def candidates(self, lead: Mapping[str, object]) -> tuple[list[int], dict[str, int]]:
+        """The positions of the contracts the lead could satisfy, in the book's order, and how many
+        were left out by each field's value (``{"filtered:state": 2850}``)."""
+        positions = list(self.always)
+        left_out: dict[str, int] = {}
+        for name, by_value in self.filed.items():
+            value = lead.get(name)
+            try:
+                hits = by_value.get(value, ()) if value is not None else ()
+            except TypeError:  # a value that cannot be hashed is in no set
+                hits = ()
+            positions.extend(hits)
+            if missed := self.sizes[name] - len(hits):
+                left_out[f"filtered:{name}"] = missed
+        if len(self.filed) > 1 or self.always:
+            positions.sort()
+        return positions, left_out
+
+
+@dataclass(frozen=True)
 class OfferBook:
     id: int
     slug: str
@@ -152,6 +216,7 @@ class OfferBook:
     contracts: tuple[CompiledContract, ...]
     contracts_by_id: dict[int, CompiledContract] = field(repr=False)
     one_to_one_consent: bool = False
+    index: ContractIndex = field(default_factory=ContractIndex, repr=False)
 
 
 @dataclass(frozen=True)
@@ -161,23 +226,37 @@ class Book:
     campaigns: dict[str, tuple[CompiledCampaign, int]]  # public id -> (campaign, offer id)
     signing_secrets: dict[int, str]  # organization id -> its Standard Webhooks secret
 
+    @property
+    def size(self) -> int:
+        """How many contracts it holds."""
+        return sum(len(offer.contracts) for offer in self.offers.values())
+
 
 _lock = threading.Lock()
 _book: Book | None = None
+# A book of more contracts than this is rebuilt by one thread in the background while pings go on
+# with the book they have, so a change reaches pings a rebuild later (about 0.3 s of CPU at 30 000
+# contracts, tests/bench/bigbook.py); a smaller one is rebuilt by the first ping that needs it,
+# which waits for it (a few milliseconds) and so sees every change made before it.
+BACKGROUND_REBUILD_CONTRACTS = 5000
+_rebuilding = threading.Event()  # set while a background rebuild runs
 # The database's market version as this process last read it, and when that read began
 # (time.perf_counter()); None: read it at the next ping.
 _database_seen: tuple[int, float] | None = None
 
 
 def _compile_contract(
-    contract: BuyerContract, organizations: dict[int, Organization], fields: dict[str, FieldSpec], max_bid: Decimal
+    contract: BuyerContract,
+    organization: Organization,
+    fields: dict[str, FieldSpec],
+    max_bid: Decimal,
+    blocked_seller_ids: frozenset[int],
 ) -> CompiledContract:
-    organization = organizations[contract.organization_id]
     caps = {p: c for p in PERIODS if (c := contract.cap(p)) is not None}
     budgets = {p: b for p in PERIODS if (b := contract.budget(p)) is not None}
     terms_error = ""
     try:
-        predicate = rule_compile(contract.filters or None, fields=fields)
+        predicate, index_term = rule_compile_indexed(contract.filters or None, fields=fields)
         price_modifiers = modifiers_compile(contract.modifiers or [], fields=fields)
         schedule = schedule_compile(contract.schedule or None)
     except (RuleError, ScheduleError) as exc:
@@ -185,6 +264,7 @@ def _compile_contract(
         logger.warning("contract %s is left out of the auctions: %s", contract.public_id, exc)
         terms_error = str(exc)
         predicate, price_modifiers = rule_compile(None, fields={}), modifiers_compile([], fields={})
+        index_term = None
         schedule = schedule_compile(None)
     ceiling = max_bid if contract.max_price is None else min(contract.max_price, max_bid)
     return CompiledContract(
@@ -211,29 +291,92 @@ def _compile_contract(
         min_score=contract.min_score,
         priority=contract.priority,
         weight=contract.weight,
-        blocked_seller_ids=frozenset(s.pk for s in contract.blocked_sellers.all()),
+        blocked_seller_ids=blocked_seller_ids,
         delivery=dict(contract.delivery or {}),
         return_window_hours=contract.return_window_hours,
         breaker_retry_at=contract.breaker_retry_at,
         breaker_trips=contract.breaker_trips,
         pseudo_fields=frozenset() if terms_error else pseudo_fields_used(contract.filters, contract.modifiers),
         terms_error=terms_error,
+        index_term=index_term,
     )
+
+
+# What each contract was last compiled from, and what it compiled to: a rebuild compiles again only
+# the contracts whose row or surroundings changed (_contracts_compiled).
+_compiled: dict[int, tuple[tuple[Any, ...], CompiledContract]] = {}
+
+
+def _contracts_compiled(
+    organizations: dict[int, Organization], fields: dict[int, dict[str, FieldSpec]], max_bids: dict[int, Decimal]
+) -> dict[int, list[CompiledContract]]:
+    """Every contract compiled, by offer, in id order.
+
+    The rows are first read as text (every column cast in the database: nothing decoded) and
+    compared with what each contract was last compiled from — its row, its buyer's name, status
+    and time zone, its blocked sellers, its offer's fields and max bid. Only the contracts that
+    differ are read as models and compiled again, so a change to one contract of 30 000 rebuilds
+    the book in about the time it takes to read the rows (``tests/bench/bigbook.py``)."""
+    blocked: dict[int, set[int]] = {}
+    through = BuyerContract.blocked_sellers.through
+    for contract_id, seller_id in through.objects.values_list("buyercontract_id", "organization_id"):
+        blocked.setdefault(contract_id, set()).add(seller_id)
+    columns = [f.attname for f in BuyerContract._meta.concrete_fields if f.attname != "id"]
+    texts = {f"t_{name}": Cast(name, TextField()) for name in columns}
+    rows = (
+        BuyerContract.objects.annotate(**texts).order_by("pk").values_list("pk", "organization_id", "offer_id", *texts)
+    )
+    names = {o.pk: (o.status, o.tz, o.slug, o.name) for o in organizations.values()}
+    sources: dict[int, tuple[Any, ...]] = {}
+    offer_of: dict[int, int] = {}
+    stale: list[int] = []
+    for pk, organization_id, offer_id, *text in rows:
+        source = (
+            tuple(text),
+            names[organization_id],
+            frozenset(blocked.get(pk, ())),
+            fields[offer_id],
+            max_bids[offer_id],
+        )
+        sources[pk], offer_of[pk] = source, offer_id
+        previous = _compiled.get(pk)
+        if previous is None or previous[0] != source:
+            stale.append(pk)
+    changed = (
+        BuyerContract.objects.all() if len(stale) > len(sources) // 2 else BuyerContract.objects.filter(pk__in=stale)
+    )
+    fresh = {
+        contract.pk: _compile_contract(
+            contract,
+            organizations[contract.organization_id],
+            fields[contract.offer_id],
+            max_bids[contract.offer_id],
+            frozenset(blocked.get(contract.pk, ())),
+        )
+        for contract in changed
+        if contract.pk in sources
+    }
+    compiled: dict[int, list[CompiledContract]] = {offer_id: [] for offer_id in fields}
+    kept: dict[int, tuple[tuple[Any, ...], CompiledContract]] = {}
+    for pk, source in sources.items():
+        contract = fresh.get(pk) or (_compiled[pk][1] if pk in _compiled else None)
+        if contract is None:  # deleted between the two reads
+            continue
+        kept[pk] = (source, contract)
+        compiled[offer_of[pk]].append(contract)
+    _compiled.clear()
+    _compiled.update(kept)
+    return compiled
 
 
 def _build(version: tuple[int, int]) -> Book:
     with market_scope():
         offers = list(Offer.objects.all())
         organizations = {o.pk: o for o in Organization.objects.all()}
-        contracts = list(BuyerContract.objects.prefetch_related("blocked_sellers").order_by("pk"))
+        fields = {o.pk: o.field_specs for o in offers}
+        max_bids = {o.pk: o.max_bid for o in offers}
+        by_offer = _contracts_compiled(organizations, fields, max_bids)
         campaigns = list(Campaign.objects.prefetch_related("blocked_buyers").order_by("pk"))
-    by_offer: dict[int, list[CompiledContract]] = {o.pk: [] for o in offers}
-    fields = {o.pk: o.field_specs for o in offers}
-    max_bids = {o.pk: o.max_bid for o in offers}
-    for contract in contracts:
-        by_offer[contract.offer_id].append(
-            _compile_contract(contract, organizations, fields[contract.offer_id], max_bids[contract.offer_id])
-        )
     books = {
         o.pk: OfferBook(
             id=o.pk,
@@ -256,6 +399,7 @@ def _build(version: tuple[int, int]) -> Book:
             contracts=tuple(by_offer[o.pk]),
             contracts_by_id={c.id: c for c in by_offer[o.pk]},
             one_to_one_consent=o.one_to_one_consent,
+            index=ContractIndex.of(tuple(by_offer[o.pk])),
         )
         for o in offers
     }
@@ -317,10 +461,38 @@ def book_current() -> Book:
     book = _book
     if book is not None and book.version == version:
         return book
+    if book is not None and book.size > BACKGROUND_REBUILD_CONTRACTS:
+        _rebuild_behind(version)
+        return book
     with _lock:
         if _book is None or _book.version != version:
             _book = _build(version)
         return _book
+
+
+def _rebuild_behind(version: tuple[int, int]) -> None:
+    """Rebuild the book at ``version`` in a thread of its own, unless one is at it already (the
+    next ping after it finishes starts another if the market moved on meanwhile)."""
+    if _rebuilding.is_set():
+        return
+    with _lock:
+        if _rebuilding.is_set():
+            return
+        _rebuilding.set()
+
+    def rebuild() -> None:
+        global _book
+        try:
+            with _lock:
+                if _book is None or _book.version != version:
+                    _book = _build(version)
+        except Exception:
+            logger.exception("rebuilding the contract book failed; pings go on with the last one")
+        finally:
+            _rebuilding.clear()
+            connections.close_all()  # this thread's own database connection
+
+    threading.Thread(target=rebuild, name="book-rebuild", daemon=True).start()
 
 
 def _bump() -> None:

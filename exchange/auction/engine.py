@@ -161,6 +161,17 @@ class AuctionResult:
     payout_fixed: Decimal | None = None
     # The earlier ping this one repeats exactly (AuctionPing.repeat): nothing was auctioned.
     repeat_of: int | None = None
+    # Contracts the offer's index left out, counted by reason (``{"filtered:state": 2850}``): they
+    # have no step of their own.
+    left_out: dict[str, int] = field(default_factory=dict)
+
+    def waterfall_json(self) -> list[dict[str, object]]:
+        """The waterfall as stored on the ping: a step per contract looked at, then one entry per
+        reason the index left contracts out, ``{"reason": "filtered:state", "contracts": 2850}``."""
+        return [
+            *(step.as_json() for step in self.waterfall),
+            *({"reason": reason, "contracts": count} for reason, count in self.left_out.items()),
+        ]
 
     @property
     def winners(self) -> list[Ranked]:
@@ -407,7 +418,10 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
     offer, campaign = ping.offer, ping.campaign
     steps: list[WaterfallStep] = []
     survivors: list[CompiledContract] = []
-    for contract in offer.contracts:
+    # The contracts the lead could satisfy, by the offer's index; the others are counted by reason.
+    positions, left_out = offer.index.candidates(ping.lead)
+    for position in positions:
+        contract = offer.contracts[position]
         started = time.perf_counter()
         reason = ping.excluded.get(contract.id) if ping.excluded else None
         reason = reason or static_reason(contract, ping)
@@ -423,7 +437,7 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
     if state.suppressed:
         for step in steps:
             step.reason = step.reason or "suppressed"
-        return AuctionResult(status="rejected", reason="suppressed", ranked=[], waterfall=steps)
+        return AuctionResult(status="rejected", reason="suppressed", ranked=[], waterfall=steps, left_out=left_out)
     if ping.direct is not None:
         direct_step = _direct_step(ping, ping.direct, steps, state)
         if direct_step is not None and direct_step.reason == "won":
@@ -497,6 +511,7 @@ def auction_run(ping: AuctionPing) -> AuctionResult:
         waterfall=steps,
         margin_percent=campaign.margin_percent,
         payout_fixed=campaign.payout_fixed,
+        left_out=left_out,
     )
     if not ranked:
         result.status = "rejected"
@@ -513,12 +528,15 @@ def _direct_step(
     buyer's opt-out list, caps, budget, funds and dedup. ``won`` when it can take the lead. Its
     live state was read with the others (it is one of the offer's contracts): no query of its own."""
     started = time.perf_counter()
-    own = next((s for s in steps if s.contract.id == direct.contract_id), None)
-    if own is None:  # not in the offer's book (gone since the campaign named it): no direct route
+    contract = ping.offer.contracts_by_id.get(direct.contract_id)
+    if contract is None:  # not in the offer's book (gone since the campaign named it): no direct route
         return None
-    reason = own.reason or ("" if own.contract.active else "paused")
-    reason = reason or live_reason(own.contract, direct.price, ping, state) or "won"
-    return WaterfallStep(own.contract, reason, direct.price, (time.perf_counter() - started) * 1000, kind="direct")
+    own = next((s for s in steps if s.contract.id == direct.contract_id), None)
+    # Not among the steps: the index left it out, and its filters say why.
+    reason = own.reason if own is not None else static_reason(contract, ping)
+    reason = reason or ("" if contract.active else "paused")
+    reason = reason or live_reason(contract, direct.price, ping, state) or "won"
+    return WaterfallStep(contract, reason, direct.price, (time.perf_counter() - started) * 1000, kind="direct")
 
 
 def auction_dry_run(ping: AuctionPing, contracts: list[CompiledContract]) -> list[WaterfallStep]:

@@ -245,7 +245,7 @@ def auction_store(
             if result.repeat_of is not None:
                 return _stored_repeat(result.repeat_of)
             ping.status, ping.reason = result.status, result.reason or ""
-            ping.waterfall = [step.as_json() for step in result.waterfall]
+            ping.waterfall = result.waterfall_json()
         bids = [] if result is None else _bids_of(result, now)
         ping.payout = sum((b.payout for b in bids if b.status == Bid.Status.WON), ZERO)
         ping.latency_ms = (timezone.now() - began).total_seconds() * 1000
@@ -319,7 +319,7 @@ def auction_after_direct(
             bid.ping = ping
         with transaction.atomic():
             Bid.objects.bulk_create(bids)
-            ping.waterfall = [*direct_steps, *(step.as_json() for step in result.waterfall)]
+            ping.waterfall = [*direct_steps, *result.waterfall_json()]
             Ping.objects.filter(pk=ping.pk).update(waterfall=ping.waterfall)
     return bids
 

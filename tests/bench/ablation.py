@@ -34,24 +34,26 @@ DATABASE = "gavel_ablation"
 REDIS_DB = 10
 
 
-def _world() -> dict[str, str]:
+def world(database: str = DATABASE, redis_db: int = REDIS_DB, markets: tuple[Path, ...] = ()) -> dict[str, str]:
+    """A clean world for an in-process benchmark: the PostgreSQL database ``database`` (dropped and
+    created again), Redis database ``redis_db`` (flushed), migrated, with the benchmark's market and
+    ``markets`` loaded. Returns the environment that names it."""
     base = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gavel"))
     redis = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     env = dict(
         os.environ,
-        DATABASE_URL=urlunsplit(base._replace(path=f"/{DATABASE}")),
-        REDIS_URL=urlunsplit(redis._replace(path=f"/{REDIS_DB}")),
+        DATABASE_URL=urlunsplit(base._replace(path=f"/{database}")),
+        REDIS_URL=urlunsplit(redis._replace(path=f"/{redis_db}")),
         DJANGO_SETTINGS_MODULE="tests.bench.settings",
     )
     admin = urlunsplit(base._replace(path="/postgres"))
-    for sql in (f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", f"CREATE DATABASE {DATABASE}"):
+    for sql in (f"DROP DATABASE IF EXISTS {database} WITH (FORCE)", f"CREATE DATABASE {database}"):
         subprocess.run(["psql", admin, "-qc", sql], check=True)
     subprocess.run(["redis-cli", "-u", env["REDIS_URL"], "flushdb"], check=True, capture_output=True)
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
-    subprocess.run(
-        [*manage, "load_market", str(ROOT / "tests/bench/market.yaml")], env=env, check=True, stdout=subprocess.DEVNULL
-    )
+    for market in (ROOT / "tests/bench/market.yaml", *markets):
+        subprocess.run([*manage, "load_market", str(market)], env=env, check=True, stdout=subprocess.DEVNULL)
     return env
 
 
@@ -117,7 +119,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
-    os.environ.update(_world())
+    os.environ.update(world())
     import django
 
     django.setup()

@@ -18,7 +18,9 @@ from contracts.rules import (
     modifiers_bound,
     modifiers_compile,
     modifiers_validate,
+    IndexTerm,
     rule_compile,
+    rule_compile_indexed,
     rule_validate,
 )
 from core.schema import FIELD_TYPES, FieldSpec
@@ -958,3 +960,35 @@ def test_whatever_the_lead_a_bounded_contract_never_prices_above_the_max_bid(mod
     compiled = modifiers_compile(mods, fields=FIELDS)
     for lead in ({"state": "CA", "age": 60}, {"state": "NY", "age": 60}, {"state": "CA", "age": 20}, {}):
         assert compiled(price, lead) <= ceiling
+
+
+# --- the condition the book files a contract under -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "term"),
+    [
+        (None, None),
+        ({"field": "state", "op": "eq", "value": "ca"}, IndexTerm("state", frozenset({"CA"}))),  # coerced
+        ({"field": "zip", "op": "in", "value": ["94105", "94107"]}, IndexTerm("zip", frozenset({"94105", "94107"}))),
+        (  # the first leaf of the top-level all that limits a field to a set
+            {"all": [{"field": "age", "op": "gte", "value": 30}, {"field": "plan", "op": "in", "value": ["plus"]}]},
+            IndexTerm("plan", frozenset({"plus"})),
+        ),
+        ({"field": "age", "op": "between", "value": [20, 30]}, None),  # a range: no set
+        ({"not": {"field": "state", "op": "eq", "value": "CA"}}, None),  # the values it refuses
+        ({"field": "state", "op": "not_in", "value": ["CA"]}, None),
+        (  # either of two: no one set every admitted lead meets
+            {"any": [{"field": "state", "op": "eq", "value": "CA"}, {"field": "zip", "op": "eq", "value": "10001"}]},
+            None,
+        ),
+        ({"all": [{"all": [{"field": "state", "op": "eq", "value": "CA"}]}]}, None),  # only the top level
+        ({"field": "$hour", "op": "in", "value": [9, 10]}, None),  # depends on the buyer's time zone
+    ],
+)
+def test_the_index_term_is_a_set_every_admitted_lead_is_in(rule, term):
+    predicate, found = rule_compile_indexed(rule, fields=FIELDS)
+    assert found == term
+    if term is not None:  # the premise of the index: a value outside the set fails the rule
+        lead = {**LEAD, "age": 40, term.field: "ZZ" if term.field == "state" else "00000"}
+        assert predicate(lead) == term.field

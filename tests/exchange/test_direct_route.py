@@ -25,10 +25,11 @@ ROUTE = {"direct_route": {"contract": "d-c", "price": "12.50", "share_percent": 
 
 
 def waterfall(ping_id: str) -> list[tuple[str | None, str, str]]:
-    """(step, contract, reason) of a ping's waterfall, in order."""
+    """(step, contract, reason) of a ping's waterfall, in order (contract None: the contracts the
+    offer's index left out, counted)."""
     with market_scope():
         steps = Ping.objects.get(public_id=ping_id).waterfall
-    return [(s.get("step"), s["contract"], s["reason"]) for s in steps]
+    return [(s.get("step"), s.get("contract"), s["reason"]) for s in steps]
 
 
 def full(n: int = 1, **lead) -> dict:
