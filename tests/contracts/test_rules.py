@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from contracts.rules import (
     BUYER_REGEX_MAX_LENGTH,
     BuyerRegexError,
+    IndexTerm,
     RuleError,
     buyer_regex_compile,
     modifiers_bound,
     modifiers_compile,
     modifiers_validate,
-    IndexTerm,
     rule_compile,
     rule_compile_indexed,
     rule_validate,
