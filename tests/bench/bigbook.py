@@ -173,14 +173,18 @@ def main() -> int:
     with market_scope():
         contract = BuyerContract.objects.filter(offer__slug=f"big-{max(sizes)}").first()
     assert contract is not None
-    rebuilds = []
+    rebuilds, waits = [], []
     for k in range(3):
         with market_scope():
             contract.price = Decimal(7) + k
             contract.save(update_fields=["price", "updated_at"])
             book.book_invalidate()
+        before = book._book
         started = time.perf_counter()
-        book.book_current()
+        book.book_current()  # what the first ping after the change waits for
+        waits.append(time.perf_counter() - started)
+        while book._book is before:  # rebuilt behind the pings (a book this big) or by the call above
+            time.sleep(0.001)
         rebuilds.append(time.perf_counter() - started)
 
     medians = {size: statistics.median(figures) for size, figures in results.items()}
@@ -202,9 +206,10 @@ def main() -> int:
     total = sum(sizes) + 30
     lines += [
         "",
-        f"Building the whole book ({total} contracts) from nothing: {build_s:.2f} s. Rebuilding it after "
-        f"one contract changed: {statistics.median(rebuilds):.3f} s (median of 3; "
-        f"{min(rebuilds):.3f}–{max(rebuilds):.3f}).",
+        f"Building the whole book ({total} contracts) from nothing (a process does it before it opens its "
+        f"port): {build_s:.2f} s. After one contract changed, the first ping waited "
+        f"{statistics.median(waits) * 1000:.1f} ms and the new book was in place after "
+        f"{statistics.median(rebuilds):.3f} s (medians of 3; {min(rebuilds):.3f}–{max(rebuilds):.3f}).",
     ]
     report = "\n".join(lines)
     print(report)
