@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/gavel
 export REDIS_URL_TEST ?= redis://127.0.0.1:6379/15
 
-.PHONY: install demo test lint audit bench bench-reports services clean
+.PHONY: install demo test lint audit bench bench-reports bench-bigbook services clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench: install services
 # Reports at scale (issue 15): a 30-day report over a million pings' rollups, and the fold's rate.
 bench-reports: install services
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python tests/bench/reports.py $(BENCH_ARGS)
+
+# A big book (issue 18): CPU per ping at 30 to 30 000 contracts on an offer, and the book's rebuild.
+bench-bigbook: install services
+	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python tests/bench/bigbook.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3* var

@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import groupby
 
 from core.money import CENT
 from exchange.auction.book import CompiledContract
@@ -38,7 +39,19 @@ def tie_draw(seed: str, contract: CompiledContract) -> int:
 
 
 def _by_price(bids: Sequence[Priced], seed: str) -> list[Priced]:
-    return sorted(bids, key=lambda b: (-b.bid_price, -b.contract.priority, tie_draw(seed, b.contract)))
+    """Highest bid first, then the higher priority; bids tied on both by the ping's draw (only
+    they pay for its hash)."""
+    ordered: list[Priced] = []
+    for _, group in groupby(sorted(bids, key=_price_key), key=_price_key):
+        tied = list(group)
+        if len(tied) > 1:
+            tied.sort(key=lambda b: tie_draw(seed, b.contract))
+        ordered.extend(tied)
+    return ordered
+
+
+def _price_key(bid: Priced) -> tuple[Decimal, int]:
+    return (-bid.bid_price, -bid.contract.priority)
 
 
 def _best_per_buyer(ordered: list[Priced]) -> tuple[list[Priced], list[Priced]]:
