@@ -10,7 +10,8 @@ exact and the same whichever process answers (decision "Metrics from the databas
   never go back when pings age out and never lag the fold;
 * sales by status, and the webhook and postback backlogs: counts of their rows now;
 * the ping latency as a histogram over the latest pings, as the operator's page reads it;
-* the Celery queue's length on the broker (``exchange.probes``).
+* the Celery queue's length on the broker (``exchange.probes``);
+* the answering process's resident memory, CPU time and open files (``process_*``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
@@ -52,6 +53,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return refused
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ExchangeCollector())
+    # The answering process's own: resident memory, CPU seconds, open files (Linux's /proc). Each
+    # scrape reaches one worker; the soak (tests/bench/soak.py) watches every one of them.
+    ProcessCollector(registry=registry)
     # Text format 0.0.4, which every Prometheus reads (generate_latest writes it; names are plain ASCII).
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
