@@ -6,11 +6,14 @@ from typing import Any
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("GAVEL_ALLOW_PRIVATE_URLS", "1")
 
+from core.logs import logging_config  # noqa: E402
 from exchange.settings import *  # noqa: E402,F403
 from exchange.settings import REDIS_URL  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+if os.environ.get("LOG_JSON") == "1":  # a process a test starts (a Celery worker) in production's format
+    LOGGING = logging_config(json=True, level=os.environ.get("LOG_LEVEL", "INFO"))
 # Without Redis, tasks run in-process, as each test expects; with it they go to Redis, where only
 # tests/exchange/test_celery_worker.py runs a worker. A worker and beat on the embedded broker are
 # tested in tests/exchange/test_embedded_tasks.py, in subprocesses on their own database.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from exchange.auction.book import book_invalidate
 from exchange.celery import app
 from leads.models import Lead
 from tests.exchange.builder import buyer, client, load, ping, post
+from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -41,8 +45,10 @@ def worker_wait_ready(process: subprocess.Popen[str], name: str, timeout: float 
     raise AssertionError(f"the Celery worker did not answer a ping within {timeout} s")
 
 
-@pytest.fixture
-def worker():
+@contextmanager
+def worker_running(log: Path | None = None, **extra_env: str) -> Iterator[subprocess.Popen[str]]:
+    """A Celery worker of its own name on the test database and Redis, consuming the exchange's
+    queue (its output in ``log``, if given), stopped on the way out."""
     db = settings.DATABASES["default"]
     url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     env = {
@@ -51,8 +57,10 @@ def worker():
         "DATABASE_URL": url,
         "REDIS_URL": settings.REDIS_URL,
         "GAVEL_REAUCTION_DELAY_S": "0",
+        **extra_env,
     }
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"  # its own name: the ping below asks this worker only
+    output = log.open("w") if log is not None else subprocess.PIPE
     process = subprocess.Popen(
         [
             sys.executable,
@@ -67,23 +75,33 @@ def worker():
             "-Q",
             settings.CELERY_TASK_DEFAULT_QUEUE,
             "--loglevel",
-            "WARNING",
+            extra_env.get("LOG_LEVEL", "WARNING"),
             "--hostname",
             name,
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    worker_wait_ready(process, name)
-    yield process
-    process.terminate()
     try:
-        process.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        worker_wait_ready(process, name)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if log is not None:
+            output.close()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def worker():
+    with worker_running() as process:
+        yield process
 
 
 def test_a_worker_sells_a_pending_lead_in_the_background(worker, settings):
@@ -114,3 +132,29 @@ def test_a_worker_sells_a_pending_lead_in_the_background(worker, settings):
         assert (lead.reauction_cycle, str(lead.payout)) == (1, "16.00")
     finally:
         buyers.stop()
+
+
+def test_a_request_id_reaches_the_log_lines_of_the_task_it_queued_on_a_real_worker(tmp_path):
+    """The id travels in the task's message headers to another process (core.logs)."""
+    load(buyer("acme"))
+    rid = "7d1e0c2a-5b4f-4e3d-9c8b-aabbccddeeff"
+    log = tmp_path / "worker.log"
+    with worker_running(log, LOG_JSON="1", LOG_LEVEL="INFO"):
+        answer = client().post(
+            "/api/v1/privacy-requests",
+            {"kind": "access", "phone": "+14155550100"},
+            format="json",
+            HTTP_X_REQUEST_ID=rid,
+        )
+        assert (answer.status_code, answer["X-Request-ID"]) == (201, rid)
+        request_id = answer.json()["request_id"]
+
+        def completed() -> bool:
+            return client().get(f"/api/v1/privacy-requests/{request_id}").json()["status"] == "completed"
+
+        until(completed, what="the worker to complete the privacy request", timeout=30)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    done = [line for line in lines if line.get("event") == f"Privacy request {request_id} (access) completed"]
+    assert len(done) == 1, log.read_text()[-3000:]
+    assert done[0]["request_id"] == rid
+    assert done[0]["task"] and done[0]["task_id"]
