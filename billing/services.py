@@ -14,7 +14,7 @@ What the ledger guarantees (DESIGN.md §9):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -84,18 +84,27 @@ def ledger_book(
     lines: Sequence[tuple[LedgerAccount, Decimal]],
     memo: str = "",
     reference: str = "",
+    holds_settled: Mapping[int, Decimal] | None = None,
 ) -> tuple[LedgerTransaction, bool]:
     """Book a balanced transaction once; a repeat of the key returns the first booking.
 
-    The entries must sum to zero. Cached balances move in the same database transaction, by
-    ``F()`` increments on rows locked in primary-key order (no lost update, no deadlock).
+    The entries must sum to zero. Cached balances move in the same database transaction, by one
+    ``F()`` increment per account, the accounts in primary-key order: each UPDATE locks its row,
+    so bookings that share accounts lock them in the same order (no lost update, no deadlock).
+    ``holds_settled`` (account id → amount): holds this booking settles (a delivered sale's price),
+    dropped from ``held`` by the same UPDATE as the balance, and only when the booking is made.
     A key already used by another kind of booking is refused (BillingError), never returned.
-    Returns ``(transaction, created)``.
+    Returns ``(transaction, created)``. Inside a caller's transaction it is part of it (no
+    savepoint): a failure here fails the caller's whole transaction.
     """
     amounts = [to_money(amount) for _, amount in lines]
     if sum(amounts, ZERO) != ZERO:
         raise BillingError(f"entries of {idempotency_key} sum to {sum(amounts, ZERO)}, not 0.00")
-    with market_scope(), transaction.atomic():
+    moves: dict[int, Decimal] = {}
+    for (account, _), amount in zip(lines, amounts, strict=True):
+        moves[account.pk] = moves.get(account.pk, ZERO) + amount
+    settled = holds_settled or {}
+    with market_scope(), transaction.atomic(savepoint=False):
         try:
             # The key's unique index decides: a repeat (rare: a retry) fails this insert and gets
             # the first booking, so the common path does not look the key up first.
@@ -105,14 +114,15 @@ def ledger_book(
                 )
         except IntegrityError:
             return _same_kind(LedgerTransaction.objects.get(idempotency_key=idempotency_key), kind), False
-        account_ids = sorted({account.pk for account, _ in lines})
-        list(LedgerAccount.objects.select_for_update().filter(pk__in=account_ids).order_by("pk"))
+        for account_id in sorted(moves.keys() | settled.keys()):
+            changes: dict[str, Any] = {"balance": F("balance") + moves.get(account_id, ZERO)}
+            if account_id in settled:
+                changes["held"] = F("held") - settled[account_id]
+            LedgerAccount.objects.filter(pk=account_id).update(**changes)
         LedgerEntry.objects.bulk_create(
             LedgerEntry(transaction=booked, account=account, organization_id=account.organization_id, amount=amount)
             for (account, _), amount in zip(lines, amounts, strict=True)
         )
-        for (account, _), amount in zip(lines, amounts, strict=True):
-            LedgerAccount.objects.filter(pk=account.pk).update(balance=F("balance") + amount)
     return booked, True
 
 
@@ -311,12 +321,14 @@ def funds_release(*, organization_id: int, amount: Decimal) -> None:
 def sale_book(
     *, sale_public_id: str, buyer: Organization, seller: Organization, price: Decimal, payout: Decimal, memo: str
 ) -> LedgerTransaction:
-    """Book a sale: buyer −price, seller payable +payout, platform revenue +margin; and drop its hold.
+    """Book a sale: buyer −price, seller payable +payout, platform revenue +margin; and drop its hold
+    (the buyer's balance and hold move by one UPDATE).
 
     Idempotent by the sale's id: booking the same sale twice books it (and drops its hold) once.
     In the same transaction, a buyer whose available funds are now under its threshold is sent
     ``balance.low`` (once per fall). A sale never raises available funds (its price was held), so
-    only the fall is checked here: one conditional UPDATE on the post path.
+    only the fall is checked here: one conditional UPDATE on the post path. Inside a caller's
+    transaction (the sale's capture) it is part of it, with no savepoint of its own.
     """
     margin = price - payout
     accounts = accounts_get(
@@ -327,15 +339,15 @@ def sale_book(
         ]
     )
     lines = list(zip(accounts, (-price, payout, margin), strict=True))
-    with market_scope(), transaction.atomic():
+    with market_scope(), transaction.atomic(savepoint=False):
         booked, created = ledger_book(
             kind=LedgerTransaction.Kind.SALE,
             idempotency_key=f"sale:{sale_public_id}",
             lines=[(account, amount) for account, amount in lines if amount != ZERO],
             memo=memo,
+            holds_settled={accounts[0].pk: price},
         )
         if created:
-            funds_release(organization_id=buyer.pk, amount=price)
             _low_balance_fall(buyer.pk)
     return booked
 

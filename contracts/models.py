@@ -314,7 +314,8 @@ class BuyerContract(models.Model):
 class CapCounter(models.Model):
     """Leads bought and money spent by one contract in one period (``d2026-11-22``, ``total``…).
 
-    Reserved by one conditional UPDATE at post time, so a cap is never oversold.
+    Counted by one conditional upsert at post time (``contracts.sql.cap_counters_count``), so a cap
+    is never oversold.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")

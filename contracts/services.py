@@ -9,13 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils.text import slugify
 
 from accounts.models import Organization
 from accounts.tenancy import market_scope
 from contracts.models import PERIODS, BuyerContract, Campaign, CapCounter
+from contracts.sql import cap_counters_count
 from contracts.terms import (
     BREAKER_ONLY,
     CampaignTermsInput,
@@ -229,37 +230,33 @@ def cap_reserve(
     budgets: dict[str, Decimal],
     price: Decimal,
 ) -> None:
-    """Count one lead at ``price`` in every limited period, or none (raise :class:`CapRefused`).
+    """Count one lead at ``price`` in every limited period, or raise :class:`CapRefused` (then some
+    periods may have counted it: the caller rolls its transaction back).
 
-    Each period is one conditional UPDATE (``count < cap AND spend + price <= budget``), in a fixed
-    period order, so concurrent posts never oversell and never deadlock. Call inside a transaction.
+    One conditional upsert of the periods' counters (:func:`contracts.sql.cap_counters_count`:
+    ``count < cap AND spend + price <= budget``), in a fixed period order, so concurrent posts never
+    oversell and never deadlock. Call inside a transaction.
     """
-    with market_scope():
-        CapCounter.objects.bulk_create(
-            [
-                CapCounter(organization_id=organization_id, contract_id=contract_id, period=period, period_key=key)
-                for period, key in keys.items()
-            ],
-            ignore_conflicts=True,
-        )
-        for period in PERIODS:
-            if period not in keys:
-                continue
-            key = keys[period]
-            condition = Q()
-            if period in caps:
-                condition &= Q(count__lt=caps[period])
-            if period in budgets:
-                condition &= Q(spend__lte=budgets[period] - price)
-            updated = CapCounter.objects.filter(condition, contract_id=contract_id, period_key=key).update(
-                count=F("count") + 1, spend=F("spend") + price
-            )
-            if updated != 1:
-                count = CapCounter.objects.filter(contract_id=contract_id, period_key=key).values_list(
-                    "count", flat=True
-                )
-                capped = period in caps and count[0] >= caps[period]
-                raise CapRefused(f"cap_reached:{period}" if capped else "budget_reached")
+    periods = [p for p in PERIODS if p in keys]
+    for period in periods:  # limits no lead could fit in: refused without asking the database
+        if caps.get(period, 1) < 1:
+            raise CapRefused(f"cap_reached:{period}")
+        if budgets.get(period, price) < price:
+            raise CapRefused("budget_reached")
+    if not periods:
+        return  # a contract with no cap and no budget counts nothing
+    statement, params = cap_counters_count(
+        contract_id=contract_id, organization_id=organization_id, keys=keys, caps=caps, budgets=budgets, price=price
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        counted = {row[0] for row in cursor.fetchall()}
+    refused = next((period for period in periods if period not in counted), None)
+    if refused is not None:
+        with market_scope():
+            count = CapCounter.objects.get(contract_id=contract_id, period_key=keys[refused]).count
+        capped = refused in caps and count >= caps[refused]
+        raise CapRefused(f"cap_reached:{refused}" if capped else "budget_reached")
 
 
 def cap_release(*, contract_id: int, keys: list[str], price: Decimal) -> None:

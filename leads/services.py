@@ -53,10 +53,11 @@ def lead_store(
     keep_pii: bool = True,
     quality_signals: Mapping[str, int] | None = None,
 ) -> Lead:
-    """Store a lead and its consent record (one transaction). PII is encrypted before it is written;
-    ``keep_pii=False`` (a suppressed consumer) keeps none of it."""
+    """Store a lead and its consent record (one transaction: the caller's, when it has one, with no
+    savepoint of its own). PII is encrypted before it is written; ``keep_pii=False`` (a suppressed
+    consumer) keeps none of it."""
     plain, pii = lead_split(values, fields)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         lead = Lead.objects.create(
             organization_id=seller_id,
             campaign_id=campaign_id,

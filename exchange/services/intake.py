@@ -82,7 +82,7 @@ def _lead_store(
     the ping's signals and the post's; a suppressed consumer's PII is not kept."""
     email_hash, phone_hash = _consumer_hashes(values, ping)
     signals = lead_signals(ping, offer, values, consent)
-    return lead_store(
+    lead = lead_store(
         quality_signals=signals,
         seller_id=ping.organization_id,
         campaign_id=ping.campaign_id,
@@ -98,6 +98,8 @@ def _lead_store(
         test=ping.test,
         keep_pii=not suppressed and ping.reason != "suppressed",
     )
+    lead.ping = ping  # its deliveries name the ping: not read back
+    return lead
 
 
 def post_receive(*, seller: Organization, request: PostRequest) -> LeadAnswer:
@@ -138,7 +140,7 @@ def post_receive(*, seller: Organization, request: PostRequest) -> LeadAnswer:
         )
     package = LeadPackage.of(values, request.consent, offer)
     with market_scope():
-        bids = list(Bid.objects.filter(ping=ping))
+        bids = list(Bid.objects.filter(ping=ping).order_by("rank"))
     return _lead_sell(
         lead=lead,
         ping=ping,

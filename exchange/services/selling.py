@@ -49,12 +49,14 @@ def _dedup_lock(buyer_id: int, hashes: list[str]) -> None:
     """Serialize purchases of one consumer by one buyer (PostgreSQL advisory locks, sorted)."""
     if connection.vendor != "postgresql":
         return  # SQLite takes the database write lock at BEGIN IMMEDIATE: already serialized
+    if not hashes:
+        return
     keys = sorted(
         int.from_bytes(hashlib.sha256(f"{buyer_id}:{h}".encode()).digest()[:8], "big", signed=True) for h in hashes
     )
     with connection.cursor() as cursor:
-        for key in keys:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        # One statement; its select list is evaluated left to right, so the locks are taken in order.
+        cursor.execute("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), keys)
 
 
 def _bought_recently(contract: CompiledContract, hashes: list[str], now: dt.datetime) -> bool:
@@ -167,8 +169,8 @@ def _sale_reserve(
 def _sale_settle(
     reservation: _Reservation, *, lead: Lead, package: LeadPackage, result: DeliveryResult, cut_short: bool = False
 ) -> SaleAttempt:
-    """What the buyer answered to one delivery: log the attempt, then book the sale or release it.
-    ``cut_short``: its timeout was cut to the post's deadline (a timeout then is not held against
+    """What the buyer answered to one delivery: log the attempt, then book the sale or release it,
+    in one transaction. ``cut_short``: its timeout was cut to the post's deadline (a timeout then is not held against
     the buyer's reject rate)."""
     sale, contract = reservation.sale, reservation.contract
     assert reservation.payload is not None
@@ -189,7 +191,7 @@ def _sale_settle(
             if _sale_capture(sale, lead):
                 return SaleAttempt(sale)
             return SaleAttempt(None, "reservation_expired")
-    sale_release(sale=sale, reason=f"post_rejected: {result.reason}")
+        sale_release(sale=sale, reason=f"post_rejected: {result.reason}")
     if not lead.test and not (cut_short and result.outcome == "timeout"):
         reject_watch(contract_id=contract.id, offer_id=lead.offer_id, now=timezone.now())
     return SaleAttempt(None, "post_rejected")
@@ -316,8 +318,9 @@ def _sale_capture(sale: Sale, lead: Lead) -> bool:
 
 
 def sale_release(*, sale: Sale, reason: str) -> bool:
-    """Hand a reserved sale's cap, budget and funds back; False if it was no longer reserved."""
-    with market_scope(), transaction.atomic():
+    """Hand a reserved sale's cap, budget and funds back; False if it was no longer reserved.
+    Inside a caller's transaction it is part of it (no savepoint)."""
+    with market_scope(), transaction.atomic(savepoint=False):
         updated = Sale.objects.filter(pk=sale.pk, status=Sale.Status.RESERVED).update(
             status=Sale.Status.RELEASED, release_reason=reason[:64]
         )

@@ -9,6 +9,9 @@ seeded by the buyer's name and the ping id (so a replayed ping gets the same pri
 (204) for a share of them. The ranges straddle the best fixed prices of the market's 25 internal
 contracts (41.80 to 43.15), so RTB buyers win some auctions and lose others.
 
+Lead deliveries (``POST /deliver/NAME``, the ``post`` scenario's buyers) are accepted at once,
+whatever the name: the post's figures are the exchange's, not a buyer's.
+
 Unlike the test suite's simulator it keeps no copy of each request (a long run would hold
 hundreds of thousands), only counts, and it measures its own lateness: how much later than
 ``latency_ms`` after a request arrived its answer went out (a late answer means this process was
@@ -85,6 +88,7 @@ class BenchBuyers(BuyerSimulator):
 
     def _reset(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.deliveries: Counter[str] = Counter()
         self.answers: Counter[str] = Counter()
         self.late_ms: list[float] = []
         self.in_flight = 0
@@ -117,11 +121,18 @@ class BenchBuyers(BuyerSimulator):
         finally:
             self.in_flight -= 1
 
+    async def _deliver(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        await request.read()
+        self.deliveries[name] += 1
+        return web.json_response({"status": "accepted", "id": f"{name}-{self.deliveries[name]}"})
+
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         late = sorted(self.late_ms)
         stats = {
             "calls": dict(sorted(self.calls.items())),
             "total": sum(self.calls.values()),
+            "deliveries": dict(sorted(self.deliveries.items())),
             "answers": dict(self.answers),
             "latency_ms": self.latency_ms,
             "late_ms": {

@@ -13,6 +13,9 @@ most ``request_timeout`` for the stragglers; every request has that total time l
 
 Requests due in the first ``warmup`` seconds (connections being opened, each gunicorn worker
 building its contract book) are sent but left out of the statistics.
+
+:func:`answers` is not a load: it gets the answers a follow-up scenario needs (the pings a ``post``
+posts), a few requests at a time, before the measured run.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Outcome:
     error: str | None = None  # transport failure: timeout, dropped, connection error…
     bad: str | None = None  # a 200 whose body the scenario did not expect
     tally: str | None = None  # the scenario's label for a good answer (who won, say)
+    key: str | None = None  # the scenario's name for a good answer (Scenario.answer_key)
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -64,10 +68,35 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-async def run(base_url: str, scenario: Scenario, spec: LoadSpec) -> dict[str, Any]:
-    """Offer ``spec.rate`` requests/s of ``scenario`` to ``base_url``; return the statistics."""
-    total = math.ceil(spec.rate * (spec.warmup + spec.seconds))
-    bodies = [scenario.body(i) for i in range(total)]  # built beforehand: the send loop stays tight
+def request_count(spec: LoadSpec) -> int:
+    return math.ceil(spec.rate * (spec.warmup + spec.seconds))
+
+
+async def answers(base_url: str, scenario: Scenario, count: int, *, concurrency: int = 8) -> list[tuple[int, bytes]]:
+    """The status and body of the answers to ``scenario``'s first ``count`` requests, in order:
+    ``concurrency`` requests at a time, each sent when one before it has been answered."""
+    headers = {"Content-Type": "application/json", **scenario.headers}
+    found: list[tuple[int, bytes]] = [(0, b"")] * count
+    queue = iter(range(count))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def worker() -> None:
+            for i in queue:
+                async with session.post(base_url + scenario.path, data=scenario.body(i), headers=headers) as response:
+                    found[i] = (response.status, await response.read())
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return found
+
+
+async def run(
+    base_url: str, scenario: Scenario, spec: LoadSpec, *, bodies: list[bytes] | None = None
+) -> dict[str, Any]:
+    """Offer ``spec.rate`` requests/s of ``scenario`` to ``base_url``; return the statistics.
+    ``bodies``: the requests to send, when the scenario's own ``body`` does not make them."""
+    total = request_count(spec)
+    if bodies is None:
+        bodies = [scenario.body(i) for i in range(total)]  # built beforehand: the send loop stays tight
     headers = {"Content-Type": "application/json", **scenario.headers}
     url = base_url + scenario.path
     outcomes: list[Outcome | None] = [None] * total
@@ -94,6 +123,8 @@ async def run(base_url: str, scenario: Scenario, spec: LoadSpec) -> dict[str, An
                 outcome.bad = scenario.check(response.status, payload)
                 if scenario.tally is not None and response.status == 200 and outcome.bad is None:
                     outcome.tally = scenario.tally(payload)
+                if scenario.answer_key is not None and response.status == 200 and outcome.bad is None:
+                    outcome.key = scenario.answer_key(payload)
                 if i >= warmup_count and len(samples) < SAMPLES:
                     samples.append(
                         {"request": bodies[i].decode(), "status": response.status, "answer": payload[:1000].decode()}
@@ -130,7 +161,15 @@ async def run(base_url: str, scenario: Scenario, spec: LoadSpec) -> dict[str, An
                 outcome.error = "unfinished"
 
     measured = [o for o in outcomes[warmup_count:] if o is not None]
-    return _stats(scenario, spec, measured, samples)
+    stats = _stats(scenario, spec, measured, samples)
+    if scenario.answer_key is not None:
+        # Every good answer's name and latency, the warmup's included (flagged): the server stored them all.
+        stats["keyed"] = [
+            [o.key, _ms(o.latency), i >= warmup_count]
+            for i, o in enumerate(outcomes)
+            if o is not None and o.key is not None
+        ]
+    return stats
 
 
 def _stats(

@@ -2,15 +2,16 @@
 """Gavel's benchmark: open-loop pings against gunicorn on PostgreSQL and Redis (``make bench``).
 
     python tests/bench/run.py [--scenarios hello:200,ping:40,ping-rtb:40,ping-tree:10]
-                              [--seconds 20] [--warmup 2] [--name latest]
+                              [--seconds 20] [--warmup 2] [--name latest] [--database gavel_bench]
 
-Sets up a clean world (database ``gavel_bench`` on the server of ``DATABASE_URL``, dropped and
-created again; Redis database 9 on the server of ``REDIS_URL``, flushed), migrates it, starts
-the simulated RTB buyers (``buyers.py``, a process of their own on a free local port) when a
-scenario needs them, loads the scenarios' market files (the RTB one rendered with the buyers'
-URL), starts gunicorn on a free local port, offers each scenario's load in turn (waiting for
-the server to drain between them), stops gunicorn and the buyers (always), and writes
-``results/NAME.json`` and ``results/NAME.md``. See README.md for what the figures mean.
+Sets up a clean world (database ``gavel_bench``, or ``--database``, on the server of
+``DATABASE_URL``, dropped and created again; Redis database 9, or ``BENCH_REDIS_DB``, on the
+server of ``REDIS_URL``, flushed), migrates it, starts the simulated buyers (``buyers.py``, a
+process of their own on a free local port) when a scenario needs them, loads the scenarios'
+market files (those of such scenarios rendered with the buyers' URL), starts gunicorn on a free
+local port, offers each scenario's load in turn (waiting for the server to drain between them;
+a ``post`` first gets its pings answered, unmeasured), stops gunicorn and the buyers (always),
+and writes ``results/NAME.json`` and ``results/NAME.md``. See README.md for what the figures mean.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -52,13 +54,14 @@ from tests.bench.scenarios import (  # noqa: E402
     BASELINE,
     BUYER_LATENCY_MS,
     MARKET_RTB,
+    POST_OFFER,
     RTB_CAMPAIGN,
     SCENARIOS,
     Scenario,
 )
 
 HERE = ROOT / "tests" / "bench"
-BENCH_DB = "gavel_bench"
+BENCH_DB = "gavel_bench"  # --database names another: two people's runs on one server stay apart
 BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))  # another db keeps a parallel run apart
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/gavel"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -114,11 +117,15 @@ def with_redis_db(url: str, db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
 
 
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
 def database_recreate(url: str) -> str:
-    """Drop and create the bench database; return the server's version."""
+    """Drop and create the bench database (the one ``url`` names); return the server's version."""
     admin = with_database(url, "postgres").replace("pgsql://", "postgresql://", 1)
     with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
-        name = sql.Identifier(BENCH_DB)
+        name = sql.Identifier(database_name(url))
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
         version = conn.execute("SHOW server_version").fetchone()
@@ -293,7 +300,8 @@ def postgres_backends(database_url: str) -> list[int]:
     try:
         with psycopg.connect(database_url.replace("pgsql://", "postgresql://", 1), connect_timeout=5) as conn:
             rows = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (BENCH_DB,)
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database_name(database_url),),
             ).fetchall()
     except psycopg.Error:
         return []
@@ -468,6 +476,205 @@ def rtb_pings_read(database_url: str) -> dict[str, Any]:
         "rtb_paused": paused,
         "rtb_won_samples": samples,
     }
+
+
+# --- the post: its pings first, then what the exchange stored -----------------------------------------
+
+POST = "post"
+TARGET_POST_P99_MS = 25  # issue 18: the post's p99, the buyer's own delivery time excluded
+
+
+def follow_ups(base_url: str, scenario: Scenario, count: int) -> list[bytes]:
+    """The bodies of a follow-up scenario's ``count`` requests (the posts), made from the answers to
+    its ``pinged`` scenario's requests, sent now, before its measured run; every one must be good."""
+    pinged, follow = scenario.pinged, scenario.follow
+    assert pinged is not None and follow is not None
+    started = time.monotonic()
+    answers = uvloop.run(asyncio.wait_for(loadgen.answers(base_url, pinged, count), timeout=60 + count / 20))
+    refused = [(status, body) for status, body in answers if status != 200 or pinged.check(status, body)]
+    if refused:
+        status, body = refused[0]
+        raise BenchError(
+            f"{scenario.name}: {len(refused)} of its {count} pings were not accepted; "
+            f"the first: {status} {body[:300]!r}"
+        )
+    log(f"{scenario.name}: {count} {pinged.name}s answered in {time.monotonic() - started:.1f} s (not measured)")
+    return [follow(i, body) for i, (_, body) in enumerate(answers)]
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    return {
+        q: round(loadgen.percentile(ordered, p) or 0.0, 2) if ordered else None
+        for q, p in (("p50", 50), ("p90", 90), ("p99", 99))
+    } | {"max": round(ordered[-1], 2) if ordered else None}
+
+
+POST_SALES = """
+    SELECT c.slug, c.cap_day, count(*) FILTER (WHERE s.status = 'sold'), count(*) FILTER (WHERE s.status = 'reserved'),
+           coalesce(sum(s.price) FILTER (WHERE s.status IN ('sold', 'reserved')), 0),
+           (SELECT count(*) FROM exchange_bid b WHERE b.contract_id = c.id AND b.status = 'won')
+    FROM contracts_buyercontract c JOIN exchange_offer o ON o.id = c.offer_id
+    LEFT JOIN exchange_sale s ON s.contract_id = c.id
+    WHERE o.slug = %(offer)s GROUP BY c.id, c.slug, c.cap_day ORDER BY c.slug
+"""
+POST_COUNTERS = """
+    SELECT c.slug, k.period, sum(k.count), sum(k.spend)
+    FROM contracts_capcounter k JOIN contracts_buyercontract c ON c.id = k.contract_id
+    JOIN exchange_offer o ON o.id = c.offer_id WHERE o.slug = %(offer)s GROUP BY 1, 2
+"""
+POST_LEADS = """
+    SELECT l.public_id, l.status FROM leads_lead l JOIN exchange_offer o ON o.id = l.offer_id
+    WHERE o.slug = %(offer)s
+"""
+# Every ledger account of the bench database: cached balance and hold against its entries (all,
+# and those of sale bookings) and against the sales it should reflect.
+POST_ACCOUNTS = """
+    SELECT coalesce(g.slug, 'exchange'), a.kind, a.balance, a.held, a.credit_limit,
+           (SELECT coalesce(sum(e.amount), 0) FROM billing_ledgerentry e WHERE e.account_id = a.id),
+           (SELECT coalesce(sum(e.amount), 0) FROM billing_ledgerentry e
+              JOIN billing_ledgertransaction t ON t.id = e.transaction_id
+              WHERE e.account_id = a.id AND t.kind = 'sale'),
+           CASE a.kind
+             WHEN 'buyer_balance' THEN -(SELECT coalesce(sum(s.price), 0) FROM exchange_sale s
+                                         WHERE s.organization_id = a.organization_id AND s.status = 'sold')
+             WHEN 'seller_payable' THEN (SELECT coalesce(sum(s.payout), 0) FROM exchange_sale s
+                                         WHERE s.seller_id = a.organization_id AND s.status = 'sold')
+             WHEN 'platform_revenue' THEN (SELECT coalesce(sum(s.margin), 0) FROM exchange_sale s
+                                           WHERE s.status = 'sold')
+             ELSE 0 END,
+           (SELECT coalesce(sum(s.price), 0) FROM exchange_sale s
+              WHERE s.organization_id = a.organization_id AND s.status = 'reserved' AND a.kind = 'buyer_balance')
+    FROM billing_ledgeraccount a LEFT JOIN accounts_organization g ON g.id = a.organization_id ORDER BY a.id
+"""
+POST_BOOKINGS = """
+    SELECT (SELECT count(*) FROM exchange_sale WHERE status = 'sold'),
+           (SELECT count(*) FROM billing_ledgertransaction WHERE kind = 'sale'),
+           (SELECT count(*) FROM exchange_sale s WHERE s.status = 'sold' AND NOT EXISTS (
+               SELECT 1 FROM billing_ledgertransaction t WHERE t.idempotency_key = 'sale:' || s.public_id)),
+           (SELECT count(*) FROM exchange_sale s JOIN exchange_bid b ON b.id = s.bid_id
+              WHERE s.status = 'sold' AND b.status <> 'won')
+"""
+POST_DELIVERIES = """
+    SELECT l.public_id, sum(a.latency_ms), count(*) FROM exchange_deliveryattempt a
+    JOIN exchange_sale s ON s.id = a.sale_id JOIN leads_lead l ON l.id = s.lead_id
+    JOIN exchange_offer o ON o.id = s.offer_id WHERE o.slug = %(offer)s GROUP BY 1
+"""
+
+
+def post_read(database_url: str, keyed: list[list[Any]], result: dict[str, Any]) -> dict[str, Any]:
+    """After the post scenario (the server drained): each measured post's time without its
+    delivery (the exchange's own measure of the buyer's answer, stored on the delivery attempt),
+    and whether caps and money are exact — every post answered sold is one sold lead, one sale and
+    one ledger booking; every cap counter is its contract's sales, within its cap; every account's
+    balance is the sum of its entries and the sales it should reflect, no hold left, no buyer
+    below its credit limit. ``keyed``: [lead id, latency ms, measured] of every good answer (a post
+    the generator gave up on may still have been sold: the database is the reference)."""
+    problems: list[str] = []
+    offer = {"offer": POST_OFFER}
+    with psycopg.connect(database_url.replace("pgsql://", "postgresql://", 1), connect_timeout=10) as conn:
+        statuses = dict(conn.execute(POST_LEADS, offer).fetchall())
+        sales = conn.execute(POST_SALES, offer).fetchall()
+        counters = {(slug, period): (count, spend) for slug, period, count, spend in conn.execute(POST_COUNTERS, offer)}
+        accounts = conn.execute(POST_ACCOUNTS).fetchall()
+        sold, booked, unbooked, to_stand_in = conn.execute(POST_BOOKINGS).fetchone() or (0, 0, 0, 0)
+        deliveries = {lead: (float(ms), n) for lead, ms, n in conn.execute(POST_DELIVERIES, offer)}
+    leads = dict(Counter(statuses.values()))
+    not_sold = sum(1 for lead, _, _ in keyed if statuses.get(lead) != "sold")
+    if not_sold:
+        problems.append(f"{not_sold} posts answered sold are not sold leads")
+    if sold != leads.get("sold", 0) or booked != sold or unbooked:
+        problems.append(
+            f"{leads.get('sold', 0)} sold leads, {sold} sales sold, {booked} sale bookings, {unbooked} unbooked"
+        )
+    contracts = []
+    for slug, cap_day, n_sold, n_reserved, spend, won in sales:
+        count, counted = counters.get((slug, "day"), (0, 0))
+        if (count, counted) != (n_sold + n_reserved, spend):
+            problems.append(f"{slug}: counter day {count} / {counted}, its sales {n_sold + n_reserved} / {spend}")
+        if n_reserved:
+            problems.append(f"{slug}: {n_reserved} sales still reserved")
+        if cap_day is not None and n_sold > cap_day:
+            problems.append(f"{slug}: {n_sold} sold past its cap of {cap_day}")
+        contracts.append({"contract": slug, "cap_day": cap_day, "won_at_ping": won, "sold": n_sold})
+    for owner, kind, balance, held, credit, ledger, from_sales, expected, reserved in accounts:
+        if balance != ledger:
+            problems.append(f"{owner} {kind}: balance {balance}, its entries sum to {ledger}")
+        if from_sales != expected:
+            problems.append(f"{owner} {kind}: sale bookings {from_sales}, its sales {expected}")
+        if held != reserved:
+            problems.append(f"{owner} {kind}: held {held}, its reserved sales {reserved}")
+        if kind == "buyer_balance" and balance < -credit:
+            problems.append(f"{owner}: balance {balance} below its credit limit {credit}")
+    lean = next((a for a in accounts if a[0] == "post-lean" and a[1] == "buyer_balance"), None)
+    measured = [(lead, latency) for lead, latency, flag in keyed if flag]
+    missing = sum(1 for lead, _ in measured if lead not in deliveries)
+    if missing:
+        problems.append(f"{missing} measured posts have no delivery stored")
+    delivery_ms = [deliveries[lead][0] for lead, _ in measured if lead in deliveries]
+    own = _percentiles([latency - deliveries[lead][0] for lead, latency in measured if lead in deliveries])
+    clean = not (problems or result["errors"] or result["non_200"] or result["bad_answers"])
+    attempts = sum(n for _, n in deliveries.values())
+    return {
+        "answered_sold": len(keyed),
+        "leads": leads,
+        "sold": sold,
+        "booked": booked,
+        "sold_to_a_stand_in": to_stand_in,
+        "contracts": contracts,
+        "lean_balance": None if lean is None else str(lean[2]),
+        "delivery_ms": _percentiles(delivery_ms),
+        "post_minus_delivery_ms": own,
+        "deliveries_per_post": round(attempts / len(deliveries), 2) if deliveries else None,
+        "exact": not problems,
+        "problems": problems[:20],
+        "target_met": clean and own["p99"] is not None and own["p99"] <= TARGET_POST_P99_MS,
+    }
+
+
+def post_lines(report: dict[str, Any]) -> list[str]:
+    post = report.get("post")
+    result = next((r for r in report["results"] if r["scenario"] == POST), None)
+    if not post or result is None:
+        return []
+    own, delivery = post["post_minus_delivery_ms"], post["delivery_ms"]
+    hello = next((r for r in report["results"] if r["scenario"] == BASELINE), None)
+    cpu = (result.get("cpu") or {}).get("gunicorn_ms_per_request")
+    base_cpu = ((hello or {}).get("cpu") or {}).get("gunicorn_ms_per_request")
+    met = {True: "met", False: "**NOT met**"}
+    seen = result["latency_ms"]
+    lines = [
+        "Market `tests/bench/market_post.yaml`: the pings were answered before the run (not measured); each "
+        "post is delivered to its buyer's endpoint (`tests/bench/buyers.py`), which accepts at once",
+        f"{POST} ({result['offered_rate']:g}/s): p50 {seen['p50']} ms, p99 {seen['p99']} ms as the seller sees it; "
+        f"the buyer's delivery as the exchange measured it p50 {delivery['p50']} ms, "
+        f"p99 {delivery['p99']} ms; **each post less its own delivery: p50 {own['p50']} ms, p99 {own['p99']} ms** "
+        f"(target p99 ≤ {TARGET_POST_P99_MS} ms: {met[bool(post['target_met'])]})",
+    ]
+    if cpu is not None:
+        lines.append(
+            f"{POST}: gunicorn {cpu:g} ms of CPU per post"
+            + (f", {cpu / base_cpu:.1f}× {BASELINE}'s {base_cpu:g} ms in the same run" if base_cpu else "")
+        )
+    lines.append(
+        f"After the run: {post['answered_sold']} posts answered sold; the leads stored {post['leads']}, "
+        f"{post['sold']} sales sold and {post['booked']} sale bookings; "
+        f"{post['sold_to_a_stand_in']} sold to a stand-in bid after the winner was refused; "
+        + ", ".join(
+            f"{c['contract']} won {c['won_at_ping']} at ping, sold {c['sold']}"
+            + (f" (cap {c['cap_day']} a day)" if c["cap_day"] and c["cap_day"] < 1000 else "")
+            for c in post["contracts"]
+            if c["contract"] in ("post-capped-c", "post-lean-c")
+        )
+        + f" (post-lean's balance now {post['lean_balance']})"
+    )
+    lines.append(
+        "Caps and money: **exact** (cap counters = sales, balances = ledger entries = sales, no hold left, "
+        "no buyer under its credit limit)"
+        if post["exact"]
+        else "Caps and money: **NOT exact**: " + "; ".join(post["problems"])
+    )
+    return lines
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -731,7 +938,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{p['seconds']:g} s measured after {p['warmup']:g} s warmup per scenario, at most "
         f"{p['max_in_flight']} requests in flight over {p['connections']} connections",
         "- **The load generator, gunicorn, PostgreSQL, Redis"
-        + (" and the simulated RTB buyers" if report.get("rtb") else "")
+        + (" and the simulated buyers" if report.get("rtb") or report.get("post") else "")
         + f" share the machine's {m['nproc']} CPUs.**"
         + (
             f" The generator and the buyers run at nice {EXTERNALS_NICE} (`--externals-first`), ahead of the "
@@ -745,6 +952,12 @@ def markdown(report: dict[str, Any]) -> str:
             "; `tests/bench/market_rtb.yaml` (ping-rtb, ping-tree) — one offer, 25 internally priced "
             "contracts and 5 RTB buyers, one seller"
             if report.get("rtb")
+            else ""
+        )
+        + (
+            "; `tests/bench/market_post.yaml` (post) — one offer, 8 buyers whose contracts are delivered to their "
+            "endpoints, one seller"
+            if report.get("post")
             else ""
         ),
         "",
@@ -769,6 +982,9 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("rtb"):
         lines += ["", "## RTB: the parallel fan-out against the sequential ping tree", ""]
         lines += [f"- {line}" for line in rtb_lines(report)]
+    if report.get("post"):
+        lines += ["", "## The post: its own time, and caps and money after the run", ""]
+        lines += [f"- {line}" for line in post_lines(report)]
     return "\n".join(lines) + "\n"
 
 
@@ -816,6 +1032,11 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=None, help="hard limit for the whole run, seconds")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where the report goes")
     parser.add_argument("--name", default="latest", help="the report's file name: NAME.json and NAME.md")
+    parser.add_argument(
+        "--database",
+        default=BENCH_DB,
+        help=f"the bench database's name on DATABASE_URL's server, dropped and created again (default {BENCH_DB})",
+    )
     return parser.parse_args(argv)
 
 
@@ -838,7 +1059,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.externals_first:
         os.setpriority(os.PRIO_PROCESS, 0, EXTERNALS_NICE)  # this process: the load generator
 
-    database_url = with_database(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL, BENCH_DB)
+    database_url = with_database(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL, args.database)
     redis_url = with_redis_db(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, BENCH_REDIS_DB)
     env = {
         **os.environ,
@@ -857,22 +1078,24 @@ def main(argv: list[str] | None = None) -> int:
     buyers_url = ""
     rtb_market: dict[str, Any] | None = None
     rtb_pings: dict[str, Any] | None = None
+    post: dict[str, Any] | None = None
     started = time.monotonic()
     load_before = os.getloadavg()
     try:
-        log(f"database {BENCH_DB} (recreated), Redis db {BENCH_REDIS_DB} (flushed)")
+        log(f"database {args.database} (recreated), Redis db {BENCH_REDIS_DB} (flushed)")
         pg_version = database_recreate(database_url)
         redis_version = redis_flush(redis_url)
         manage(env, "migrate", "--noinput", "-v0", timeout=300)
-        if any(s.buyers for s, _ in chosen):
+        templates = {s.market for s, _ in chosen if s.buyers}  # market files naming the buyers' URL
+        if templates:
             buyers_url = f"http://127.0.0.1:{free_port()}"
-            log(f"simulated RTB buyers on {buyers_url} ({BUYER_LATENCY_MS:g} ms), log {buyers_log}")
+            log(f"simulated buyers on {buyers_url} (RTB {BUYER_LATENCY_MS:g} ms, deliveries at once), log {buyers_log}")
             buyers = buyers_start(int(buyers_url.rsplit(":", 1)[1]), buyers_log)
             if args.externals_first:
                 os.setpriority(os.PRIO_PROCESS, buyers.pid, EXTERNALS_NICE)
             buyers_wait(buyers, buyers_url, buyers_log)
         for market in dict.fromkeys(s.market for s, _ in chosen if s.market is not None):
-            path = market_render(market, buyers_url, args.out) if market == MARKET_RTB else market
+            path = market_render(market, buyers_url, args.out) if market in templates else market
             if market == MARKET_RTB:
                 rtb_market = market_timeouts(path)
             loaded = json.loads(manage(env, "load_market", str(path), timeout=120))
@@ -896,10 +1119,13 @@ def main(argv: list[str] | None = None) -> int:
             return groups
 
         def activity() -> float:
-            """gunicorn's CPU seconds so far, plus the bid requests the buyers have had."""
+            """gunicorn's CPU seconds so far, plus the bid requests and deliveries the buyers have had."""
             assert server is not None
             cpu = sum(_process_cpu(pid) for pid in [server.pid, *_children(server.pid)])
-            return cpu + (buyers_stats(buyers_url)["total"] if buyers is not None else 0)
+            if buyers is None:
+                return cpu
+            stats = buyers_stats(buyers_url)
+            return cpu + stats["total"] + sum(stats["deliveries"].values())
 
         results = []
         for scenario, rate in chosen:
@@ -911,11 +1137,17 @@ def main(argv: list[str] | None = None) -> int:
                 connections=args.connections,
                 request_timeout=args.request_timeout,
             )
+            bodies = None
+            if scenario.pinged is not None:
+                bodies = follow_ups(base_url, scenario, loadgen.request_count(spec))
+                server_settle(base_url, activity)
             log(f"{scenario.name}: {rate:g}/s to {scenario.path} for {args.warmup:g} + {args.seconds:g} s")
             if buyers is not None:
                 buyers_stats(buyers_url, reset=True)
             cpu_before = cpu_snapshot(cpu_groups())
-            result = uvloop.run(asyncio.wait_for(loadgen.run(base_url, scenario, spec), timeout=per_scenario + 10))
+            result = uvloop.run(
+                asyncio.wait_for(loadgen.run(base_url, scenario, spec, bodies=bodies), timeout=per_scenario + 10)
+            )
             result["cpu"] = cpu = cpu_used(cpu_before, cpu_snapshot(cpu_groups()))
             sent = math.ceil(rate * (args.warmup + args.seconds)) - result["error_kinds"].get("dropped", 0)
             if cpu and sent:
@@ -936,6 +1168,8 @@ def main(argv: list[str] | None = None) -> int:
                 stats = buyers_stats(buyers_url)
                 stats["per_request"] = round(stats["total"] / sent, 2) if sent else None
                 result["buyers"] = stats
+            if scenario.name == POST:
+                post = post_read(database_url, result.pop("keyed"), result)
             results.append(result)
             time.sleep(1)  # let the server settle between scenarios
         if rtb_market is not None and any(s.name == RTB for s, _ in chosen):
@@ -974,13 +1208,14 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "externals_first": args.externals_first,
             "worker_class": "gthread",
-            "database": BENCH_DB,
+            "database": args.database,
             "redis_db": BENCH_REDIS_DB,
         },
         "results": results,
         "ratios_to_baseline": ratios(results),
         "rtb": rtb_summary(results, rtb_market) if rtb_market is not None else None,
         "rtb_pings": rtb_pings,
+        "post": post,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
     json_path, md_path = args.out / f"{args.name}.json", args.out / f"{args.name}.md"
@@ -991,7 +1226,7 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         if result.get("cpu"):
             print(f"{result['scenario']} CPU: {cpu_text(result['cpu'])}")
-    for line in ratio_lines(report) + rtb_lines(report):
+    for line in ratio_lines(report) + rtb_lines(report) + post_lines(report):
         print(line.replace("**", ""))
     print(f"\n{report['machine']['nproc']} CPUs shared by the generator, gunicorn, PostgreSQL, Redis and the buyers.")
     print(f"Written: {json_path}, {md_path} ({report['wall_seconds']} s)")

@@ -9,17 +9,27 @@ their base URL. The generator calls ``body(i)`` for the i-th request of a run, a
 else a short label, counted in the report as a bad answer. ``tally(body)``, when given, labels
 a good answer (who won, say); the report counts the labels.
 
-Pure Python, no Django: the load generator process imports this module.
+A scenario can follow another up, one request for one: the ``post`` of a ping. ``run.py`` then
+sends the ``pinged`` scenario's requests first, outside the measured run (neither their time nor
+their CPU counts), and ``follow(i, answer)`` makes the i-th request from the i-th answer.
+``answer_key(body)`` names a good answer (a lead's id), so the report can match each request with
+what the server stored about it.
+
+Pure Python, no Django: the load generator process imports this module (and ``core.pii``, which
+is Django-free).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from core.pii import example_phone
 
 HERE = Path(__file__).resolve().parent
 MARKET = HERE / "market.yaml"
@@ -30,6 +40,11 @@ MARKET_RTB = HERE / "market_rtb.yaml"
 RTB_SELLER_KEY = "gvl_bench_rtb_seller_00000000"
 RTB_CAMPAIGN = "cmp_bench_rtb"
 BUYER_LATENCY_MS = 50.0  # how long each simulated RTB buyer takes to answer
+# The post's market (a template too: its buyers take deliveries at the simulated buyers' URL).
+MARKET_POST = HERE / "market_post.yaml"
+POST_SELLER_KEY = "gvl_bench_post_seller_0000000"
+POST_CAMPAIGN = "cmp_bench_post"
+POST_OFFER = "bench-post"
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,9 @@ class Scenario:
     description: str = ""
     buyers: bool = False  # needs the simulated RTB buyers (and its market file is a template)
     tally: Callable[[bytes], str] | None = None
+    pinged: Scenario | None = None  # sent first, unmeasured: this scenario follows its answers up
+    follow: Callable[[int, bytes], bytes] | None = None
+    answer_key: Callable[[bytes], str] | None = None
 
 
 # --- the baseline --------------------------------------------------------------------------------
@@ -68,14 +86,18 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _lead(i: int) -> dict[str, object]:
+    """The i-th lead's ping fields: state, zip and age spread over the market's filters."""
+    return {"state": STATES[i % len(STATES)], "zip": f"{10000 + (i * 7919) % 89999:05d}", "age": 18 + (i * 13) % 63}
+
+
 def ping_body(i: int, *, campaign: str = CAMPAIGN, consumer: str = "bench.consumer") -> bytes:
     """The i-th ping: a new consumer each time (new hashes, so neither the repeat-ping answer nor
     dedup short-cuts the auction), with state, zip and age spread over the market's filters."""
-    state = STATES[i % len(STATES)]
     return json.dumps(
         {
             "campaign": campaign,
-            "lead": {"state": state, "zip": f"{10000 + (i * 7919) % 89999:05d}", "age": 18 + (i * 13) % 63},
+            "lead": _lead(i),
             "consumer": {
                 "email_sha256": _sha(f"{consumer}.{i}@example.com"),
                 "phone_sha256": _sha(f"+1{2015550000 + i}"),
@@ -130,6 +152,81 @@ def ping_tree_tally(body: bytes) -> str:
     )
 
 
+# --- the post: a lead sold to the winner of its ping ------------------------------------------------
+
+# The consumers of posts need real contacts, each a valid phone: core.pii's fictional numbers.
+POST_CONSUMERS = 10_000
+
+
+def _post_contact(i: int) -> tuple[str, str]:
+    if i >= POST_CONSUMERS:
+        raise ValueError(f"the post scenario has {POST_CONSUMERS} consumers: lower its rate or duration")
+    return f"bench.post.{i}@example.com", example_phone(i)
+
+
+def post_ping_body(i: int) -> bytes:
+    """The ping of the i-th post: the consumer's email and phone hashed as the exchange hashes them
+    (normalized: lower-case, E.164)."""
+    email, phone = _post_contact(i)
+    return json.dumps(
+        {
+            "campaign": POST_CAMPAIGN,
+            "lead": _lead(i),
+            "consumer": {"email_sha256": _sha(email), "phone_sha256": _sha(phone)},
+            "tracking": {"sub_id1": f"bench-{i % 10}"},
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def post_body(i: int, ping_answer: bytes) -> bytes:
+    """The i-th post: the whole lead of the ping answered by ``ping_answer``, with its consent."""
+    email, phone = _post_contact(i)
+    return json.dumps(
+        {
+            "ping_id": json.loads(ping_answer)["ping_id"],
+            "lead": {**_lead(i), "email": email, "phone": phone},
+            "consent": {"text": "I agree to be contacted.", "captured_at": _now(), "ip": "203.0.113.9"},
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _made_from_pings(i: int) -> bytes:
+    raise RuntimeError("a post's body is made from its ping's answer (Scenario.follow)")
+
+
+def post_check(status: int, body: bytes) -> str | None:
+    if status != 200:
+        return None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return "not_json"
+    if answer.get("status") != "sold":
+        return f"status_{answer.get('status')}:{answer.get('reason')}"
+    return None
+
+
+def lead_id_of(body: bytes) -> str:
+    return str(json.loads(body)["lead_id"])
+
+
+POST_PING = Scenario(
+    name="post-ping",
+    path="/api/v1/ping",
+    body=post_ping_body,
+    check=ping_check,
+    headers={"Authorization": f"Bearer {POST_SELLER_KEY}"},
+    market=MARKET_POST,
+    buyers=True,
+    description="the pings the post scenario posts (sent before it, not measured)",
+)
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -173,6 +270,22 @@ SCENARIOS: dict[str, Scenario] = {
             description=(
                 "the sequential baseline: the same 30 contracts of the RTB market evaluated one after "
                 "another, each RTB buyer asked with a blocking POST; best bid returned, nothing stored"
+            ),
+        ),
+        Scenario(
+            name="post",
+            path="/api/v1/post",
+            body=_made_from_pings,
+            check=post_check,
+            headers={"Authorization": f"Bearer {POST_SELLER_KEY}"},
+            market=MARKET_POST,
+            buyers=True,
+            pinged=POST_PING,
+            follow=post_body,
+            answer_key=lead_id_of,
+            description=(
+                "POST /api/v1/post of a lead pinged beforehand: exclusive, sold to one of 8 buyers whose "
+                "endpoint (the simulated buyers) takes the delivery at once; one capped, one short of funds"
             ),
         ),
     )
