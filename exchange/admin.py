@@ -198,7 +198,7 @@ class PingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
                     "organization"
                 )
             }
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for step in steps:
             if "contract" not in step:  # contracts the offer's index left out, counted by reason
                 rows.append((f"{step.get('contracts')} other contracts", "—", step.get("reason") or "—", "—", "—"))
