@@ -513,3 +513,18 @@ def test_the_blocked_organization_choosers_list_only_that_side(market, operator)
         response = operator.get(change_url(obj))
         choices = {o.pk for o in response.context["adminform"].form.fields[field].queryset}
         assert choices == expected, field
+
+
+def test_the_ping_page_counts_the_contracts_the_index_left_out(operator):
+    load(
+        buyer("acme", "30.00"),
+        buyer("texan", "40.00", filters={"field": "state", "op": "eq", "value": "TX"}),
+        buyer("nevadan", "40.00", filters={"field": "state", "op": "in", "value": ["NV", "TX"]}),
+    )
+    answer = client().post("/api/v1/ping", ping_body(1), format="json").json()  # a Californian lead
+    with market_scope():
+        ping_row = Ping.objects.get(public_id=answer["ping_id"])
+    page = operator.get(change_url(ping_row)).content.decode()
+
+    assert "ctr_acme" in page and "ctr_texan" not in page and "ctr_nevadan" not in page
+    assert "<td>2 other contracts</td><td>—</td><td>filtered:state</td>" in page
