@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -82,8 +83,24 @@ _CODES = {
 }
 
 
+# The database could not be reached (restarting, failing over) or gave a statement up (a deadlock,
+# a timeout): a moment's fault, which the same request is likely to get past shortly.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+UNAVAILABLE_MESSAGE = (
+    "The exchange could not reach its database for a moment; retry shortly. A post retried after this "
+    "answer is answered ping_already_posted if the first was taken: look the lead up then."
+)
+RETRY_AFTER_S = "1"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's exception handler, answering every error in the one format."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        logger.warning("database unavailable: %s", exc)
+        set_rollback()
+        return Response(
+            error_body("unavailable", UNAVAILABLE_MESSAGE), status=503, headers={"Retry-After": RETRY_AFTER_S}
+        )
     if isinstance(exc, ExchangeError):
         set_rollback()
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
@@ -121,6 +138,11 @@ def api_not_found(request: HttpRequest, exception: Exception | None = None) -> J
     return JsonResponse(error_body("not_found", "Not found."), status=404)
 
 
-def api_server_error(request: HttpRequest) -> JsonResponse:
+def api_server_error(request: HttpRequest, exc: BaseException | None = None) -> JsonResponse:
+    """The answer to an error no view handled (``exc``, when the caller knows it)."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        response = JsonResponse(error_body("unavailable", UNAVAILABLE_MESSAGE), status=503)
+        response["Retry-After"] = RETRY_AFTER_S
+        return response
     logger.error("unhandled error on %s", request.path)
     return JsonResponse(error_body("server_error", "Something went wrong on our side; it has been logged."), status=500)
