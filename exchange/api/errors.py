@@ -86,10 +86,7 @@ _CODES = {
 # The database could not be reached (restarting, failing over) or gave a statement up (a deadlock,
 # a timeout): a moment's fault, which the same request is likely to get past shortly.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
-UNAVAILABLE_MESSAGE = (
-    "The exchange could not reach its database for a moment; retry shortly. A post retried after this "
-    "answer is answered ping_already_posted if the first was taken: look the lead up then."
-)
+UNAVAILABLE_MESSAGE = "The exchange could not reach its database for a moment; retry shortly."
 RETRY_AFTER_S = "1"
 
 
