@@ -201,7 +201,9 @@ class PingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
         rows: list[tuple[object, ...]] = []
         for step in steps:
             if "contract" not in step:  # contracts the offer's index left out, counted by reason
-                rows.append((f"{step.get('contracts')} other contracts", "—", step.get("reason") or "—", "—", "—"))
+                count = step.get("contracts")
+                label = f"{count} other contract{'' if count == 1 else 's'} (not looked at)"
+                rows.append((label, "—", step.get("reason") or "—", "—", "—"))
                 continue
             contract = contracts.get(str(step.get("contract")))
             latency = step.get("latency_ms")

@@ -527,4 +527,4 @@ def test_the_ping_page_counts_the_contracts_the_index_left_out(operator):
     page = operator.get(change_url(ping_row)).content.decode()
 
     assert "ctr_acme" in page and "ctr_texan" not in page and "ctr_nevadan" not in page
-    assert "<td>2 other contracts</td><td>—</td><td>filtered:state</td>" in page
+    assert "<td>2 other contracts (not looked at)</td><td>—</td><td>filtered:state</td>" in page
