@@ -15,7 +15,7 @@ query counts, logging and error translation are unchanged.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -86,9 +86,12 @@ def ping_facts_buyer_postgres(*, after_id: int, upto_id: int, hours: Hours | Non
         return list(cursor.fetchall())
 
 
-def ping_facts_buyer_portable(*, after_id: int, upto_id: int, hours: Hours | None) -> list[tuple[Any, ...]]:
-    """Any database (SQLite, the embedded default): the pings' waterfalls read through the ORM
-    and their steps summed here, a few thousand pings at a time (the demo's volumes are small)."""
+def _contract_steps(
+    *, after_id: int, upto_id: int, hours: Hours | None, columns: tuple[str, ...]
+) -> Iterator[tuple[list[Any], datetime, tuple[int, int], dict[str, Any]]]:
+    """Any database (SQLite, the embedded default): every step of the pings' waterfalls that names
+    a known contract — the ping's ``columns``, its UTC hour, the contract's (buyer, id) and the
+    step — read through the ORM a few thousand pings at a time (the demo's volumes are small)."""
     pings = Ping.objects.filter(id__gt=after_id, id__lte=upto_id)
     if hours is not None:
         pings = pings.filter(hours_q("created_at", hours))
@@ -96,26 +99,32 @@ def ping_facts_buyer_portable(*, after_id: int, upto_id: int, hours: Hours | Non
         public_id: (org, pk)
         for public_id, org, pk in BuyerContract.objects.values_list("public_id", "organization_id", "id")
     }
-    sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    columns = ("created_at", "organization_id", "offer_id", "campaign_id", "test", "waterfall")
-    for created_at, seller, offer, campaign, test, waterfall in (
-        pings.order_by().values_list(*columns).iterator(chunk_size=2000)
-    ):
+    rows = pings.order_by().values_list("created_at", "waterfall", *columns).iterator(chunk_size=2000)
+    for created_at, waterfall, *values in rows:
         if not isinstance(waterfall, list):
             continue
         hour = created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         for step in waterfall:
             name = step.get("contract") if isinstance(step, dict) else None
             contract = contracts.get(name) if isinstance(name, str) else None
-            if contract is None:
-                continue
-            reason = step.get("reason")
-            row = sums[(hour, seller, offer, campaign, *contract, test)]
-            row[0] += 1
-            row[1] += reason in BIDS
-            row[2] += reason in WINS
-            row[3] += reason in TIMEOUTS
-            row[4] += reason in ERRORS
+            if contract is not None:
+                yield values, hour, contract, step
+
+
+def ping_facts_buyer_portable(*, after_id: int, upto_id: int, hours: Hours | None) -> list[tuple[Any, ...]]:
+    """Any database: the pings' waterfall steps summed here (:func:`_contract_steps`)."""
+    sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    columns = ("organization_id", "offer_id", "campaign_id", "test")
+    for (seller, offer, campaign, test), hour, contract, step in _contract_steps(
+        after_id=after_id, upto_id=upto_id, hours=hours, columns=columns
+    ):
+        reason = step.get("reason")
+        row = sums[(hour, seller, offer, campaign, *contract, test)]
+        row[0] += 1
+        row[1] += reason in BIDS
+        row[2] += reason in WINS
+        row[3] += reason in TIMEOUTS
+        row[4] += reason in ERRORS
     return [(*key, *figures) for key, figures in sums.items()]
 
 
@@ -141,29 +150,14 @@ def ping_reason_facts_postgres(*, after_id: int, upto_id: int, hours: Hours | No
 
 
 def ping_reason_facts_portable(*, after_id: int, upto_id: int, hours: Hours | None) -> list[tuple[Any, ...]]:
-    """Any database: the same counts, the waterfalls read through the ORM and counted here."""
-    pings = Ping.objects.filter(id__gt=after_id, id__lte=upto_id)
-    if hours is not None:
-        pings = pings.filter(hours_q("created_at", hours))
-    contracts = {
-        public_id: (org, pk)
-        for public_id, org, pk in BuyerContract.objects.values_list("public_id", "organization_id", "id")
-    }
+    """Any database: the same counts, the waterfalls' steps counted here (:func:`_contract_steps`)."""
     counts: dict[tuple[Any, ...], int] = defaultdict(int)
-    for created_at, test, waterfall in (
-        pings.order_by().values_list("created_at", "test", "waterfall").iterator(chunk_size=2000)
+    for (test,), hour, contract, step in _contract_steps(
+        after_id=after_id, upto_id=upto_id, hours=hours, columns=("test",)
     ):
-        if not isinstance(waterfall, list):
-            continue
-        hour = created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        for step in waterfall:
-            name = step.get("contract") if isinstance(step, dict) else None
-            contract = contracts.get(name) if isinstance(name, str) else None
-            if contract is None:
-                continue
-            reason = step.get("reason")
-            reason = (reason if isinstance(reason, str) and reason else "unknown")[:64]
-            counts[(hour, *contract, test, reason)] += 1
+        reason = step.get("reason")
+        reason = (reason if isinstance(reason, str) and reason else "unknown")[:64]
+        counts[(hour, *contract, test, reason)] += 1
     return [(*key, count) for key, count in counts.items()]
 
 

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.services import api_key_create
 from accounts.tenancy import market_scope
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from exchange import sql
 from exchange.models import Ping, Sale
 from exchange.returns.services import return_decide, return_request
 from exchange.services.retention import pings_prune
@@ -163,7 +165,7 @@ def test_buyer_report_equals_the_ledger_and_the_waterfalls(trade: dict[str, str]
     report = _report(B1_REPORTS, **DAY, group_by="contract")
 
     with market_scope():
-        steps = [s for p in Ping.objects.all() for s in p.waterfall if s["contract"] == "ctr_b1"]
+        steps = [s for p in Ping.objects.all() for s in p.waterfall if s.get("contract") == "ctr_b1"]
     assert report["rows"] == [
         {
             "contract": "ctr_b1",
@@ -314,3 +316,23 @@ def test_pings_prune_keeps_what_a_lead_or_sale_refers_to(trade: dict[str, str]) 
     before = _report(SELLER_REPORTS, **DAY)["totals"]
     _fold()
     assert _report(SELLER_REPORTS, **DAY)["totals"] == before  # the rollups keep its figures
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="compares the two dialects' reads")
+def test_the_portable_waterfall_reads_give_what_postgresql_gives(trade: dict[str, str]) -> None:
+    """The embedded default's fold (exchange.sql, ORM and Python) and PostgreSQL's (one statement
+    each) count the same steps — a waterfall's count of contracts the index left out included."""
+    load(buyer("texan", "30.00", filters={"field": "state", "op": "eq", "value": "TX"}))
+    answer = ping(5)  # a Californian lead: texan is left out by the offer's index
+    with market_scope():
+        assert Ping.objects.get(public_id=answer["ping_id"]).waterfall[-1] == {
+            "reason": "filtered:state",
+            "contracts": 1,
+        }
+        for postgres, portable in [
+            (sql.ping_facts_buyer_postgres, sql.ping_facts_buyer_portable),
+            (sql.ping_reason_facts_postgres, sql.ping_reason_facts_portable),
+        ]:
+            rows = postgres(after_id=0, upto_id=2**62, hours=None)
+            assert len(rows) >= 3
+            assert sorted(portable(after_id=0, upto_id=2**62, hours=None)) == sorted(rows)
