@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.pii import example_phone
 
@@ -91,32 +92,43 @@ def _lead(i: int) -> dict[str, object]:
     return {"state": STATES[i % len(STATES)], "zip": f"{10000 + (i * 7919) % 89999:05d}", "age": 18 + (i * 13) % 63}
 
 
-def ping_body(i: int, *, campaign: str = CAMPAIGN, consumer: str = "bench.consumer") -> bytes:
-    """The i-th ping: a new consumer each time (new hashes, so neither the repeat-ping answer nor
-    dedup short-cuts the auction), with state, zip and age spread over the market's filters."""
+def _ping_json(i: int, campaign: str, email: str, phone: str) -> bytes:
+    """The i-th ping of a consumer known by ``email`` and ``phone`` (hashed as the exchange hashes them)."""
     return json.dumps(
         {
             "campaign": campaign,
             "lead": _lead(i),
-            "consumer": {
-                "email_sha256": _sha(f"{consumer}.{i}@example.com"),
-                "phone_sha256": _sha(f"+1{2015550000 + i}"),
-            },
+            "consumer": {"email_sha256": _sha(email), "phone_sha256": _sha(phone)},
             "tracking": {"sub_id1": f"bench-{i % 10}"},
         },
         separators=(",", ":"),
     ).encode()
 
 
-def ping_check(status: int, body: bytes) -> str | None:
+def ping_body(i: int, *, campaign: str = CAMPAIGN, consumer: str = "bench.consumer") -> bytes:
+    """The i-th ping: a new consumer each time (new hashes, so neither the repeat-ping answer nor
+    dedup short-cuts the auction), with state, zip and age spread over the market's filters."""
+    return _ping_json(i, campaign, f"{consumer}.{i}@example.com", f"+1{2015550000 + i}")
+
+
+def _answer_problem(status: int, body: bytes, expected: str) -> tuple[dict[str, Any], str | None]:
+    """The answer, and what is wrong with it (None: a 200 whose ``status`` is ``expected``; a
+    non-200 is counted as such already)."""
     if status != 200:
-        return None
+        return {}, None
     try:
         answer = json.loads(body)
     except ValueError:
-        return "not_json"
-    if answer.get("status") != "accepted":
-        return f"status_{answer.get('status')}:{answer.get('reason')}"
+        return {}, "not_json"
+    if answer.get("status") != expected:
+        return answer, f"status_{answer.get('status')}:{answer.get('reason')}"
+    return answer, None
+
+
+def ping_check(status: int, body: bytes) -> str | None:
+    answer, problem = _answer_problem(status, body, "accepted")
+    if problem is not None or not answer:
+        return problem
     if not answer.get("ping_id", "").startswith("png_") or len(answer.get("bids") or []) != 1:
         return "malformed_answer"
     return None
@@ -167,16 +179,7 @@ def _post_contact(i: int) -> tuple[str, str]:
 def post_ping_body(i: int) -> bytes:
     """The ping of the i-th post: the consumer's email and phone hashed as the exchange hashes them
     (normalized: lower-case, E.164)."""
-    email, phone = _post_contact(i)
-    return json.dumps(
-        {
-            "campaign": POST_CAMPAIGN,
-            "lead": _lead(i),
-            "consumer": {"email_sha256": _sha(email), "phone_sha256": _sha(phone)},
-            "tracking": {"sub_id1": f"bench-{i % 10}"},
-        },
-        separators=(",", ":"),
-    ).encode()
+    return _ping_json(i, POST_CAMPAIGN, *_post_contact(i))
 
 
 def post_body(i: int, ping_answer: bytes) -> bytes:
@@ -201,15 +204,7 @@ def _made_from_pings(i: int) -> bytes:
 
 
 def post_check(status: int, body: bytes) -> str | None:
-    if status != 200:
-        return None
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return "not_json"
-    if answer.get("status") != "sold":
-        return f"status_{answer.get('status')}:{answer.get('reason')}"
-    return None
+    return _answer_problem(status, body, "sold")[1]
 
 
 def lead_id_of(body: bytes) -> str:
