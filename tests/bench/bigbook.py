@@ -24,6 +24,7 @@ Writes ``tests/bench/results/bigbook.md`` and ``docs/img/bigbook.svg`` (CPU agai
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.bench.ablation import world  # noqa: E402
+from tests.bench.scenarios import _sha  # noqa: E402
 
 DATABASE = "gavel_bigbook"
 REDIS_DB = 8
@@ -98,10 +100,6 @@ def _books(sizes: list[int]) -> dict[int, str]:
 
 
 def _ping(i: int, campaign: str) -> bytes:
-    import json
-
-    from tests.bench.scenarios import _sha
-
     group = (i * 7) % GROUPS
     lead = {"state": STATES[group], "zip": _zips(group)[i % 10], "age": 18 + (i * 13) % 63}
     consumer = {"email_sha256": _sha(f"big.{i}@example.com"), "phone_sha256": _sha(f"+1{3015550000 + i}")}
