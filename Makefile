@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/gavel
 export REDIS_URL_TEST ?= redis://127.0.0.1:6379/15
+# pytest-xdist workers, each with its own PostgreSQL test database and Redis database (tests/settings.py).
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint audit bench bench-reports bench-bigbook services clean
 
@@ -38,7 +40,10 @@ test: install services
 	$(BIN)/lint-imports
 	$(DEPLOY_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python manage.py makemigrations --check --dry-run -v0 --settings=tests.settings
-	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/pytest -q $(PYTEST_ARGS)
+	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile \
+	  --ignore=tests/test_schemathesis.py $(PYTEST_ARGS)
+	@# Schemathesis names its cases (one per API operation) with one test id, which xdist would run once.
+	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/pytest -q -p no:xdist tests/test_schemathesis.py
 
 services:
 	@bash .ci/services

@@ -122,6 +122,16 @@ def _fresh_cache():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _warm_process():
+    """What a web process loads before it serves (exchange.startup): the quality score's offline
+    data takes about a second, which the first ping of a cold test process would spend out of its
+    buyers' time (an RTB buyer would time out), whichever test happens to come first."""
+    from leads.scoring import scoring_warm
+
+    scoring_warm()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _no_stray_sessions(django_db_setup, django_db_blocker):
     """Live servers, worker processes and test threads may leave a PostgreSQL session open at the
     very end; end them so the test database can be dropped."""
