@@ -20,19 +20,20 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db import transaction
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
-from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
 
 from accounts.models import Membership, Organization
 from accounts.roles import role_require
 from accounts.tenancy import market_scope
 from billing.models import AVAILABLE_FUNDS, LedgerAccount, LedgerEntry, LedgerTransaction, ReconciliationRun
+from billing.sql import accounts_read, balance_move, funds_held, funds_unheld, low_balance_fallen
 from core.audit import audit_record
 from core.hooks import event_emit, holds_expected
 from core.money import ZERO, MoneyField, money_str, to_money
+from core.sql import model_insert, sql_rows
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +53,24 @@ def account_get(*, organization: Organization | None, kind: str) -> LedgerAccoun
     return account
 
 
-def accounts_get(wanted: Sequence[tuple[int | None, str]]) -> list[LedgerAccount]:
+@dataclass(frozen=True)
+class AccountRef:
+    """A ledger account as a booking names it: its id and owner (a :class:`LedgerAccount` does too)."""
+
+    pk: int
+    organization_id: int | None
+
+
+def accounts_get(wanted: Sequence[tuple[int | None, str]]) -> list[AccountRef]:
     """The accounts for these (organization id, kind) pairs, in order, created where missing;
-    one query when they all exist."""
-    match = Q()
-    for organization_id, kind in wanted:
-        match |= Q(organization_id=organization_id, kind=kind)
-    with market_scope():
-        found = {(a.organization_id, a.kind): a for a in LedgerAccount.objects.filter(match)}
-        for organization_id, kind in wanted:
-            if (organization_id, kind) not in found:
+    one statement when they all exist."""
+    found = {(owner, kind): AccountRef(pk, owner) for pk, owner, kind in sql_rows(*accounts_read(wanted))}
+    for owner, kind in wanted:
+        if (owner, kind) not in found:
+            with market_scope():
                 # None is the exchange's own account: the stubs do not know the FK is nullable.
-                found[(organization_id, kind)], _ = LedgerAccount.objects.get_or_create(
-                    organization_id=organization_id,  # type: ignore[misc]
-                    kind=kind,
-                )
+                account, _ = LedgerAccount.objects.get_or_create(organization_id=owner, kind=kind)  # type: ignore[misc]
+            found[(owner, kind)] = AccountRef(account.pk, owner)
     return [found[pair] for pair in wanted]
 
 
@@ -81,7 +85,7 @@ def ledger_book(
     *,
     kind: str,
     idempotency_key: str,
-    lines: Sequence[tuple[LedgerAccount, Decimal]],
+    lines: Sequence[tuple[LedgerAccount | AccountRef, Decimal]],
     memo: str = "",
     reference: str = "",
     holds_settled: Mapping[int, Decimal] | None = None,
@@ -105,23 +109,20 @@ def ledger_book(
         moves[account.pk] = moves.get(account.pk, ZERO) + amount
     settled = holds_settled or {}
     with market_scope(), transaction.atomic(savepoint=False):
-        try:
-            # The key's unique index decides: a repeat (rare: a retry) fails this insert and gets
-            # the first booking, so the common path does not look the key up first.
-            with transaction.atomic():
-                booked = LedgerTransaction.objects.create(
-                    kind=kind, idempotency_key=idempotency_key, memo=memo, reference=reference
-                )
-        except IntegrityError:
+        booked = LedgerTransaction(kind=kind, idempotency_key=idempotency_key, memo=memo, reference=reference)
+        # The key's unique index decides: a repeat (rare: a retry) inserts nothing and gets the
+        # first booking, so the common path does not look the key up first.
+        if not model_insert(booked, ignore_conflicts=True):
             return _same_kind(LedgerTransaction.objects.get(idempotency_key=idempotency_key), kind), False
         for account_id in sorted(moves.keys() | settled.keys()):
-            changes: dict[str, Any] = {"balance": F("balance") + moves.get(account_id, ZERO)}
-            if account_id in settled:
-                changes["held"] = F("held") - settled[account_id]
-            LedgerAccount.objects.filter(pk=account_id).update(**changes)
-        LedgerEntry.objects.bulk_create(
-            LedgerEntry(transaction=booked, account=account, organization_id=account.organization_id, amount=amount)
-            for (account, _), amount in zip(lines, amounts, strict=True)
+            sql_rows(*balance_move(account_id, moves.get(account_id, ZERO), settled.get(account_id, ZERO)))
+        model_insert(
+            *(
+                LedgerEntry(
+                    transaction=booked, account_id=account.pk, organization_id=account.organization_id, amount=amount
+                )
+                for (account, _), amount in zip(lines, amounts, strict=True)
+            )
         )
     return booked, True
 
@@ -139,14 +140,7 @@ def _low_balance_fall(organization_id: int) -> bool:
     """Set the flag and emit ``balance.low`` if available funds are under the threshold and the
     buyer was not told yet. One conditional UPDATE (compare-and-set): of concurrent bookings that
     cross the threshold, exactly one emits."""
-    crossed = (
-        _buyer_account(organization_id)
-        .filter(
-            low_balance_notified=False, low_balance_threshold__isnull=False, low_balance_threshold__gt=AVAILABLE_FUNDS
-        )
-        .update(low_balance_notified=True)
-    )
-    if not crossed:
+    if not sql_rows(*low_balance_fallen(organization_id)):
         return False
     account = _buyer_account(organization_id).get()
     assert account.low_balance_threshold is not None
@@ -300,22 +294,13 @@ def funds_hold(*, organization_id: int, amount: Decimal) -> None:
     One conditional UPDATE: the hold happens only if the balance stays at or above −credit limit,
     so concurrent posts can never overspend. Call inside the reservation's transaction.
     """
-    with market_scope():
-        updated = LedgerAccount.objects.filter(
-            GreaterThanOrEqual(AVAILABLE_FUNDS, Value(amount)),
-            organization_id=organization_id,
-            kind=LedgerAccount.Kind.BUYER_BALANCE,
-        ).update(held=F("held") + amount)
-    if updated != 1:
+    if not sql_rows(*funds_held(organization_id, amount)):
         raise FundsRefused(f"organization {organization_id} cannot cover {amount}")
 
 
 def funds_release(*, organization_id: int, amount: Decimal) -> None:
     """Give back a hold (the sale was released, or it is being booked)."""
-    with market_scope():
-        LedgerAccount.objects.filter(organization_id=organization_id, kind=LedgerAccount.Kind.BUYER_BALANCE).update(
-            held=F("held") - amount
-        )
+    sql_rows(*funds_unheld(organization_id, amount))
 
 
 def sale_book(

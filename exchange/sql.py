@@ -1,52 +1,23 @@
-"""The exchange's hand-written SQL: a cursor for the ping's two hot statements, and the one
-reporting read written per dialect (the buyers' figures of the pings' waterfalls).
-
-A cursor for the ping's two hot statements: server-side binding, prepared after a few runs.
-
-Django's PostgreSQL cursors bind parameters on the client: psycopg quotes every value into the
-SQL text in Python, and PostgreSQL parses and plans the result every time. The ping's two
-statements (the live-state read and the ping write) have a constant text, so this cursor sends
-the values apart, dumped by psycopg's C adapters, and lets the driver prepare the statement once
-per connection (``prepare_threshold``, 5 runs by default; ``DB_PREPARE_THRESHOLD=`` empty turns it
-off, as behind a connection pooler in transaction mode). It is still Django's cursor wrapper, so
-query counts, logging and error translation are unchanged.
-"""
+"""The exchange's hand-written SQL: the one reporting read written per dialect (the buyers'
+figures of the pings' waterfalls), and a post's statements on its sales (run on
+:func:`core.sql.bound_cursor`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.backends.utils import CursorWrapper
+from django.db import connection
 from django.db.models import Q
 
 from contracts.models import BuyerContract
-from exchange.models import Ping
+from core.sql import SqlPart
+from exchange.models import Ping, Sale
 
 Hours = Sequence[tuple[datetime, datetime]]  # [start, end) ranges of whole hours
-
-
-def bound_cursor() -> CursorWrapper:
-    """A server-side binding cursor on PostgreSQL; Django's usual cursor elsewhere."""
-    # The connection itself, not the ``connection`` proxy: each attribute of the proxy looks the
-    # thread's connection up again.
-    conn = connections[DEFAULT_DB_ALIAS]
-    if conn.vendor != "postgresql":
-        return conn.cursor()
-    from django.db.backends.postgresql import base
-
-    cursor_class: Any = base.ServerBindingCursor  # psycopg's own cursor; not in django-stubs
-
-    conn.close_if_health_check_failed()
-    conn.ensure_connection()
-    conn.validate_thread_sharing()
-    with conn.wrap_database_errors:
-        raw = cursor_class(conn.connection)
-    return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
 
 
 # --- the buyers' figures of the pings' waterfalls (reporting's fold) ----------------------------
@@ -231,3 +202,46 @@ def hours_q(field: str, hours: Hours) -> Q:
     for start, end in hours:
         q |= Q(**{f"{field}__gte": start, f"{field}__lt": end})
     return q
+
+
+# --- a post's sales: statements with a constant text, on core.sql.bound_cursor ---------------------
+
+_SALES = Sale._meta.db_table
+
+
+def bought_recently(
+    *, organization_id: int, hashes: Sequence[str], statuses: Sequence[str], since: datetime
+) -> SqlPart:
+    """A row if the buyer bought a live, non-test sale of one of these consumers since ``since``
+    (the dedup check; the sales' email and phone indexes answer it)."""
+    consumers = ", ".join(["%s"] * len(hashes))
+    live = ", ".join(["%s"] * len(statuses))
+    return (
+        f"SELECT 1 FROM {_SALES} WHERE (email_hash IN ({consumers}) OR phone_hash IN ({consumers})) "  # nosec B608  # names and placeholders only
+        f"AND organization_id = %s AND status IN ({live}) AND test = %s AND created_at >= %s LIMIT 1",
+        [*hashes, *hashes, organization_id, *statuses, False, _when(since)],
+    )
+
+
+def sale_moved(sale_id: int, *, before: str, after: str, changes: Mapping[str, object]) -> SqlPart:
+    """Move one sale from status ``before`` to ``after`` with these other column values (a
+    compare-and-set). Returns its id, or no row when it was no longer ``before``."""
+    sets = "".join(f", {column} = %s" for column in changes)
+    return (
+        f"UPDATE {_SALES} SET status = %s{sets} WHERE id = %s AND status = %s RETURNING id",  # nosec B608  # names and placeholders only
+        [after, *(_when(v) if isinstance(v, datetime) else v for v in changes.values()), sale_id, before],
+    )
+
+
+def _when(moment: datetime) -> object:
+    """A time as this database takes it in a raw statement (SQLite: naive UTC text, as Django
+    stores it)."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def ping_claimed(ping_id: int, now: datetime) -> SqlPart:
+    """Mark a ping posted, if no post claimed it yet (a compare-and-set). Returns its id, or no row."""
+    return (
+        f"UPDATE {Ping._meta.db_table} SET posted_at = %s WHERE id = %s AND posted_at IS NULL RETURNING id",  # nosec B608  # names and placeholders only
+        [_when(now), ping_id],
+    )

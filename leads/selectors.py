@@ -6,11 +6,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from accounts.models import Organization
 from core.errors import NotFound
+from core.sql import sql_rows
 from leads.models import Lead, Suppression
+from leads.sql import suppressions_refusing
 
 
 def lead_get(*, seller: Organization, public_id: str) -> Lead:
@@ -56,11 +58,8 @@ def suppression_match(*, consumer_hashes: Collection[str]) -> SuppressionMatch:
     hashes = [h for h in consumer_hashes if h]
     if not hashes:
         return SuppressionMatch(False, frozenset())
-    rows = Suppression.objects.filter(consumer_hash__in=hashes).filter(
-        Q(scope=Suppression.Scope.EXCHANGE) | Q(organization__isnull=False)
-    )
     exchange, buyers = False, set()
-    for scope, organization_id in rows.values_list("scope", "organization_id"):
+    for scope, organization_id in sql_rows(*suppressions_refusing(hashes)):
         if scope == Suppression.Scope.EXCHANGE:
             exchange = True
         elif organization_id is not None:

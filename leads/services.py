@@ -15,8 +15,10 @@ from django.utils import timezone
 from core.ids import public_id_new
 from core.pii import PiiInvalid
 from core.schema import FieldSpec
+from core.sql import model_insert, sql_rows
 from leads.crypto import pii_encrypt
 from leads.models import CONSENT_PII_FIELDS, ConsentRecord, Lead, Suppression, SuppressionUpload
+from leads.sql import lead_outcome
 from leads.suppressions import consumer_guess, consumer_of
 
 
@@ -58,7 +60,7 @@ def lead_store(
     consumer) keeps none of it."""
     plain, pii = lead_split(values, fields)
     with transaction.atomic(savepoint=False):
-        lead = Lead.objects.create(
+        lead = Lead(
             organization_id=seller_id,
             campaign_id=campaign_id,
             offer_id=offer_id,
@@ -72,7 +74,8 @@ def lead_store(
             quality_signals=dict(quality_signals or {}),
             test=test,
         )
-        ConsentRecord.objects.create(
+        model_insert(lead)
+        consent_record = ConsentRecord(
             lead=lead,
             organization_id=seller_id,
             text=consent.get("text", ""),
@@ -84,17 +87,16 @@ def lead_store(
             jornaya_leadid=consent.get("jornaya_leadid", ""),
             raw={k: json_value(v) for k, v in consent.items()},
         )
+        model_insert(consent_record)
     return lead
 
 
 def lead_outcome_set(*, lead: Lead, status: str, reason: str = "", payout: Decimal | None = None) -> None:
     """Record where a lead stands (sold, unsold, pending, rejected), its reason and, when given, what
     its seller earns; ``lead`` is updated to match. Call inside the caller's transaction."""
-    values: dict[str, Any] = {"status": status, "reason": reason, "updated_at": timezone.now()}
-    if payout is not None:
-        values["payout"] = payout
-    Lead.objects.filter(pk=lead.pk).update(**values)
-    lead.status, lead.reason, lead.updated_at = status, reason, values["updated_at"]
+    now = timezone.now()
+    sql_rows(*lead_outcome(lead.pk, status=status, reason=reason, payout=payout, now=now))
+    lead.status, lead.reason, lead.updated_at = status, reason, now
     if payout is not None:
         lead.payout = payout
 

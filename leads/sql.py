@@ -1,11 +1,16 @@
-"""The leads' part of the ping's live-state statement (see core.sql): opt-outs and buyers' own lists."""
+"""The leads' SQL: their part of the ping's live-state statement (see core.sql), opt-outs and
+buyers' own lists; and a post's outcome of its lead."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
 
 from core.sql import Dialect, SqlPart
-from leads.models import Suppression
+from leads.models import Lead, Suppression
 
 
 def suppressed_part(consumer_hashes: Sequence[str], buyer_ids: Sequence[int], sql: Dialect) -> SqlPart:
@@ -19,4 +24,24 @@ def suppressed_part(consumer_hashes: Sequence[str], buyer_ids: Sequence[int], sq
         f"{sql.null('timestamptz')} FROM {Suppression._meta.db_table} WHERE {consumers} "
         f"AND (scope = %s OR (scope = %s AND {buyers}))",
         [*params, Suppression.Scope.EXCHANGE.value, Suppression.Scope.ORGANIZATION.value, *buyer_params],
+    )
+
+
+def lead_outcome(lead_id: int, *, status: str, reason: str, payout: Decimal | None, now: datetime) -> SqlPart:
+    """Set where a lead stands (status, reason, and what its seller earns unless ``payout`` is None)."""
+    paid = "" if payout is None else ", payout = CAST(%s AS NUMERIC)"
+    return (
+        f"UPDATE {Lead._meta.db_table} SET status = %s, reason = %s, updated_at = %s{paid} WHERE id = %s",  # nosec B608  # names and placeholders only
+        [status, reason, connection.ops.adapt_datetimefield_value(now), *([] if payout is None else [payout]), lead_id],
+    )
+
+
+def suppressions_refusing(consumer_hashes: Sequence[str]) -> SqlPart:
+    """Rows ``(scope, organization id)`` of every suppression of these consumers that refuses a
+    buyer: exchange-wide ones and those on any organization's own list."""
+    consumers = ", ".join(["%s"] * len(consumer_hashes))
+    return (
+        f"SELECT scope, organization_id FROM {Suppression._meta.db_table} WHERE consumer_hash IN ({consumers}) "  # nosec B608  # names and placeholders only
+        "AND (scope = %s OR organization_id IS NOT NULL)",
+        [*consumer_hashes, Suppression.Scope.EXCHANGE.value],
     )

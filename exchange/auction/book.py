@@ -225,6 +225,7 @@ class Book:
     offers: dict[int, OfferBook]
     campaigns: dict[str, tuple[CompiledCampaign, int]]  # public id -> (campaign, offer id)
     signing_secrets: dict[int, str]  # organization id -> its Standard Webhooks secret
+    campaigns_by_id: dict[int, CompiledCampaign] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -426,7 +427,13 @@ def _build(version: tuple[int, int]) -> Book:
         for c in campaigns
     }
     secrets = {o.pk: o.signing_secret for o in organizations.values()}
-    return Book(version=version, offers=books, campaigns=compiled_campaigns, signing_secrets=secrets)
+    return Book(
+        version=version,
+        offers=books,
+        campaigns=compiled_campaigns,
+        signing_secrets=secrets,
+        campaigns_by_id={c.id: c for c, _ in compiled_campaigns.values()},
+    )
 
 
 def _cache_shared() -> bool:

@@ -26,14 +26,13 @@ from contracts.rules import ping_values
 from contracts.schedules import period_key
 from contracts.sql import cap_counters_part
 from core.money import payout_for
-from core.sql import Dialect, SqlPart, dialect_of
+from core.sql import Dialect, SqlPart, bound_cursor, dialect_of
 from exchange.auction.book import CompiledCampaign, CompiledContract, OfferBook
 from exchange.auction.breaker import breaker_record, breaker_retry_take
 from exchange.auction.distribution import Priced, Ranked, prices_paid, rank_bids
 from exchange.auction.pricing import cap_at_max, contract_price, effective_floor
 from exchange.auction.rtb import RtbCall, rtb_body, rtb_collect, rtb_start
 from exchange.models import Ping, Sale
-from exchange.sql import bound_cursor
 from leads.services import json_value
 from leads.sql import suppressed_part
 

@@ -17,6 +17,7 @@ from core.errors import NotFound
 from core.pii import email_hash as hash_email
 from core.pii import phone_hash as hash_phone
 from core.schema import lead_validate
+from core.sql import model_read, sql_rows
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
 from exchange.consent_verify import certificate_verify
 from exchange.errors import PingAlreadyPosted, PingExpired, PingMismatch
@@ -40,6 +41,7 @@ from exchange.services.selling import (
     lead_route,
     sale_release,
 )
+from exchange.sql import ping_claimed
 from leads.crypto import pii_decrypt
 from leads.models import Lead
 from leads.scoring import post_signals, score_of
@@ -109,7 +111,7 @@ def post_receive(*, seller: Organization, request: PostRequest) -> LeadAnswer:
     one ping is posted once even when two posts race.
     """
     started = time.perf_counter() if request.arrived is None else request.arrived
-    ping = Ping.objects.filter(organization=seller, public_id=request.ping_id).select_related("campaign").first()
+    ping = next(iter(model_read(Ping, "organization_id = %s AND public_id = %s", [seller.pk, request.ping_id])), None)
     if ping is None:
         raise NotFound("No such ping.")
     if ping.posted_at is not None:
@@ -128,19 +130,18 @@ def post_receive(*, seller: Organization, request: PostRequest) -> LeadAnswer:
     mismatches.update(_pii_mismatches(values, ping))
     if mismatches:
         raise PingMismatch("The post does not match its ping.", fields=mismatches)
-    campaign = book.campaigns[ping.campaign.public_id][0]
+    campaign = book.campaigns_by_id[ping.campaign_id]
     # The opt-out lists again: a consumer may have opted out since the ping, and the post may
     # carry a contact the ping did not hash.
     suppression = suppression_match(consumer_hashes=_consumer_hashes(values, ping))
     with transaction.atomic():
-        if Ping.objects.filter(pk=ping.pk, posted_at__isnull=True).update(posted_at=now) != 1:
+        if not sql_rows(*ping_claimed(ping.pk, now)):
             raise PingAlreadyPosted("This ping has already been posted.")
         lead = _lead_store(
             ping=ping, offer=offer, values=values, consent=request.consent, suppressed=suppression.exchange
         )
     package = LeadPackage.of(values, request.consent, offer)
-    with market_scope():
-        bids = list(Bid.objects.filter(ping=ping).order_by("rank"))
+    bids = model_read(Bid, "ping_id = %s ORDER BY rank", [ping.pk])
     return _lead_sell(
         lead=lead,
         ping=ping,

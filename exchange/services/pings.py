@@ -23,6 +23,7 @@ from core.errors import Invalid
 from core.ids import public_id_new
 from core.money import ZERO
 from core.schema import LeadInvalid, lead_validate
+from core.sql import bound_cursor
 from exchange.auction.book import VERSION_KEY as BOOK_VERSION_KEY
 from exchange.auction.book import Book, CompiledCampaign, OfferBook, book_current
 from exchange.auction.engine import (
@@ -35,7 +36,6 @@ from exchange.auction.engine import (
     repeat_read,
 )
 from exchange.models import Bid, Ping
-from exchange.sql import bound_cursor
 from exchange.velocity import consumer_keys, other_sellers_seen
 from leads.scoring import ping_signals, score_of
 from leads.services import json_value

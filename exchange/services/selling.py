@@ -14,7 +14,6 @@ from typing import Any
 from celery import signature
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -24,11 +23,13 @@ from contracts.services import CapRefused, cap_release, cap_reserve
 from core.hooks import event_emit
 from core.money import ZERO, money_str, payout_for
 from core.outbound import http_send_all
+from core.sql import model_insert, sql_rows
 from exchange.auction.book import CompiledContract, OfferBook
 from exchange.auction.engine import LIVE_SALE_STATUSES, cap_keys, lead_refusal, named_buyers_of
 from exchange.delivery import DeliveryResult, delivery_judge, delivery_request, delivery_send, redacted
 from exchange.models import Bid, DeliveryAttempt, Ping, Sale
 from exchange.services.rejects import reject_watch
+from exchange.sql import bought_recently, sale_moved
 from leads.models import Lead
 from leads.selectors import SuppressionMatch, suppression_match
 from leads.services import json_value, lead_outcome_set
@@ -62,14 +63,16 @@ def _dedup_lock(buyer_id: int, hashes: list[str]) -> None:
 def _bought_recently(contract: CompiledContract, hashes: list[str], now: dt.datetime) -> bool:
     if contract.dedup_days <= 0 or not hashes:
         return False
-    match = Q(email_hash__in=hashes) | Q(phone_hash__in=hashes)
-    return Sale.objects.filter(
-        match,
-        organization_id=contract.organization_id,
-        status__in=LIVE_SALE_STATUSES,
-        test=False,
-        created_at__gte=now - timedelta(days=contract.dedup_days),
-    ).exists()
+    return bool(
+        sql_rows(
+            *bought_recently(
+                organization_id=contract.organization_id,
+                hashes=hashes,
+                statuses=LIVE_SALE_STATUSES,
+                since=now - timedelta(days=contract.dedup_days),
+            )
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def _sale_reserve(
             if refusal is not None:
                 transaction.set_rollback(True)  # nothing reserved, nothing written
                 return refusal
-        sale = Sale.objects.create(
+        sale = Sale(
             organization_id=contract.organization_id,
             seller_id=lead.organization_id,
             lead=lead,
@@ -147,6 +150,7 @@ def _sale_reserve(
             cap_keys=sorted(keys.values()),
             created_at=now,
         )
+        model_insert(sale)
         if contract.delivery.get("method", "none") == "none":
             # The buyer takes its leads from the portal and API: accepted at once.
             _sale_capture(sale, lead)
@@ -175,7 +179,7 @@ def _sale_settle(
     sale, contract = reservation.sale, reservation.contract
     assert reservation.payload is not None
     with market_scope(), transaction.atomic():
-        DeliveryAttempt.objects.create(
+        attempt = DeliveryAttempt(
             organization_id=contract.organization_id,
             sale=sale,
             contract_id=contract.id,
@@ -187,6 +191,7 @@ def _sale_settle(
             reason=result.reason,
             latency_ms=result.latency_ms,
         )
+        model_insert(attempt)
         if result.accepted:
             if _sale_capture(sale, lead):
                 return SaleAttempt(sale)
@@ -299,12 +304,12 @@ def _reservation_refusal(
 def _sale_capture(sale: Sale, lead: Lead) -> bool:
     """Book a reserved sale (its hold becomes a ledger transaction); False if it was released
     meanwhile (the stale-reservation sweeper got there first)."""
-    updated = Sale.objects.filter(pk=sale.pk, status=Sale.Status.RESERVED).update(
-        status=Sale.Status.SOLD, sold_at=timezone.now()
-    )
-    if updated != 1:
+    sold_at = timezone.now()
+    if not sql_rows(
+        *sale_moved(sale.pk, before=Sale.Status.RESERVED, after=Sale.Status.SOLD, changes={"sold_at": sold_at})
+    ):
         return False
-    sale.status = Sale.Status.SOLD
+    sale.status, sale.sold_at = Sale.Status.SOLD, sold_at
     if not sale.test:
         sale_book(
             sale_public_id=sale.public_id,
@@ -321,10 +326,10 @@ def sale_release(*, sale: Sale, reason: str) -> bool:
     """Hand a reserved sale's cap, budget and funds back; False if it was no longer reserved.
     Inside a caller's transaction it is part of it (no savepoint)."""
     with market_scope(), transaction.atomic(savepoint=False):
-        updated = Sale.objects.filter(pk=sale.pk, status=Sale.Status.RESERVED).update(
-            status=Sale.Status.RELEASED, release_reason=reason[:64]
+        moved = sale_moved(
+            sale.pk, before=Sale.Status.RESERVED, after=Sale.Status.RELEASED, changes={"release_reason": reason[:64]}
         )
-        if updated != 1:
+        if not sql_rows(*moved):
             return False
         if not sale.test:
             cap_release(contract_id=sale.contract_id, keys=list(sale.cap_keys), price=sale.price)

@@ -21,6 +21,7 @@ from accounts.tenancy import market_scope
 from core.errors import ExchangeError
 from core.outbound import REFUSED, TIMEOUT, OutboundRequest, UnsafeUrl, http_send, url_check
 from core.retry import backoff_delay
+from core.sql import model_insert, model_read
 from exchange.signing import secret_new, signed_headers
 from exchange.webhooks import tasks  # the task module names these services only when run
 from exchange.webhooks.models import (
@@ -152,9 +153,10 @@ def event_emit(*, organization_id: int, type: str, data: dict[str, Any]) -> Even
     now = timezone.now()
     # No savepoint: the event belongs to the caller's transaction, all or nothing with it.
     with transaction.atomic(savepoint=False):
-        event = Event.objects.create(organization_id=organization_id, type=type, data=data, created_at=now)
-        endpoints = WebhookEndpoint.objects.with_scope(organization=organization_id).filter(
-            status=WebhookEndpoint.Status.ACTIVE
+        event = Event(organization_id=organization_id, type=type, data=data, created_at=now)
+        model_insert(event)
+        endpoints = model_read(
+            WebhookEndpoint, "organization_id = %s AND status = %s", [organization_id, WebhookEndpoint.Status.ACTIVE]
         )
         deliveries = [
             EventDelivery(
@@ -169,9 +171,9 @@ def event_emit(*, organization_id: int, type: str, data: dict[str, Any]) -> Even
             for endpoint in endpoints
             if endpoint.accepts(type)
         ]
+        if deliveries:
+            model_insert(*deliveries)  # with their primary keys, which the tasks name
         for delivery in deliveries:
-            # One by one rather than bulk_create: each needs its primary key for the task on every database.
-            delivery.save()
             _deliver_on_commit(delivery)
     return event
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from core.sql import pg_array
-from exchange.sql import bound_cursor
+from core.sql import bound_cursor, pg_array
 
 pytestmark = [
     pytest.mark.django_db,
