@@ -226,6 +226,7 @@ class Book:
     campaigns: dict[str, tuple[CompiledCampaign, int]]  # public id -> (campaign, offer id)
     signing_secrets: dict[int, str]  # organization id -> its Standard Webhooks secret
     campaigns_by_id: dict[int, CompiledCampaign] = field(default_factory=dict)
+    postback_sellers: frozenset[int] = frozenset()  # sellers with a campaign that has a postback URL
 
     @property
     def size(self) -> int:
@@ -433,6 +434,7 @@ def _build(version: tuple[int, int]) -> Book:
         campaigns=compiled_campaigns,
         signing_secrets=secrets,
         campaigns_by_id={c.id: c for c, _ in compiled_campaigns.values()},
+        postback_sellers=frozenset(c.organization_id for c in campaigns if c.postback_url),
     )
 
 
