@@ -1,4 +1,7 @@
-"""The two SQL dialects the ping's one live-state statement is written in: PostgreSQL and portable.
+"""The hot paths' SQL: the dialects of the ping's live-state statement, and the cursor and helpers
+every hot statement runs on.
+
+The two SQL dialects the ping's one live-state statement is written in: PostgreSQL and portable.
 
 Each app that owns a table the auction reads builds its part of that statement (``<app>/sql.py``)
 against a :class:`Dialect`; the exchange joins the parts with ``UNION ALL`` and runs them in one
@@ -6,6 +9,10 @@ round trip. Each dialect is written whole, not as branches inside each part.
 
 Every part returns rows of the same six columns: a one-letter kind, an id, a text, an integer, a
 number and a time (``NULL`` where the kind has none).
+
+The post's statements (decision 70) are written the same way, each by the app that owns the table
+and run by :func:`sql_rows`; rows are inserted and read by :func:`model_insert` and
+:func:`model_read`, whose statement texts are built once per process.
 """
 
 from __future__ import annotations
