@@ -9,7 +9,7 @@ export REDIS_URL_TEST ?= redis://127.0.0.1:6379/15
 # pytest-xdist workers, each with its own PostgreSQL test database and Redis database (tests/settings.py).
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test lint audit bench bench-reports bench-bigbook services clean
+.PHONY: install demo test lint audit bench bench-reports bench-bigbook profile services clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,6 +82,10 @@ bench-reports: install services
 # A big book (issue 18): CPU per ping at 30 to 30 000 contracts on an offer, and the book's rebuild.
 bench-bigbook: install services
 	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python tests/bench/bigbook.py $(BENCH_ARGS)
+
+# Where a ping's and a post's CPU goes (decision 70): CPU per request in one process, and cProfile's top functions.
+profile: install services
+	DATABASE_URL=$(DATABASE_URL_TEST) REDIS_URL=$(REDIS_URL_TEST) $(BIN)/python tests/bench/cpu_profile.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3* var
