@@ -39,7 +39,7 @@ from core.errors import Invalid, NotFound
 from core.money import MoneyError, money_str, to_money
 from core.outbound import REFUSED, TIMEOUT, OutboundRequest, http_send
 from core.retry import backoff_delay
-from exchange.auction.book import book_current
+from exchange.auction.book import book_held
 from exchange.models import Sale
 from exchange.signing import signed_headers
 from leads.models import Lead
@@ -203,8 +203,9 @@ def _postback_queue(*, lead: Lead, conversion: Conversion | None, event: str, va
 def lead_sold_heard(*, organization_id: int, type: str, data: dict[str, Any]) -> None:
     """The ``lead.sold`` event (``core.hooks.event_subscribe``): the seller's ``sold`` postback, with
     the lead's whole payout (the sum over its buyers), once per lead. A seller none of whose
-    campaigns has a postback URL (the contract book knows) costs no query."""
-    if organization_id not in book_current().postback_sellers:
+    campaigns has a postback URL costs no query: the contract book knows, as the post, full lead,
+    re-auction or sweep that sold the lead had it checked (the cache is not asked again)."""
+    if organization_id not in book_held().postback_sellers:
         return
     with market_scope():
         lead = Lead.objects.select_related("campaign").filter(public_id=data["lead_id"]).first()

@@ -479,6 +479,14 @@ def book_current() -> Book:
         return _book
 
 
+def book_held() -> Book:
+    """The book this process holds, as the request or task in hand last had :func:`book_current`
+    check it, without asking the cache again (built if there is none yet): for what a request
+    looks up after it began with the current book."""
+    book = _book
+    return book if book is not None else book_current()
+
+
 def _rebuild_behind(version: tuple[int, int]) -> None:
     """Rebuild the book at ``version`` in a thread of its own, unless one is at it already (the
     next ping after it finishes starts another if the market moved on meanwhile)."""

@@ -252,3 +252,21 @@ def test_a_manager_sets_the_postback_url_on_the_campaign_page_and_an_analyst_can
     assert "a manager or owner changes it" in analyst.get(url, HTTP_HX_REQUEST="true").content.decode()
     with market_scope():
         assert Campaign.objects.get(public_id="cmp_seller").postback_url == base(receiver) + "/pb?l={lead_id}"
+
+
+def test_a_postback_url_saved_on_the_page_is_called_for_the_next_lead_sold_and_not_the_one_before(receiver):
+    market_with()
+    sold(0)  # the book compiled then knows no postback URL of this seller
+    manager = member("manager@seller.test", "seller", "manager")
+    saved = manager.post(
+        "/portal/campaigns/cmp_seller/postbacks/",
+        {"postback_url": base(receiver) + "/pb?l={lead_id}"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "Saved: called from the next lead sold." in saved.content.decode()
+
+    after = sold(1)
+
+    assert postbacks_due() == 1
+    assert postbacks() == [("sold", "succeeded", 1)]
+    assert [r.path for r in receiver.requests] == [f"/pb?l={after.lead.public_id}"]
