@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -98,6 +99,12 @@ def bound_cursor() -> CursorWrapper:
     with conn.wrap_database_errors:
         raw = cursor_class(conn.connection)
     return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
+
+
+def sql_time(moment: datetime) -> object:
+    """A time as this database takes it as a raw statement's parameter (SQLite: naive UTC text, as
+    Django stores it; PostgreSQL: the time itself)."""
+    return connections[DEFAULT_DB_ALIAS].ops.adapt_datetimefield_value(moment)
 
 
 def sql_rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

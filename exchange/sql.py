@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Q
 
 from contracts.models import BuyerContract
-from core.sql import SqlPart
+from core.sql import SqlPart, sql_time
 from exchange.models import Ping, Sale
 
 Hours = Sequence[tuple[datetime, datetime]]  # [start, end) ranges of whole hours
@@ -219,7 +219,7 @@ def bought_recently(
     return (
         f"SELECT 1 FROM {_SALES} WHERE (email_hash IN ({consumers}) OR phone_hash IN ({consumers})) "  # nosec B608  # names and placeholders only
         f"AND organization_id = %s AND status IN ({live}) AND test = %s AND created_at >= %s LIMIT 1",
-        [*hashes, *hashes, organization_id, *statuses, False, _when(since)],
+        [*hashes, *hashes, organization_id, *statuses, False, sql_time(since)],
     )
 
 
@@ -229,19 +229,13 @@ def sale_moved(sale_id: int, *, before: str, after: str, changes: Mapping[str, o
     sets = "".join(f", {column} = %s" for column in changes)
     return (
         f"UPDATE {_SALES} SET status = %s{sets} WHERE id = %s AND status = %s RETURNING id",  # nosec B608  # names and placeholders only
-        [after, *(_when(v) if isinstance(v, datetime) else v for v in changes.values()), sale_id, before],
+        [after, *(sql_time(v) if isinstance(v, datetime) else v for v in changes.values()), sale_id, before],
     )
-
-
-def _when(moment: datetime) -> object:
-    """A time as this database takes it in a raw statement (SQLite: naive UTC text, as Django
-    stores it)."""
-    return connection.ops.adapt_datetimefield_value(moment)
 
 
 def ping_claimed(ping_id: int, now: datetime) -> SqlPart:
     """Mark a ping posted, if no post claimed it yet (a compare-and-set). Returns its id, or no row."""
     return (
         f"UPDATE {Ping._meta.db_table} SET posted_at = %s WHERE id = %s AND posted_at IS NULL RETURNING id",  # nosec B608  # names and placeholders only
-        [_when(now), ping_id],
+        [sql_time(now), ping_id],
     )

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
-
-from core.sql import Dialect, SqlPart
+from core.sql import Dialect, SqlPart, sql_time
 from leads.models import Lead, Suppression
 
 
@@ -32,7 +30,7 @@ def lead_outcome(lead_id: int, *, status: str, reason: str, payout: Decimal | No
     paid = "" if payout is None else ", payout = CAST(%s AS NUMERIC)"
     return (
         f"UPDATE {Lead._meta.db_table} SET status = %s, reason = %s, updated_at = %s{paid} WHERE id = %s",  # nosec B608  # names and placeholders only
-        [status, reason, connection.ops.adapt_datetimefield_value(now), *([] if payout is None else [payout]), lead_id],
+        [status, reason, sql_time(now), *([] if payout is None else [payout]), lead_id],
     )
 
 
