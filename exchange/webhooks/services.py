@@ -156,7 +156,9 @@ def event_emit(*, organization_id: int, type: str, data: dict[str, Any]) -> Even
         event = Event(organization_id=organization_id, type=type, data=data, created_at=now)
         model_insert(event)
         endpoints = model_read(
-            WebhookEndpoint, "organization_id = %s AND status = %s", [organization_id, WebhookEndpoint.Status.ACTIVE]
+            WebhookEndpoint,
+            "organization_id = %s AND status = %s ORDER BY created_at, id",
+            [organization_id, WebhookEndpoint.Status.ACTIVE],
         )
         deliveries = [
             EventDelivery(
