@@ -76,10 +76,11 @@ def test_a_row_read_is_the_instance_the_orm_reads(db):
 
 def test_decimals_and_times_survive_the_round_trip(market, orgs):
     with market_scope():
+        campaign = orgs["leadgen"].campaigns.get()
         lead = Lead.objects.create(
             organization=orgs["leadgen"],
-            campaign_id=orgs["leadgen"].campaigns.get().pk,
-            offer_id=orgs["leadgen"].campaigns.get().offer_id,
+            campaign=campaign,
+            offer_id=campaign.offer_id,
             data={"state": "CA"},
             payout=Decimal("12.34"),
         )
