@@ -56,9 +56,18 @@ def flaky_contract() -> BuyerContract:
 
 def tripped(buyers, settings, behaviour: Behaviour | None = None, **contract) -> dict:
     """A market whose RTB buyer "flaky" failed once and was paused (one failure trips the breaker
-    here); the fixed buyer takes the leads meanwhile. The flaky buyer then behaves as given."""
+    here); the fixed buyer takes the leads meanwhile. The flaky buyer then behaves as given.
+
+    The ping's deadline and the buyer's timeout are generous: these tests are of the breaker's
+    verdicts, and on a busy machine a ping late to call the buyer would have its timeout cut short,
+    which is no verdict (the tests of that set their own deadline)."""
     settings.GAVEL_RTB_BREAKER_FAILURES = 1
-    load(rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0), **contract), buyer("fixed", "10.00"))
+    contract.setdefault("rtb_timeout_ms", 3000)
+    load(
+        rtb_buyer(buyers, "flaky", Behaviour(failure_rate=1.0), **contract),
+        buyer("fixed", "10.00"),
+        ping_timeout_ms=5000,
+    )
     answer = ping(0)
     assert steps(answer["ping_id"])["ctr_flaky"]["reason"] == "rtb_error"
     assert flaky_contract().hold == "breaker"
